@@ -1,0 +1,45 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint eval bench locales clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Local chat on SQLite with the bundled knowledge base; no token needed.
+demo: install
+	$(PY) -m bot playground
+
+## The whole suite; PostgreSQL tests run when TEST_POSTGRES_URL is set (CI sets it).
+test: install
+	$(PY) -m knowledge_base check
+	$(PY) -m bot.i18n_build --check
+	$(PY) -m pytest -q
+	$(PY) -m knowledge_base eval knowledge_base/eval/test.jsonl
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m mypy bot handlers knowledge_base storage
+
+eval: install
+	$(PY) -m knowledge_base eval knowledge_base/eval/dev.jsonl
+	$(PY) -m knowledge_base eval knowledge_base/eval/test.jsonl
+
+bench: install
+	$(PY) bench/bench_matcher.py
+	$(PY) bench/bench_telegram.py
+
+## Re-extract UI strings, regenerate Cyrillic, compile catalogues.
+locales: install
+	$(PY) -m bot.i18n_build
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

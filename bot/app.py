@@ -1,0 +1,47 @@
+"""Wiring: one place that builds the database, knowledge base and services for every channel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.config import Settings
+from bot.services.answering import AnswerService
+from bot.services.users import UserService
+from knowledge_base.loader import load_knowledge_base
+from knowledge_base.matcher import Matcher
+from knowledge_base.model import KnowledgeBase
+from storage.db import upgrade_schema
+from storage.uow import Database
+
+
+@dataclass
+class AppServices:
+    """Everything a channel needs; channels get this and nothing else."""
+
+    settings: Settings
+    database: Database
+    knowledge_base: KnowledgeBase
+    matcher: Matcher
+    users: UserService
+    answers: AnswerService
+
+    async def close(self) -> None:
+        await self.database.dispose()
+
+
+async def build_services(settings: Settings, *, migrate: bool = True) -> AppServices:
+    """Upgrade the schema, load and index the KB once, and build the services on top."""
+    if migrate:
+        await upgrade_schema(settings.database_url)
+    database = Database(settings.database_url)
+    knowledge_base = load_knowledge_base()
+    matcher = Matcher.from_knowledge_base(knowledge_base)
+    admins = frozenset(str(admin_id) for admin_id in settings.admin_ids)
+    return AppServices(
+        settings=settings,
+        database=database,
+        knowledge_base=knowledge_base,
+        matcher=matcher,
+        users=UserService(database, admins),
+        answers=AnswerService(knowledge_base, matcher, database),
+    )

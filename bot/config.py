@@ -1,0 +1,72 @@
+"""Settings from the environment (and an optional .env), validated once at start-up."""
+
+from __future__ import annotations
+
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Language = Literal["sr-Latn", "sr-Cyrl", "en"]
+LANGUAGES: tuple[Language, ...] = ("sr-Latn", "sr-Cyrl", "en")
+DEFAULT_LANGUAGE: Language = "sr-Latn"
+
+
+def default_database_url() -> str:
+    """The embedded default: an SQLite file under ./data/."""
+    return f"sqlite+aiosqlite:///{Path('data') / 'bot.sqlite3'}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_base: str = "https://api.telegram.org"
+    database_url: str = Field(default_factory=default_database_url)
+    mentor_chat_id: int | None = None
+    admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    redis_url: str | None = None
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    http_host: str = "0.0.0.0"
+    http_port: int = 8080
+    viber_auth_token: SecretStr | None = None
+    viber_api_base: str = "https://chatapi.viber.com/pa"
+    default_language: Language = DEFAULT_LANGUAGE
+    user_messages_per_minute: int = 20
+    timezone: str = "Europe/Belgrade"
+    working_hours_start: time = time(8, 0)
+    working_hours_end: time = time(16, 0)
+    log_level: str = "INFO"
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        """ADMIN_IDS is a comma-separated list in the environment."""
+        if isinstance(value, str):
+            return [int(part) for part in value.replace(";", ",").split(",") if part.strip()]
+        if isinstance(value, int):
+            return [value]
+        return value
+
+    @field_validator("telegram_api_base", "viber_api_base")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message is one line for the operator."""
+
+
+def load_settings() -> Settings:
+    """Read settings, turning pydantic's report into one readable line per problem."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"Invalid configuration: {problems}") from None

@@ -1,0 +1,285 @@
+"""Answering clerks' questions from the knowledge base, and saying honestly when we can't.
+
+Every question is stored with the matcher's decision before the reply is built, so reports
+can show what clerks ask and what the bot could not answer. Replies are channel-neutral.
+"""
+
+from __future__ import annotations
+
+import html
+
+from bot.i18n import tr
+from bot.services.replies import Button, Reply
+from bot.services.users import UserProfile
+from knowledge_base.matcher import Matcher, MatchResult
+from knowledge_base.model import Entry, KnowledgeBase
+from knowledge_base.translit import to_cyrillic
+from storage.uow import Database
+
+# Telegram allows 4,096 characters; we keep the whole text but match on a bounded prefix.
+MAX_STORED_QUESTION = 4096
+LONG_QUESTION = 1200
+BUTTON_LABEL_MAX = 60
+
+
+def _short(label: str, limit: int = BUTTON_LABEL_MAX) -> str:
+    return label if len(label) <= limit else label[: limit - 1].rstrip() + "…"
+
+
+def in_script(language: str, text: str) -> str:
+    """KB text is Serbian Latin; Cyrillic readers get it transliterated."""
+    return to_cyrillic(text) if language == "sr-Cyrl" else text
+
+
+class AnswerService:
+    """Turns a question into an answer, a short list of choices, or an offer of a mentor."""
+
+    def __init__(self, knowledge_base: KnowledgeBase, matcher: Matcher, database: Database):
+        self._kb = knowledge_base
+        self._matcher = matcher
+        self._database = database
+
+    # -- asking ---------------------------------------------------------------------------
+
+    async def ask(self, user: UserProfile, text: str) -> Reply:
+        question = text.strip()
+        if not question:
+            return Reply(tr(user.language, "Napišite pitanje rečima, na primer: kako da dobijem pristup eZUP-u?"))
+        result = self._matcher.match(question)
+        question_id = await self._record(user, question[:MAX_STORED_QUESTION], result)
+        if len(question) > LONG_QUESTION:
+            return self._too_long(user, question_id)
+        if result.decision == "answer" and result.entry_id is not None:
+            return self._answer(user, self._kb.get(result.entry_id), question_id)
+        if result.decision == "clarify":
+            return self._clarify(user, result, question_id)
+        return self._escalate(user, question_id)
+
+    async def _record(self, user: UserProfile, text: str, result: MatchResult) -> int:
+        async with self._database.uow() as uow:
+            row = await uow.questions.add(
+                user_id=user.id,
+                text=text,
+                decision=result.decision,
+                entry_id=result.entry_id,
+                score=float(result.score),
+                candidates=[c.entry_id for c in result.candidates],
+            )
+            await uow.commit()
+            return int(row.id)
+
+    # -- replies --------------------------------------------------------------------------
+
+    def _entry_text(self, user: UserProfile, entry: Entry) -> str:
+        heading = html.escape(entry.question)
+        body = f"<b>{heading}</b>\n\n{entry.answer.strip()}"
+        body = in_script(user.language, body)
+        if user.language == "en":
+            body = tr("en", "Odgovori baze znanja su na srpskom jeziku.") + "\n\n" + body
+        return body
+
+    def _related_rows(self, user: UserProfile, entry: Entry) -> list[tuple[Button, ...]]:
+        rows: list[tuple[Button, ...]] = []
+        for related_id in entry.related[:3]:
+            related = self._kb.get(related_id)
+            if related is not None:
+                label = "↪ " + _short(in_script(user.language, related.question))
+                rows.append((Button(label, f"e:{related.id}"),))
+        return rows
+
+    def _answer(self, user: UserProfile, entry: Entry | None, question_id: int | None) -> Reply:
+        if entry is None:
+            return self.stale_button(user)
+        rows: list[tuple[Button, ...]] = []
+        if question_id is not None:
+            rows.append(
+                (
+                    Button("👍", f"fb:{question_id}:up"),
+                    Button("👎", f"fb:{question_id}:down"),
+                )
+            )
+        rows.extend(self._related_rows(user, entry))
+        rows.append((Button(tr(user.language, "« Teme"), f"svc:{entry.service}"),))
+        return Reply(self._entry_text(user, entry), tuple(rows))
+
+    def _clarify(self, user: UserProfile, result: MatchResult, question_id: int) -> Reply:
+        rows: list[tuple[Button, ...]] = []
+        for candidate in result.candidates[:3]:
+            entry = self._kb.get(candidate.entry_id)
+            if entry is not None:
+                label = _short(in_script(user.language, entry.question))
+                rows.append((Button(label, f"c:{question_id}:{entry.id}"),))
+        rows.append((Button(tr(user.language, "Ništa od ovoga – pitaj mentora"), f"m:{question_id}"),))
+        return Reply(tr(user.language, "Nisam siguran na šta tačno mislite. Izaberite pitanje:"), tuple(rows))
+
+    def _escalate(self, user: UserProfile, question_id: int) -> Reply:
+        text = tr(
+            user.language,
+            "Na ovo pitanje još nemam pouzdan odgovor i ne bih želeo da Vas navedem na pogrešan put. "
+            "Mentor Tima za digitalnu transformaciju može da Vam pomogne.",
+        )
+        return Reply(
+            text,
+            (
+                (Button(tr(user.language, "Pitaj mentora"), f"m:{question_id}"),),
+                (Button(tr(user.language, "Pregled tema"), "menu"),),
+            ),
+        )
+
+    def _too_long(self, user: UserProfile, question_id: int) -> Reply:
+        text = tr(
+            user.language,
+            "Poruka je duga, pa je sačuvana u celini. Za brz odgovor napišite pitanje u jednoj ili "
+            "dve rečenice, ili je prosledite mentoru.",
+        )
+        return Reply(text, ((Button(tr(user.language, "Pitaj mentora"), f"m:{question_id}"),),))
+
+    # -- follow-ups from buttons ----------------------------------------------------------
+
+    async def show_entry(
+        self, user: UserProfile, entry_id: str, question_id: int | None = None
+    ) -> Reply:
+        """An entry chosen from a clarify list, a related link or the topic browser."""
+        entry = self._kb.get(entry_id)
+        if entry is None:
+            return self.stale_button(user)
+        if question_id is not None:
+            await self._note_choice(user, question_id, entry_id)
+        return self._answer(user, entry, question_id)
+
+    async def _note_choice(self, user: UserProfile, question_id: int, entry_id: str) -> None:
+        """Remember which entry the clerk picked after a clarify, for curators' reports."""
+        async with self._database.uow() as uow:
+            row = await uow.questions.get(question_id)
+            if row is not None and row.user_id == user.id and row.chosen_entry_id is None:
+                row.chosen_entry_id = entry_id
+                await uow.commit()
+
+    async def feedback(self, user: UserProfile, question_id: int, value: str) -> Reply:
+        if value not in ("up", "down"):
+            return self.stale_button(user)
+        async with self._database.uow() as uow:
+            question = await uow.questions.get(question_id)
+            if question is None or question.user_id != user.id:
+                return self.stale_button(user)
+            await uow.feedback.record(question_id=question_id, user_id=user.id, value=value)
+            await uow.commit()
+        if value == "up":
+            return Reply(tr(user.language, "Hvala na oceni! Drago nam je da je odgovor pomogao."))
+        return Reply(
+            tr(
+                user.language,
+                "Hvala što ste nam javili. Žao nam je što odgovor nije pomogao – "
+                "mentor može da pogleda Vaš slučaj.",
+            ),
+            ((Button(tr(user.language, "Pitaj mentora"), f"m:{question_id}"),),),
+        )
+
+    # -- browsing -------------------------------------------------------------------------
+
+    def services_menu(self, user: UserProfile) -> Reply:
+        rows = tuple(
+            (Button(self.service_title(user, service.id), f"svc:{service.id}"),)
+            for service in self._kb.services
+            if self._kb.by_service(service.id)
+        )
+        return Reply(tr(user.language, "Izaberite uslugu o kojoj Vas zanima:"), rows)
+
+    def service_title(self, user: UserProfile, service_id: str) -> str:
+        for service in self._kb.services:
+            if service.id == service_id:
+                if user.language == "en":
+                    return service.title_en
+                return in_script(user.language, service.title_sr)
+        return service_id
+
+    def service_entries(self, user: UserProfile, service_id: str) -> Reply:
+        entries = self._kb.by_service(service_id)
+        if not entries:
+            return self.stale_button(user)
+        rows = [
+            (Button(_short(in_script(user.language, e.question)), f"e:{e.id}"),) for e in entries
+        ]
+        rows.append((Button(tr(user.language, "« Sve usluge"), "menu"),))
+        title = html.escape(self.service_title(user, service_id))
+        return Reply(f"<b>{title}</b>\n" + tr(user.language, "Izaberite pitanje:"), tuple(rows))
+
+    # -- fixed messages -------------------------------------------------------------------
+
+    def welcome(self, user: UserProfile) -> Reply:
+        return Reply(
+            tr(
+                user.language,
+                "Dobar dan! Ja sam asistent programa <b>eUprava za sve</b>. Odgovaram na pitanja o "
+                "eZUP-u, eSandučetu, ePlaćanju, eDostavi i drugim e-uslugama, a kada ne znam "
+                "odgovor, prosleđujem pitanje mentoru. Pitanje možete napisati latinicom ili ćirilicom.",
+            )
+        )
+
+    def help(self, user: UserProfile) -> Reply:
+        return Reply(
+            tr(
+                user.language,
+                "<b>Kako da me koristite</b>\n"
+                "• Napišite pitanje svojim rečima, npr. <i>kako da dobijem pristup eZUP-u</i>.\n"
+                "• /teme – pregled pitanja po uslugama\n"
+                "• /mentor – pitanje za mentora Tima za digitalnu transformaciju\n"
+                "• /obuke – predstojeće obuke\n"
+                "• /jezik – latinica, ćirilica ili engleski\n"
+                "• /opstina – promena opštine\n"
+                "Posle odgovora ocenite ga sa 👍 ili 👎 – tako učimo šta treba popraviti.",
+            ),
+            ((Button(tr(user.language, "Pregled tema"), "menu"),),),
+        )
+
+    def unsupported_input(self, user: UserProfile) -> Reply:
+        return Reply(
+            tr(
+                user.language,
+                "Za sada razumem samo tekstualne poruke. Molim Vas, napišite pitanje rečima. "
+                "Snimke ekrana i datoteke možete poslati mentoru uz pitanje.",
+            )
+        )
+
+    def unknown_command(self, user: UserProfile) -> Reply:
+        return Reply(
+            tr(user.language, "Ne poznajem tu komandu. Spisak komandi dobijate sa /pomoc."),
+        )
+
+    def stale_button(self, user: UserProfile) -> Reply:
+        return Reply(
+            tr(
+                user.language,
+                "Ova opcija više nije dostupna. Napišite pitanje ponovo ili otvorite /teme.",
+            )
+        )
+
+    def rate_limited(self, user: UserProfile) -> Reply:
+        return Reply(
+            tr(
+                user.language,
+                "Stiglo je mnogo poruka u kratkom roku. Molim Vas, sačekajte minut pa nastavite – "
+                "sve poruke do sada su primljene.",
+            )
+        )
+
+    def try_again_later(self, user: UserProfile | None = None) -> Reply:
+        language = user.language if user else "sr-Latn"
+        return Reply(
+            tr(
+                language,
+                "Trenutno imamo tehničku smetnju i ne mogu da obradim poruku. "
+                "Molim Vas, pokušajte ponovo za nekoliko trenutaka.",
+            )
+        )
+
+    def mentor_requested(self, user: UserProfile, question_id: int) -> Reply:
+        """Until the mentor queue is switched on, be honest about where the question stands."""
+        return Reply(
+            tr(
+                user.language,
+                "Vaše pitanje je sačuvano pod brojem {number}. Mentorski red se upravo uvodi; "
+                "do tada se za hitna pitanja obratite svom mentoru Tima za digitalnu transformaciju.",
+                number=question_id,
+            )
+        )

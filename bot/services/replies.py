@@ -1,0 +1,23 @@
+"""Channel-neutral replies: what a service wants shown, not how a channel shows it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Button:
+    """A choice the user can tap. `action` is an opaque token the channel sends back verbatim
+    (kept under 64 bytes so Telegram's callback_data can carry it)."""
+
+    label: str
+    action: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Text is Telegram-style HTML (only <b>, <i>, <a href>), with all user text already escaped.
+    Buttons are rows of choices."""
+
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = field(default_factory=tuple)

@@ -1,0 +1,121 @@
+"""Who is talking to us: registration, language, municipality, roles, reachability."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.i18n import normalize_language
+from storage.uow import Database
+
+
+@dataclass(frozen=True)
+class UserProfile:
+    """A user as the services see them, detached from the database session."""
+
+    id: int
+    channel: str
+    external_id: str
+    display_name: str
+    language: str
+    municipality: str | None
+    role: str
+    active: bool
+    onboarded: bool
+
+    @property
+    def is_mentor(self) -> bool:
+        return self.role in ("mentor", "admin")
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def _profile(row: object) -> UserProfile:
+    return UserProfile(
+        id=row.id,  # type: ignore[attr-defined]
+        channel=row.channel,  # type: ignore[attr-defined]
+        external_id=row.external_id,  # type: ignore[attr-defined]
+        display_name=row.display_name or "",  # type: ignore[attr-defined]
+        language=row.language,  # type: ignore[attr-defined]
+        municipality=row.municipality,  # type: ignore[attr-defined]
+        role=row.role,  # type: ignore[attr-defined]
+        active=row.active,  # type: ignore[attr-defined]
+        onboarded=row.onboarded,  # type: ignore[attr-defined]
+    )
+
+
+class UserService:
+    """Keeps user records; every channel registers people through here."""
+
+    def __init__(self, database: Database, admin_external_ids: frozenset[str] = frozenset()):
+        self._database = database
+        self._admin_ids = admin_external_ids
+
+    async def get_or_register(
+        self,
+        channel: str,
+        external_id: str,
+        display_name: str = "",
+        language_hint: str | None = None,
+    ) -> UserProfile:
+        """The user's profile, creating it on first contact (admins from ADMIN_IDS included).
+
+        A returning user who had been marked inactive (blocked the bot, unsubscribed) is
+        active again: writing to us proves they can be reached."""
+        async with self._database.uow() as uow:
+            row = await uow.users.get_by_external(channel, external_id)
+            if row is None:
+                row = await uow.users.add(
+                    channel=channel,
+                    external_id=external_id,
+                    display_name=display_name[:200],
+                    language=normalize_language(language_hint),
+                    role="admin" if self._is_configured_admin(channel, external_id) else "clerk",
+                )
+            else:
+                if not row.active:
+                    row.active = True
+                if display_name and row.display_name != display_name[:200]:
+                    row.display_name = display_name[:200]
+                if self._is_configured_admin(channel, external_id) and row.role != "admin":
+                    row.role = "admin"
+            profile = _profile(row)
+            await uow.commit()
+            return profile
+
+    def _is_configured_admin(self, channel: str, external_id: str) -> bool:
+        return channel == "telegram" and external_id in self._admin_ids
+
+    async def get(self, user_id: int) -> UserProfile | None:
+        async with self._database.uow() as uow:
+            row = await uow.users.get(user_id)
+            return None if row is None else _profile(row)
+
+    async def set_language(self, user_id: int, language: str) -> UserProfile:
+        return await self._update(user_id, language=normalize_language(language))
+
+    async def set_municipality(self, user_id: int, municipality: str | None) -> UserProfile:
+        return await self._update(user_id, municipality=municipality, onboarded=True)
+
+    async def mark_onboarded(self, user_id: int) -> UserProfile:
+        return await self._update(user_id, onboarded=True)
+
+    async def mark_inactive(self, channel: str, external_id: str) -> None:
+        """The user blocked the bot or unsubscribed: stop sending them anything."""
+        async with self._database.uow() as uow:
+            row = await uow.users.get_by_external(channel, external_id)
+            if row is not None and row.active:
+                row.active = False
+                await uow.commit()
+
+    async def _update(self, user_id: int, **changes: object) -> UserProfile:
+        async with self._database.uow() as uow:
+            row = await uow.users.get(user_id)
+            if row is None:
+                raise LookupError(f"user {user_id} does not exist")
+            for name, value in changes.items():
+                setattr(row, name, value)
+            profile = _profile(row)
+            await uow.commit()
+            return profile

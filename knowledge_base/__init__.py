@@ -1,0 +1,1 @@
+"""Curated knowledge base: reviewed YAML content plus the matcher that finds the right entry."""
