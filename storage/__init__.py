@@ -1,0 +1,55 @@
+"""Storage layer: the only code that knows SQL (SQLAlchemy 2 async, Alembic migrations).
+
+Public API (import from ``storage``):
+
+* ``Database.from_url(url=None)`` -> ``.uow()``, ``.upgrade()``, ``.ping()``, ``.dispose()``
+* ``UnitOfWork``: ``async with db.uow() as uow: ...; await uow.commit()`` with ``uow.users``,
+  ``uow.questions``, ``uow.feedback``, ``uow.processed_updates``
+* models ``User``, ``Question``, ``Feedback``, ``ProcessedUpdate``
+* ``create_engine``, ``default_database_url``, ``validate_database_url``, ``upgrade_schema``
+* errors ``StorageError``, ``StorageUnavailable``, ``InvalidDatabaseURL``
+"""
+
+from storage.db import (
+    create_engine,
+    current_revision,
+    default_database_url,
+    downgrade_schema,
+    head_revision,
+    upgrade_schema,
+    validate_database_url,
+    with_server_settings,
+)
+from storage.errors import (
+    InvalidDatabaseURL,
+    MigrationError,
+    StorageError,
+    StorageUnavailable,
+    is_transient,
+)
+from storage.models import Feedback, ProcessedUpdate, Question, User
+from storage.types import utcnow
+from storage.uow import Database, UnitOfWork
+
+__all__ = [
+    "Database",
+    "Feedback",
+    "InvalidDatabaseURL",
+    "MigrationError",
+    "ProcessedUpdate",
+    "Question",
+    "StorageError",
+    "StorageUnavailable",
+    "UnitOfWork",
+    "User",
+    "create_engine",
+    "current_revision",
+    "default_database_url",
+    "downgrade_schema",
+    "head_revision",
+    "is_transient",
+    "upgrade_schema",
+    "utcnow",
+    "validate_database_url",
+    "with_server_settings",
+]

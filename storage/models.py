@@ -1,0 +1,155 @@
+"""ORM models. Every change here needs a migration in ``storage/migrations/versions``.
+
+Allowed values of the string "enum" columns are module constants (``CHANNELS`` ...), enforced by
+CHECK constraints; they are plain strings in Python (``Literal`` aliases for type checkers).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    inspect,
+    true,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from storage.types import JSONType, UTCDateTime, utcnow
+
+__all__ = [
+    "CHANNELS",
+    "DECISIONS",
+    "FEEDBACK_VALUES",
+    "LANGUAGES",
+    "NAMING_CONVENTION",
+    "ROLES",
+    "Base",
+    "Channel",
+    "Decision",
+    "Feedback",
+    "FeedbackValue",
+    "Language",
+    "ProcessedUpdate",
+    "Question",
+    "Role",
+    "User",
+]
+
+Channel = Literal["telegram", "viber", "playground"]
+Language = Literal["sr-Latn", "sr-Cyrl", "en"]
+Role = Literal["clerk", "mentor", "admin"]
+Decision = Literal["answer", "clarify", "escalate"]
+FeedbackValue = Literal["up", "down"]
+
+CHANNELS: tuple[str, ...] = ("telegram", "viber", "playground")
+LANGUAGES: tuple[str, ...] = ("sr-Latn", "sr-Cyrl", "en")
+ROLES: tuple[str, ...] = ("clerk", "mentor", "admin")
+DECISIONS: tuple[str, ...] = ("answer", "clarify", "escalate")
+FEEDBACK_VALUES: tuple[str, ...] = ("up", "down")
+
+# Deterministic constraint names: needed to alter/drop constraints in later migrations
+# (SQLite batch mode in particular cannot handle unnamed constraints).
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime()}
+
+    def __repr__(self) -> str:
+        identity = inspect(self).identity
+        return f"<{type(self).__name__} {identity!r}>"
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id"),
+        CheckConstraint(_in("channel", CHANNELS), name="channel"),
+        CheckConstraint(_in("language", LANGUAGES), name="language"),
+        CheckConstraint(_in("role", ROLES), name="role"),
+        Index(None, "role", "active"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str | None] = mapped_column(String(255), default=None)
+    language: Mapped[str] = mapped_column(String(8), default="sr-Latn", server_default="sr-Latn")
+    # Latin name of the municipality/city, or "other"; None until onboarding asks.
+    municipality: Mapped[str | None] = mapped_column(String(128), default=None)
+    role: Mapped[str] = mapped_column(String(16), default="clerk", server_default="clerk")
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    onboarded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    services_of_interest: Mapped[list[str] | None] = mapped_column(JSONType, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Question(Base):
+    __tablename__ = "questions"
+    __table_args__ = (
+        CheckConstraint(_in("decision", DECISIONS), name="decision"),
+        Index(None, "created_at"),
+        Index(None, "entry_id"),
+        Index(None, "user_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+    decision: Mapped[str] = mapped_column(String(16))
+    entry_id: Mapped[str | None] = mapped_column(String(128), default=None)
+    score: Mapped[float] = mapped_column(Float, default=0.0)
+    candidates: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Feedback(Base):
+    __tablename__ = "feedback"
+    __table_args__ = (
+        UniqueConstraint("question_id", "user_id"),
+        CheckConstraint(_in("value", FEEDBACK_VALUES), name="value"),
+        Index(None, "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    question_id: Mapped[int] = mapped_column(ForeignKey("questions.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    value: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ProcessedUpdate(Base):
+    """An incoming update (Telegram ``update_id``, Viber ``message_token``) already handled."""
+
+    __tablename__ = "processed_updates"
+    __table_args__ = (Index(None, "processed_at"),)
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

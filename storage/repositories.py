@@ -1,0 +1,328 @@
+"""Repositories: the only place with queries. Each wraps the AsyncSession of a UnitOfWork.
+
+Methods never commit; ``await uow.commit()`` does. Methods that write flush, so generated ids
+are available right away. Transient database errors surface as ``StorageUnavailable``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.errors import guarded
+from storage.models import (
+    CHANNELS,
+    DECISIONS,
+    FEEDBACK_VALUES,
+    Feedback,
+    ProcessedUpdate,
+    Question,
+    User,
+)
+from storage.types import utcnow
+
+__all__ = [
+    "FeedbackRepository",
+    "ProcessedUpdateRepository",
+    "QuestionRepository",
+    "Repository",
+    "UserRepository",
+]
+
+
+def _check(value: str, allowed: tuple[str, ...], what: str) -> None:
+    if value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(allowed)}")
+
+
+class Repository:
+    """Base class: holds the session. Subclasses decorate public methods with ``@guarded``."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @property
+    def dialect_name(self) -> str:
+        return self.session.get_bind().dialect.name
+
+    def _insert(self, table: Any) -> Any:
+        """A dialect-specific INSERT supporting ``on_conflict_do_*`` (PostgreSQL and SQLite)."""
+        if self.dialect_name == "postgresql":
+            return postgresql.insert(table)
+        if self.dialect_name == "sqlite":
+            return sqlite.insert(table)
+        raise NotImplementedError(f"upsert not implemented for {self.dialect_name}")
+
+
+class UserRepository(Repository):
+    @guarded
+    async def get(self, user_id: int) -> User | None:
+        return await self.session.get(User, user_id)
+
+    @guarded
+    async def get_by_external(self, channel: str, external_id: str | int) -> User | None:
+        stmt = select(User).where(User.channel == channel, User.external_id == str(external_id))
+        return await self.session.scalar(stmt)
+
+    @guarded
+    async def add(self, user: User) -> User:
+        """Insert a new user (flushes: ``user.id`` is set). Duplicate -> IntegrityError."""
+        _check(user.channel, CHANNELS, "channel")
+        self.session.add(user)
+        await self.session.flush()
+        return user
+
+    @guarded
+    async def get_or_create(
+        self, channel: str, external_id: str | int, **defaults: Any
+    ) -> tuple[User, bool]:
+        """The user with this channel id, created with ``defaults`` if missing.
+
+        Returns ``(user, created)``. Race-safe: when another instance inserts the same user
+        concurrently, the insert is undone inside a SAVEPOINT and the existing row is returned.
+        """
+        _check(channel, CHANNELS, "channel")
+        external = str(external_id)
+        existing = await self.get_by_external(channel, external)
+        if existing is not None:
+            return existing, False
+        user = User(channel=channel, external_id=external, **defaults)
+        try:
+            async with self.session.begin_nested():
+                self.session.add(user)
+        except IntegrityError:
+            found = await self.get_by_external(channel, external)
+            if found is None:
+                raise
+            return found, False
+        return user, True
+
+    def _filtered(
+        self,
+        stmt: Select[Any],
+        *,
+        channel: str | None,
+        role: str | None,
+        municipality: str | None,
+        onboarded: bool | None,
+    ) -> Select[Any]:
+        stmt = stmt.where(User.active.is_(True))
+        if channel is not None:
+            stmt = stmt.where(User.channel == channel)
+        if role is not None:
+            stmt = stmt.where(User.role == role)
+        if municipality is not None:
+            stmt = stmt.where(User.municipality == municipality)
+        if onboarded is not None:
+            stmt = stmt.where(User.onboarded.is_(onboarded))
+        return stmt
+
+    @guarded
+    async def list_active(
+        self,
+        *,
+        channel: str | None = None,
+        role: str | None = None,
+        municipality: str | None = None,
+        onboarded: bool | None = None,
+        after_id: int | None = None,
+        limit: int | None = None,
+    ) -> list[User]:
+        """Active users ordered by id; page with ``after_id=<last id>`` and ``limit``."""
+        stmt = self._filtered(
+            select(User), channel=channel, role=role, municipality=municipality, onboarded=onboarded
+        )
+        if after_id is not None:
+            stmt = stmt.where(User.id > after_id)
+        stmt = stmt.order_by(User.id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return list(await self.session.scalars(stmt))
+
+    @guarded
+    async def count_active(
+        self,
+        *,
+        channel: str | None = None,
+        role: str | None = None,
+        municipality: str | None = None,
+        onboarded: bool | None = None,
+    ) -> int:
+        stmt = self._filtered(
+            select(func.count()).select_from(User),
+            channel=channel,
+            role=role,
+            municipality=municipality,
+            onboarded=onboarded,
+        )
+        return int(await self.session.scalar(stmt) or 0)
+
+
+class QuestionRepository(Repository):
+    @guarded
+    async def add(
+        self,
+        *,
+        user_id: int,
+        text: str,
+        decision: str,
+        entry_id: str | None = None,
+        score: float = 0.0,
+        candidates: Iterable[str] = (),
+        created_at: datetime | None = None,
+    ) -> Question:
+        """Record an asked question and the matcher's decision (flushes: ``.id`` is set)."""
+        _check(decision, DECISIONS, "decision")
+        question = Question(
+            user_id=user_id,
+            text=text,
+            decision=decision,
+            entry_id=entry_id,
+            score=float(score),
+            candidates=list(candidates),
+            created_at=created_at or utcnow(),
+        )
+        self.session.add(question)
+        await self.session.flush()
+        return question
+
+    @guarded
+    async def get(self, question_id: int) -> Question | None:
+        return await self.session.get(Question, question_id)
+
+    @guarded
+    async def recent(
+        self,
+        limit: int = 50,
+        *,
+        since: datetime | None = None,
+        decision: str | None = None,
+    ) -> list[Question]:
+        """Newest first."""
+        stmt = select(Question)
+        if since is not None:
+            stmt = stmt.where(Question.created_at >= since)
+        if decision is not None:
+            stmt = stmt.where(Question.decision == decision)
+        stmt = stmt.order_by(Question.created_at.desc(), Question.id.desc()).limit(limit)
+        return list(await self.session.scalars(stmt))
+
+    @guarded
+    async def for_user(self, user_id: int, limit: int = 20) -> list[Question]:
+        """The user's questions, newest first."""
+        stmt = (
+            select(Question)
+            .where(Question.user_id == user_id)
+            .order_by(Question.created_at.desc(), Question.id.desc())
+            .limit(limit)
+        )
+        return list(await self.session.scalars(stmt))
+
+    @guarded
+    async def counts_by_decision(self, start: datetime, end: datetime) -> dict[str, int]:
+        """``{"answer": n, "clarify": n, "escalate": n}`` for ``start <= created_at < end``."""
+        stmt = (
+            select(Question.decision, func.count())
+            .where(Question.created_at >= start, Question.created_at < end)
+            .group_by(Question.decision)
+        )
+        counts = dict.fromkeys(DECISIONS, 0)
+        for decision, count in await self.session.execute(stmt):
+            counts[decision] = int(count)
+        return counts
+
+    @guarded
+    async def top_entries(
+        self, start: datetime, end: datetime, limit: int = 10
+    ) -> list[tuple[str, int]]:
+        """Most often matched entry ids (any decision) in ``[start, end)``, most frequent first."""
+        count = func.count().label("n")
+        stmt = (
+            select(Question.entry_id, count)
+            .where(
+                Question.created_at >= start,
+                Question.created_at < end,
+                Question.entry_id.is_not(None),
+            )
+            .group_by(Question.entry_id)
+            .order_by(count.desc(), Question.entry_id)
+            .limit(limit)
+        )
+        return [(str(e), int(n)) for e, n in await self.session.execute(stmt)]
+
+
+class FeedbackRepository(Repository):
+    @guarded
+    async def record(self, question_id: int, user_id: int, value: str) -> Feedback:
+        """Store a 👍/👎; a second tap by the same user on the same answer replaces the value."""
+        _check(value, FEEDBACK_VALUES, "feedback value")
+        now = utcnow()
+        stmt = self._insert(Feedback).values(
+            question_id=question_id, user_id=user_id, value=value, created_at=now, updated_at=now
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[Feedback.question_id, Feedback.user_id],
+            set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+        ).returning(Feedback)
+        result = await self.session.scalars(stmt, execution_options={"populate_existing": True})
+        return result.one()
+
+    @guarded
+    async def get(self, question_id: int, user_id: int) -> Feedback | None:
+        stmt = select(Feedback).where(
+            Feedback.question_id == question_id, Feedback.user_id == user_id
+        )
+        return await self.session.scalar(stmt)
+
+    @guarded
+    async def counts(self, start: datetime, end: datetime) -> dict[str, int]:
+        """``{"up": n, "down": n}`` for feedback last changed in ``[start, end)``."""
+        stmt = (
+            select(Feedback.value, func.count())
+            .where(Feedback.updated_at >= start, Feedback.updated_at < end)
+            .group_by(Feedback.value)
+        )
+        counts = dict.fromkeys(FEEDBACK_VALUES, 0)
+        for value, count in await self.session.execute(stmt):
+            counts[value] = int(count)
+        return counts
+
+
+class ProcessedUpdateRepository(Repository):
+    @guarded
+    async def claim(self, channel: str, update_id: int) -> bool:
+        """Mark an incoming update as handled; True only the first time.
+
+        Call it in the same unit of work as the state change the update causes: if that work
+        rolls back, so does the claim, and a redelivery is handled again. Race-safe: of two
+        concurrent transactions claiming the same update, exactly one gets True (on PostgreSQL
+        the second waits for the first to commit or roll back).
+        """
+        _check(channel, CHANNELS, "channel")
+        table = ProcessedUpdate.__table__
+        stmt = (
+            self._insert(table)
+            .values(channel=channel, update_id=int(update_id), processed_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["channel", "update_id"])
+            .returning(table.c.update_id)
+        )
+        result = await self.session.execute(stmt)
+        return result.scalar_one_or_none() is not None
+
+    @guarded
+    async def is_processed(self, channel: str, update_id: int) -> bool:
+        row = await self.session.get(ProcessedUpdate, (channel, int(update_id)))
+        return row is not None
+
+    @guarded
+    async def prune(self, older_than: datetime) -> int:
+        """Delete claims older than ``older_than`` (redeliveries stop within a day)."""
+        stmt = delete(ProcessedUpdate).where(ProcessedUpdate.processed_at < older_than)
+        result = await self.session.execute(stmt, execution_options={"synchronize_session": False})
+        return int(getattr(result, "rowcount", 0) or 0)

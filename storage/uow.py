@@ -1,0 +1,175 @@
+"""Unit of work (one transaction per use case) and the Database object the app wires up.
+
+db = Database.from_url(settings.database_url)     # or Database.from_url() for the default
+await db.upgrade()                                 # migrations to head, at start-up
+async with db.uow() as uow:
+    user, _ = await uow.users.get_or_create("telegram", "42", display_name="Ana")
+    if await uow.processed_updates.claim("telegram", update_id):
+        await uow.questions.add(user_id=user.id, text=..., decision="answer", ...)
+    await uow.commit()                             # nothing is saved without this
+await db.dispose()
+"""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from storage.db import READ_ONLY_OPTION, create_engine, current_revision, upgrade_schema
+from storage.errors import StorageUnavailable, is_transient, translate_errors
+from storage.repositories import (
+    FeedbackRepository,
+    ProcessedUpdateRepository,
+    QuestionRepository,
+    UserRepository,
+)
+
+__all__ = ["Database", "UnitOfWork"]
+
+log = logging.getLogger(__name__)
+
+
+class UnitOfWork:
+    """``async with uow:`` opens a session and its repositories; ``await uow.commit()`` saves.
+
+    Leaving the block without commit (or with an exception) rolls back. A transient database
+    error escaping the block is re-raised as ``StorageUnavailable``. Not reentrant; after the
+    block ends the same object may be entered again (a new session).
+    """
+
+    users: UserRepository
+    questions: QuestionRepository
+    feedback: FeedbackRepository
+    processed_updates: ProcessedUpdateRepository
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+        self._session_factory = session_factory
+        self._session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        """The open session (for repositories added later); only inside ``async with``."""
+        if self._session is None:
+            raise RuntimeError("UnitOfWork is not active: use `async with uow:`")
+        return self._session
+
+    async def __aenter__(self) -> Self:
+        if self._session is not None:
+            raise RuntimeError("UnitOfWork is already active (not reentrant)")
+        session = self._session_factory()
+        self._session = session
+        self.users = UserRepository(session)
+        self.questions = QuestionRepository(session)
+        self.feedback = FeedbackRepository(session)
+        self.processed_updates = ProcessedUpdateRepository(session)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        session, self._session = self._session, None
+        if session is None:  # pragma: no cover - defensive
+            return
+        cleanup_error: BaseException | None = None
+        try:
+            await session.rollback()  # no-op when everything was committed
+        except Exception as error:  # connection may be gone
+            cleanup_error = error
+        try:
+            await session.close()
+        except Exception as error:
+            cleanup_error = cleanup_error or error
+        if exc is not None:
+            if cleanup_error is not None:
+                log.debug("rollback after error failed", exc_info=cleanup_error)
+            if (
+                isinstance(exc, Exception)
+                and not isinstance(exc, StorageUnavailable)
+                and is_transient(exc)
+            ):
+                raise StorageUnavailable(f"database unavailable ({type(exc).__name__})") from exc
+            return
+        if cleanup_error is not None:
+            with translate_errors():
+                raise cleanup_error
+
+    async def commit(self) -> None:
+        with translate_errors():
+            await self.session.commit()
+
+    async def rollback(self) -> None:
+        with translate_errors():
+            await self.session.rollback()
+
+    async def flush(self) -> None:
+        with translate_errors():
+            await self.session.flush()
+
+
+class Database:
+    """Engine + session factory. One per process; ``uow()`` per use case; ``dispose()`` at exit."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
+            engine, expire_on_commit=False, autoflush=True
+        )
+        self._read_only_engine = engine.execution_options(**{READ_ONLY_OPTION: True})
+        self.read_only_sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
+            self._read_only_engine, expire_on_commit=False
+        )
+
+    @classmethod
+    def from_url(cls, url: str | URL | None = None, **engine_options: Any) -> Database:
+        """Validate ``url`` (None -> the default SQLite file) and create the engine."""
+        return cls(create_engine(url, **engine_options))
+
+    @property
+    def url(self) -> URL:
+        return self.engine.url
+
+    @property
+    def dialect_name(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.engine.dialect.name
+
+    def uow(self, *, read_only: bool = False) -> UnitOfWork:
+        """A new unit of work. Keep it short: no network calls (Telegram sends) inside it.
+
+        ``read_only=True`` for queries only (stats, lists): on SQLite it does not take the write
+        lock, so it never waits for writers; on PostgreSQL the transaction is READ ONLY.
+        """
+        return UnitOfWork(self.read_only_sessionmaker if read_only else self.sessionmaker)
+
+    async def upgrade(self, revision: str = "head") -> None:
+        """Run migrations up to ``revision`` on this database."""
+        await upgrade_schema(self.engine, revision)
+
+    async def current_revision(self) -> str | None:
+        return await current_revision(self.engine)
+
+    async def ping(self) -> None:
+        """Round trip to the database; raises StorageUnavailable when it cannot be reached."""
+        with translate_errors():
+            async with self._read_only_engine.connect() as conn:  # never waits for a writer
+                await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.dispose()
+
+    def __repr__(self) -> str:
+        return f"Database({self.url.render_as_string(hide_password=True)!r})"
