@@ -32,7 +32,7 @@ async def _playground(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description="eUprava za sve support bot")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", help="start the Telegram bot (long polling, or webhook with WEBHOOK_URL)")
+    commands.add_parser("run", help="start the Telegram bot (polling, or webhook with WEBHOOK_URL)")
     commands.add_parser("playground", help="chat locally in the terminal, no token needed")
     args = parser.parse_args(argv)
 

@@ -10,7 +10,6 @@ from bot.services.users import UserService
 from knowledge_base.loader import load_knowledge_base
 from knowledge_base.matcher import Matcher
 from knowledge_base.model import KnowledgeBase
-from storage.db import upgrade_schema
 from storage.uow import Database
 
 
@@ -31,9 +30,9 @@ class AppServices:
 
 async def build_services(settings: Settings, *, migrate: bool = True) -> AppServices:
     """Upgrade the schema, load and index the KB once, and build the services on top."""
+    database = Database.from_url(settings.database_url)
     if migrate:
-        await upgrade_schema(settings.database_url)
-    database = Database(settings.database_url)
+        await database.upgrade()
     knowledge_base = load_knowledge_base()
     matcher = Matcher.from_knowledge_base(knowledge_base)
     admins = frozenset(str(admin_id) for admin_id in settings.admin_ids)

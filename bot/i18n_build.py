@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         stale = [
             path for path, content in wanted.items()
-            if path.suffix == ".po" and (not path.exists() or not _same_messages(path.read_bytes(), content))
+            if path.suffix == ".po"
+            and (not path.exists() or not _same_messages(path.read_bytes(), content))
         ]
         for path in stale:
             print(f"{path.relative_to(ROOT)}: out of date, run `python -m bot.i18n_build`")

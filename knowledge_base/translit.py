@@ -28,6 +28,7 @@ _DIGRAPH_EXCEPTIONS = ("konjunk", "injekc", "injunk", "nadživ", "podžanr", "od
 _PROTECTED = re.compile(
     r"<[^>]*>|&[a-zA-Z#0-9]+;|\{[^{}]*\}|%\([a-z_]+\)[sd]|(?<![\w/])/[a-z_]+"
     r"|https?://\S+|www\.\S+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+    r"|\b(?:[A-Za-z0-9-]+\.)+(?:rs|srb|com|org|net|eu|info|io)\b(?:/[^\s;,)]*)?"
     r"|\b(?:ConsentID|QR|IPS QR|POS|PDF|XML|PIN|ID|LEI|NALED|UNDP|CERT|USB|SMS|IT|Viber|Telegram)\b"
 )
 
@@ -37,26 +38,29 @@ def to_latin(text: str) -> str:
     return "".join(_CYR_TO_LAT.get(ch, ch) for ch in text)
 
 
+def _is_digraph_exception(lower: str, index: int) -> bool:
+    """True where "nj"/"lj"/"dž" at `index` are two letters (nadživeti, injekcija)."""
+    window = lower[max(0, index - 3) : index + 6]
+    return any(exception in window for exception in _DIGRAPH_EXCEPTIONS)
+
+
 def _latin_word_to_cyrillic(text: str) -> str:
     out: list[str] = []
-    i = 0
     lower = text.lower()
+    i = 0
     while i < len(text):
         pair = lower[i : i + 2]
-        if pair in _LAT_TO_CYR_DIGRAPHS and not any(
-            lower.startswith(exc, max(0, i - 4)) or lower[max(0, i - 4) :].startswith(exc)
-            for exc in _DIGRAPH_EXCEPTIONS
-        ):
-            cyr = _LAT_TO_CYR_DIGRAPHS[pair]
-            out.append(cyr.upper() if text[i].isupper() else cyr)
+        if pair in _LAT_TO_CYR_DIGRAPHS and not _is_digraph_exception(lower, i):
+            letter = _LAT_TO_CYR_DIGRAPHS[pair]
+            out.append(letter.upper() if text[i].isupper() else letter)
             i += 2
             continue
-        ch = text[i]
-        cyr = _LAT_TO_CYR.get(ch.lower())
-        if cyr is None:
-            out.append(ch)
+        char = text[i]
+        mapped = _LAT_TO_CYR.get(char.lower())
+        if mapped is None:
+            out.append(char)
         else:
-            out.append(cyr.upper() if ch.isupper() else cyr)
+            out.append(mapped.upper() if char.isupper() else mapped)
         i += 1
     return "".join(out)
 

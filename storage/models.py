@@ -35,6 +35,7 @@ __all__ = [
     "FEEDBACK_VALUES",
     "LANGUAGES",
     "NAMING_CONVENTION",
+    "OUTBOX_STATUSES",
     "ROLES",
     "Base",
     "Channel",
@@ -42,6 +43,7 @@ __all__ = [
     "Feedback",
     "FeedbackValue",
     "Language",
+    "OutboxMessage",
     "ProcessedUpdate",
     "Question",
     "Role",
@@ -59,6 +61,8 @@ LANGUAGES: tuple[str, ...] = ("sr-Latn", "sr-Cyrl", "en")
 ROLES: tuple[str, ...] = ("clerk", "mentor", "admin")
 DECISIONS: tuple[str, ...] = ("answer", "clarify", "escalate")
 FEEDBACK_VALUES: tuple[str, ...] = ("up", "down")
+# pending -> sending -> sent | failed | blocked (the user blocked the bot); cancelled by an admin.
+OUTBOX_STATUSES: tuple[str, ...] = ("pending", "sending", "sent", "failed", "blocked", "cancelled")
 
 # Deterministic constraint names: needed to alter/drop constraints in later migrations
 # (SQLite batch mode in particular cannot handle unnamed constraints).
@@ -125,6 +129,8 @@ class Question(Base):
     entry_id: Mapped[str | None] = mapped_column(String(128), default=None)
     score: Mapped[float] = mapped_column(Float, default=0.0)
     candidates: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # The entry the clerk picked from a clarify list (what the matcher should have answered).
+    chosen_entry_id: Mapped[str | None] = mapped_column(String(128), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -153,3 +159,40 @@ class ProcessedUpdate(Base):
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     processed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class OutboxMessage(Base):
+    """A message that must arrive: written in the same transaction as the change that causes it,
+    sent later by the dispatcher, which retries, respects rate limits and marks the outcome."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint(_in("status", OUTBOX_STATUSES), name="status"),
+        CheckConstraint(_in("channel", CHANNELS), name="channel"),
+        UniqueConstraint("dedupe_key"),
+        Index(None, "status", "not_before"),
+        Index(None, "batch", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    # {"text": str, "buttons": [[{"label", "action"}]], "document": {...}} — channel-neutral.
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    # Same key twice inserts nothing: a reminder or delivery can never be queued twice.
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    # Groups the deliveries of one broadcast, for progress and cancellation.
+    batch: Mapped[str | None] = mapped_column(String(64), default=None)
+    priority: Mapped[int] = mapped_column(Integer, default=100)  # lower goes first
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    last_error: Mapped[str | None] = mapped_column(String(500), default=None)
+    external_message_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

@@ -7,10 +7,10 @@ are available right away. Transient database errors surface as ``StorageUnavaila
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +21,7 @@ from storage.models import (
     DECISIONS,
     FEEDBACK_VALUES,
     Feedback,
+    OutboxMessage,
     ProcessedUpdate,
     Question,
     User,
@@ -29,6 +30,7 @@ from storage.types import utcnow
 
 __all__ = [
     "FeedbackRepository",
+    "OutboxRepository",
     "ProcessedUpdateRepository",
     "QuestionRepository",
     "Repository",
@@ -326,3 +328,150 @@ class ProcessedUpdateRepository(Repository):
         stmt = delete(ProcessedUpdate).where(ProcessedUpdate.processed_at < older_than)
         result = await self.session.execute(stmt, execution_options={"synchronize_session": False})
         return int(getattr(result, "rowcount", 0) or 0)
+
+
+class OutboxRepository(Repository):
+    """Messages that must arrive. Claiming uses a lease: a row claimed by an instance that died
+    becomes due again when the lease runs out, so nothing is lost (at-least-once; the window for a
+    repeat is the moment between the channel accepting a message and the row being marked)."""
+
+    @guarded
+    async def add(
+        self,
+        *,
+        channel: str,
+        chat_id: str | int,
+        kind: str,
+        payload: dict[str, Any],
+        user_id: int | None = None,
+        dedupe_key: str | None = None,
+        batch: str | None = None,
+        priority: int = 100,
+        not_before: datetime | None = None,
+    ) -> OutboxMessage | None:
+        """Queue a message; returns None when a message with the same ``dedupe_key`` exists."""
+        _check(channel, CHANNELS, "channel")
+        values = {
+            "channel": channel,
+            "chat_id": str(chat_id),
+            "kind": kind,
+            "payload": payload,
+            "user_id": user_id,
+            "dedupe_key": dedupe_key,
+            "batch": batch,
+            "priority": priority,
+            "status": "pending",
+            "attempts": 0,
+            "not_before": not_before or utcnow(),
+            "created_at": utcnow(),
+        }
+        stmt = (
+            self._insert(OutboxMessage)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(OutboxMessage.id)
+        )
+        new_id = await self.session.scalar(stmt)
+        if new_id is None:
+            return None
+        return await self.session.get(OutboxMessage, new_id)
+
+    @guarded
+    async def add_many(self, rows: Iterable[dict[str, Any]]) -> int:
+        """Queue many messages at once (a broadcast); duplicates by ``dedupe_key`` are skipped."""
+        now = utcnow()
+        prepared = [
+            {
+                "user_id": None, "dedupe_key": None, "batch": None, "priority": 100,
+                "status": "pending", "attempts": 0, "not_before": now, "created_at": now,
+                **row, "chat_id": str(row["chat_id"]),
+            }
+            for row in rows
+        ]
+        if not prepared:
+            return 0
+        stmt = self._insert(OutboxMessage).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        result = await self.session.execute(stmt, prepared)
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    @guarded
+    async def get(self, message_id: int) -> OutboxMessage | None:
+        return await self.session.get(OutboxMessage, message_id)
+
+    @guarded
+    async def claim_due(
+        self, *, limit: int, lease_seconds: float = 60.0, now: datetime | None = None
+    ) -> list[OutboxMessage]:
+        """Take up to ``limit`` due messages for sending (``FOR UPDATE SKIP LOCKED`` on
+        PostgreSQL, so several instances never take the same row)."""
+        now = now or utcnow()
+        due = or_(
+            and_(OutboxMessage.status == "pending", OutboxMessage.not_before <= now),
+            and_(OutboxMessage.status == "sending", OutboxMessage.lease_until < now),
+        )
+        stmt = (
+            select(OutboxMessage)
+            .where(due)
+            .order_by(OutboxMessage.priority, OutboxMessage.id)
+            .limit(limit)
+        )
+        if self.dialect_name == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        rows = list(await self.session.scalars(stmt))
+        lease = now + timedelta(seconds=lease_seconds)
+        for row in rows:
+            row.status = "sending"
+            row.lease_until = lease
+            row.attempts += 1
+        await self.session.flush()
+        return rows
+
+    @guarded
+    async def mark_sent(self, message_id: int, external_message_id: str | None = None) -> None:
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id)
+            .values(status="sent", sent_at=utcnow(), lease_until=None,
+                    external_message_id=external_message_id)
+        )
+
+    @guarded
+    async def mark_retry(self, message_id: int, not_before: datetime, error: str) -> None:
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id, OutboxMessage.status == "sending")
+            .values(status="pending", not_before=not_before, lease_until=None,
+                    last_error=error[:500])
+        )
+
+    @guarded
+    async def mark_final(self, message_id: int, status: str, error: str | None = None) -> None:
+        """``failed`` (gave up), ``blocked`` (the user blocked the bot) or ``cancelled``."""
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id)
+            .values(status=status, lease_until=None, last_error=(error or "")[:500] or None)
+        )
+
+    @guarded
+    async def cancel_batch(self, batch: str) -> int:
+        result = await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.batch == batch, OutboxMessage.status == "pending")
+            .values(status="cancelled")
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    @guarded
+    async def counts_by_status(self, batch: str) -> dict[str, int]:
+        stmt = (
+            select(OutboxMessage.status, func.count())
+            .where(OutboxMessage.batch == batch)
+            .group_by(OutboxMessage.status)
+        )
+        return {status: int(count) for status, count in (await self.session.execute(stmt)).all()}
+
+    @guarded
+    async def pending_count(self) -> int:
+        stmt = select(func.count()).where(OutboxMessage.status.in_(("pending", "sending")))
+        return int(await self.session.scalar(stmt) or 0)

@@ -24,6 +24,7 @@ from storage.db import READ_ONLY_OPTION, create_engine, current_revision, upgrad
 from storage.errors import StorageUnavailable, is_transient, translate_errors
 from storage.repositories import (
     FeedbackRepository,
+    OutboxRepository,
     ProcessedUpdateRepository,
     QuestionRepository,
     UserRepository,
@@ -46,6 +47,7 @@ class UnitOfWork:
     questions: QuestionRepository
     feedback: FeedbackRepository
     processed_updates: ProcessedUpdateRepository
+    outbox: OutboxRepository
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._session_factory = session_factory
@@ -67,6 +69,7 @@ class UnitOfWork:
         self.questions = QuestionRepository(session)
         self.feedback = FeedbackRepository(session)
         self.processed_updates = ProcessedUpdateRepository(session)
+        self.outbox = OutboxRepository(session)
         return self
 
     async def __aexit__(

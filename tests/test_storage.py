@@ -72,7 +72,8 @@ async def test_migrations_create_every_table_at_head(empty_database_url: str) ->
 
     await upgrade_schema(empty_database_url)
 
-    assert await current_revision(empty_database_url) == head_revision() == "0001"
+    assert await current_revision(empty_database_url) == head_revision()
+    assert head_revision() is not None
     assert await table_names(empty_database_url) >= APP_TABLES
 
 

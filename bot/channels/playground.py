@@ -77,7 +77,9 @@ class Playground:
         return answers.unknown_command(self._user)
 
 
-async def run_playground(services: AppServices, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> None:
+async def run_playground(
+    services: AppServices, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout
+) -> None:
     interactive = stdin.isatty()
     user = await services.users.get_or_register("playground", "local", "Playground")
     chat = Playground(services, user, out, color=interactive and out.isatty())
@@ -85,7 +87,10 @@ async def run_playground(services: AppServices, stdin: TextIO = sys.stdin, out: 
     chat.show(services.answers.services_menu(user))
     if interactive:
         out.write(
-            tr(user.language, "(Kucajte pitanje; broj bira ponuđenu opciju; /teme, /jezik, /pomoc, /izlaz.)")
+            tr(
+                user.language,
+                "(Kucajte pitanje; broj bira ponuđenu opciju; /teme, /jezik, /pomoc, /izlaz.)",
+            )
             + "\n"
         )
     while True:

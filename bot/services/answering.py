@@ -44,7 +44,7 @@ class AnswerService:
     async def ask(self, user: UserProfile, text: str) -> Reply:
         question = text.strip()
         if not question:
-            return Reply(tr(user.language, "Napišite pitanje rečima, na primer: kako da dobijem pristup eZUP-u?"))
+            return Reply(tr(user.language, "Napišite pitanje rečima, na primer: kako do eZUP-a?"))
         result = self._matcher.match(question)
         question_id = await self._record(user, question[:MAX_STORED_QUESTION], result)
         if len(question) > LONG_QUESTION:
@@ -109,14 +109,16 @@ class AnswerService:
             if entry is not None:
                 label = _short(in_script(user.language, entry.question))
                 rows.append((Button(label, f"c:{question_id}:{entry.id}"),))
-        rows.append((Button(tr(user.language, "Ništa od ovoga – pitaj mentora"), f"m:{question_id}"),))
-        return Reply(tr(user.language, "Nisam siguran na šta tačno mislite. Izaberite pitanje:"), tuple(rows))
+        none_of_these = tr(user.language, "Ništa od ovoga – pitaj mentora")
+        rows.append((Button(none_of_these, f"m:{question_id}"),))
+        text = tr(user.language, "Nisam siguran na šta tačno mislite. Izaberite pitanje:")
+        return Reply(text, tuple(rows))
 
     def _escalate(self, user: UserProfile, question_id: int) -> Reply:
         text = tr(
             user.language,
-            "Na ovo pitanje još nemam pouzdan odgovor i ne bih želeo da Vas navedem na pogrešan put. "
-            "Mentor Tima za digitalnu transformaciju može da Vam pomogne.",
+            "Na ovo pitanje još nemam pouzdan odgovor i ne bih želeo da Vas navedem na pogrešan "
+            "put. Mentor Tima za digitalnu transformaciju može da Vam pomogne.",
         )
         return Reply(
             text,
@@ -212,7 +214,8 @@ class AnswerService:
                 user.language,
                 "Dobar dan! Ja sam asistent programa <b>eUprava za sve</b>. Odgovaram na pitanja o "
                 "eZUP-u, eSandučetu, ePlaćanju, eDostavi i drugim e-uslugama, a kada ne znam "
-                "odgovor, prosleđujem pitanje mentoru. Pitanje možete napisati latinicom ili ćirilicom.",
+                "odgovor, prosleđujem pitanje mentoru. Pitanje možete napisati latinicom ili "
+                "ćirilicom.",
             )
         )
 
@@ -279,7 +282,8 @@ class AnswerService:
             tr(
                 user.language,
                 "Vaše pitanje je sačuvano pod brojem {number}. Mentorski red se upravo uvodi; "
-                "do tada se za hitna pitanja obratite svom mentoru Tima za digitalnu transformaciju.",
+                "do tada se za hitna pitanja obratite svom mentoru Tima za digitalnu "
+                "transformaciju.",
                 number=question_id,
             )
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.i18n import normalize_language
+from storage.models import User
 from storage.uow import Database
 
 
@@ -31,17 +32,17 @@ class UserProfile:
         return self.role == "admin"
 
 
-def _profile(row: object) -> UserProfile:
+def _profile(row: User) -> UserProfile:
     return UserProfile(
-        id=row.id,  # type: ignore[attr-defined]
-        channel=row.channel,  # type: ignore[attr-defined]
-        external_id=row.external_id,  # type: ignore[attr-defined]
-        display_name=row.display_name or "",  # type: ignore[attr-defined]
-        language=row.language,  # type: ignore[attr-defined]
-        municipality=row.municipality,  # type: ignore[attr-defined]
-        role=row.role,  # type: ignore[attr-defined]
-        active=row.active,  # type: ignore[attr-defined]
-        onboarded=row.onboarded,  # type: ignore[attr-defined]
+        id=row.id,
+        channel=row.channel,
+        external_id=row.external_id,
+        display_name=row.display_name or "",
+        language=row.language,
+        municipality=row.municipality,
+        role=row.role,
+        active=row.active,
+        onboarded=row.onboarded,
     )
 
 
@@ -64,16 +65,14 @@ class UserService:
         A returning user who had been marked inactive (blocked the bot, unsubscribed) is
         active again: writing to us proves they can be reached."""
         async with self._database.uow() as uow:
-            row = await uow.users.get_by_external(channel, external_id)
-            if row is None:
-                row = await uow.users.add(
-                    channel=channel,
-                    external_id=external_id,
-                    display_name=display_name[:200],
-                    language=normalize_language(language_hint),
-                    role="admin" if self._is_configured_admin(channel, external_id) else "clerk",
-                )
-            else:
+            row, created = await uow.users.get_or_create(
+                channel,
+                external_id,
+                display_name=display_name[:200],
+                language=normalize_language(language_hint),
+                role="admin" if self._is_configured_admin(channel, external_id) else "clerk",
+            )
+            if not created:
                 if not row.active:
                     row.active = True
                 if display_name and row.display_name != display_name[:200]:

@@ -1,0 +1,166 @@
+"""The dispatcher: sends what waits in the outbox, paced, retried, and marked exactly once.
+
+State changes (a mentor's answer, a reminder falling due, a broadcast) write outbox rows in the
+same transaction; this loop claims due rows, hands each to its channel's sender and records the
+outcome. A 429 waits `retry_after`; 5xx and network errors back off; a 403 marks the user
+inactive. Rows claimed by an instance that died become due again when their lease expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from bot.ratelimit import LocalRateLimiter, SendRateLimiter
+from storage.errors import StorageUnavailable
+from storage.types import utcnow
+from storage.uow import Database
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One outbox row, detached from the database session."""
+
+    id: int
+    channel: str
+    chat_id: str
+    user_id: int | None
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    batch: str | None
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    status: Literal["sent", "retry", "blocked", "failed"]
+    retry_after: float | None = None
+    external_id: str | None = None
+    error: str | None = None
+
+
+class Sender(Protocol):
+    async def send(self, message: Outgoing) -> SendOutcome: ...
+
+
+def backoff(attempts: int) -> float:
+    """Seconds before the next try: 2, 4, 8 ... capped at 5 minutes."""
+    return float(min(300, 2 ** max(1, attempts)))
+
+
+class OutboxDispatcher:
+    """Claims due messages in batches and delivers them through the channel senders."""
+
+    def __init__(
+        self,
+        database: Database,
+        senders: Mapping[str, Sender],
+        limiter: SendRateLimiter | None = None,
+        *,
+        batch_size: int = 60,
+        lease_seconds: float = 120.0,
+        idle_seconds: float = 0.5,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._database = database
+        self._senders = senders
+        self._limiter = limiter or LocalRateLimiter()
+        self._batch_size = batch_size
+        self._lease = lease_seconds
+        self._idle = idle_seconds
+        self._clock = clock
+        self.on_delivered: list[Callable[[Outgoing, SendOutcome], Any]] = []
+
+    async def run_once(self) -> int:
+        """Deliver one batch of due messages; returns how many were handled."""
+        async with self._database.uow() as uow:
+            rows = await uow.outbox.claim_due(
+                limit=self._batch_size, lease_seconds=self._lease, now=self._clock()
+            )
+            claimed = [
+                Outgoing(r.id, r.channel, r.chat_id, r.user_id, r.kind, dict(r.payload),
+                         r.attempts, r.batch)
+                for r in rows
+                if r.channel in self._senders
+            ]
+            await uow.commit()
+        by_chat: dict[tuple[str, str], list[Outgoing]] = defaultdict(list)
+        for message in claimed:
+            by_chat[(message.channel, message.chat_id)].append(message)
+        await asyncio.gather(*(self._deliver_in_order(queue) for queue in by_chat.values()))
+        return len(claimed)
+
+    async def _deliver_in_order(self, queue: list[Outgoing]) -> None:
+        """Messages to one chat go one after another, in the order they were queued."""
+        for message in queue:
+            await self._deliver(message)
+
+    async def _deliver(self, message: Outgoing) -> None:
+        await self._limiter.acquire(message.chat_id)
+        try:
+            outcome = await self._senders[message.channel].send(message)
+        except Exception as error:  # a sender bug must not stop the loop or lose the row
+            log.exception("outbox send crashed", extra={"outbox_id": message.id})
+            outcome = SendOutcome("retry", error=repr(error))
+        if outcome.status == "retry" and outcome.retry_after:
+            self._limiter.pause(outcome.retry_after)
+        await self._record(message, outcome)
+        for callback in self.on_delivered:
+            result = callback(message, outcome)
+            if asyncio.iscoroutine(result):
+                await result
+
+    async def _record(self, message: Outgoing, outcome: SendOutcome) -> None:
+        async with self._database.uow() as uow:
+            if outcome.status == "sent":
+                await uow.outbox.mark_sent(message.id, outcome.external_id)
+            elif outcome.status == "blocked":
+                await uow.outbox.mark_final(message.id, "blocked", outcome.error)
+                if message.user_id is not None:
+                    user = await uow.users.get(message.user_id)
+                    if user is not None:
+                        user.active = False
+            elif outcome.status == "failed" or message.attempts >= MAX_ATTEMPTS:
+                await uow.outbox.mark_final(message.id, "failed", outcome.error)
+            else:
+                delay = outcome.retry_after or backoff(message.attempts)
+                not_before = self._clock() + timedelta(seconds=delay)
+                await uow.outbox.mark_retry(message.id, not_before, outcome.error or "retry")
+            await uow.commit()
+        log.info(
+            "outbox delivery",
+            extra={"outbox_id": message.id, "kind": message.kind, "status": outcome.status,
+                   "user_id": message.user_id},
+        )
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Keep delivering until `stop` is set; a database outage only pauses the loop."""
+        while not stop.is_set():
+            try:
+                handled = await self.run_once()
+            except StorageUnavailable:
+                log.warning("outbox: database unavailable, retrying shortly")
+                handled = 0
+            if handled == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self._idle)
+
+    async def drain(self, max_rounds: int = 1000) -> int:
+        """Deliver until nothing is due (tests and one-shot tools)."""
+        total = 0
+        for _ in range(max_rounds):
+            handled = await self.run_once()
+            if handled == 0:
+                break
+            total += handled
+        return total

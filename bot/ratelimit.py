@@ -1,0 +1,63 @@
+"""Pacing of outgoing messages within Telegram's limits.
+
+Telegram allows about 30 messages a second overall, one a second to one chat and 20 a minute
+to one group. Rather than sending in bursts and reacting to 429s, each send reserves the next
+free slot and waits for it, so a broadcast runs just under the limit without a single 429.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+
+class SendRateLimiter(Protocol):
+    async def acquire(self, chat_id: str) -> None:
+        """Wait until a message to `chat_id` may be sent."""
+
+    def pause(self, seconds: float) -> None:
+        """Telegram said 429: nobody sends for `seconds`."""
+
+
+def is_group_chat(chat_id: str) -> bool:
+    """Telegram group and channel ids are negative."""
+    return chat_id.startswith("-")
+
+
+class LocalRateLimiter:
+    """Slot reservation in one process: a global rate plus a minimum interval per chat."""
+
+    def __init__(
+        self,
+        per_second: float = 30.0,
+        per_chat_interval: float = 1.0,
+        per_group_interval: float = 3.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._interval = 1.0 / per_second
+        self._per_chat = per_chat_interval
+        self._per_group = per_group_interval
+        self._clock = clock
+        self._next_global = 0.0
+        self._next_for_chat: dict[str, float] = {}
+
+    def reserve(self, chat_id: str) -> float:
+        """The moment (on `clock`) this message may go; reserves it at once."""
+        now = self._clock()
+        chat_gap = self._per_group if is_group_chat(chat_id) else self._per_chat
+        slot = max(now, self._next_global, self._next_for_chat.get(chat_id, 0.0))
+        self._next_global = slot + self._interval
+        self._next_for_chat[chat_id] = slot + chat_gap
+        if len(self._next_for_chat) > 50_000:
+            self._next_for_chat = {k: v for k, v in self._next_for_chat.items() if v > now}
+        return slot
+
+    async def acquire(self, chat_id: str) -> None:
+        delay = self.reserve(chat_id) - self._clock()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def pause(self, seconds: float) -> None:
+        self._next_global = max(self._next_global, self._clock() + seconds)

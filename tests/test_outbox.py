@@ -1,0 +1,166 @@
+"""The outbox: messages that must arrive do arrive, once, within Telegram's limits."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from sqlalchemy import text
+
+from bot.channels.telegram_sender import TelegramSender
+from bot.outbox import OutboxDispatcher
+from bot.ratelimit import LocalRateLimiter
+from bot.services.messages import reply_to_payload
+from bot.services.replies import Button, Reply
+from storage.models import User
+from storage.types import utcnow
+from storage.uow import Database
+from tests.fakes.bot_api import BOT_TOKEN, FakeBotAPI
+
+
+def _bot(api: FakeBotAPI) -> Bot:
+    session = AiohttpSession(api=TelegramAPIServer.from_base(api.base_url))
+    return Bot(BOT_TOKEN, session=session)
+
+
+async def _clerk(database: Database, telegram_id: int) -> int:
+    async with database.uow() as uow:
+        user = await uow.users.add(User(channel="telegram", external_id=str(telegram_id)))
+        await uow.commit()
+        return user.id
+
+
+async def _queue(database: Database, user_id: int, chat_id: int, text: str, key: str) -> bool:
+    async with database.uow() as uow:
+        row = await uow.outbox.add(
+            channel="telegram", chat_id=chat_id, user_id=user_id, kind="notice",
+            payload=reply_to_payload(Reply(text, ((Button("OK", "menu"),),))), dedupe_key=key,
+        )
+        await uow.commit()
+        return row is not None
+
+
+async def _statuses(database: Database) -> list[str]:
+    async with database.uow() as uow:
+        result = await uow.session.execute(text("SELECT status FROM outbox ORDER BY id"))
+        return [row[0] for row in result.all()]
+
+
+def _dispatcher(database: Database, bot: Bot, clock=utcnow) -> OutboxDispatcher:
+    limiter = LocalRateLimiter(
+        per_second=1000, per_chat_interval=0, per_group_interval=0,
+        clock=lambda: clock().timestamp(),
+    )
+    return OutboxDispatcher(database, {"telegram": TelegramSender(bot)}, limiter, clock=clock)
+
+
+async def test_queued_message_reaches_the_clerk_once_with_its_buttons(database: Database):
+    user_id = await _clerk(database, 501)
+    assert await _queue(database, user_id, 501, "Odgovor mentora", "answer:1")
+    assert not await _queue(database, user_id, 501, "Odgovor mentora", "answer:1")  # same key
+    async with FakeBotAPI() as api:
+        bot = _bot(api)
+        try:
+            dispatcher = _dispatcher(database, bot)
+            assert await dispatcher.drain() == 1
+            assert await dispatcher.drain() == 0
+        finally:
+            await bot.session.close()
+        sent = api.calls_of("sendMessage")
+        assert [call.text for call in sent] == ["Odgovor mentora"]
+        assert api.last_seen(501).button_labels == ["OK"]
+    assert await _statuses(database) == ["sent"]
+
+
+async def test_429_waits_retry_after_then_delivers(database: Database):
+    user_id = await _clerk(database, 502)
+    await _queue(database, user_id, 502, "Podsetnik", "r:1")
+    now = [utcnow()]
+    async with FakeBotAPI() as api:
+        bot = _bot(api)
+        try:
+            dispatcher = _dispatcher(database, bot, clock=lambda: now[0])
+            api.fail_next(1, status=429, retry_after=7, method="sendMessage")
+            await dispatcher.run_once()
+            assert await _statuses(database) == ["pending"]
+            now[0] += timedelta(seconds=3)
+            assert await dispatcher.run_once() == 0  # retry_after not over yet
+            now[0] += timedelta(seconds=5)
+            assert await dispatcher.run_once() == 1
+        finally:
+            await bot.session.close()
+        assert [c.status for c in api.calls_of("sendMessage")] == [429, 200]
+    assert await _statuses(database) == ["sent"]
+
+
+async def test_403_marks_the_clerk_inactive_and_stops_trying(database: Database):
+    user_id = await _clerk(database, 503)
+    await _queue(database, user_id, 503, "Obaveštenje", "b:1")
+    async with FakeBotAPI() as api:
+        bot = _bot(api)
+        try:
+            api.fail_next(1, status=403, method="sendMessage")
+            await _dispatcher(database, bot).drain()
+        finally:
+            await bot.session.close()
+    assert await _statuses(database) == ["blocked"]
+    async with database.uow() as uow:
+        user = await uow.users.get(user_id)
+        assert user is not None and user.active is False
+
+
+async def test_server_error_is_retried_with_backoff(database: Database):
+    user_id = await _clerk(database, 504)
+    await _queue(database, user_id, 504, "Poruka", "x:1")
+    now = [utcnow()]
+    async with FakeBotAPI() as api:
+        bot = _bot(api)
+        try:
+            api.fail_next(1, status=502, method="sendMessage")
+            dispatcher = _dispatcher(database, bot, clock=lambda: now[0])
+            await dispatcher.run_once()
+            assert await _statuses(database) == ["pending"]
+            now[0] += timedelta(minutes=1)
+            await dispatcher.drain()
+        finally:
+            await bot.session.close()
+    assert await _statuses(database) == ["sent"]
+
+
+async def test_claim_left_by_a_dead_instance_is_taken_again_after_the_lease(database: Database):
+    user_id = await _clerk(database, 505)
+    await _queue(database, user_id, 505, "Poruka", "y:1")
+    async with database.uow() as uow:  # an instance claims the row and dies before sending
+        assert len(await uow.outbox.claim_due(limit=10, lease_seconds=60)) == 1
+        await uow.commit()
+    async with database.uow() as uow:
+        assert await uow.outbox.claim_due(limit=10) == []  # still leased
+    later = utcnow() + timedelta(minutes=2)
+    async with FakeBotAPI() as api:
+        bot = _bot(api)
+        try:
+            assert await _dispatcher(database, bot, clock=lambda: later).drain() == 1
+        finally:
+            await bot.session.close()
+        assert len(api.calls_of("sendMessage")) == 1
+
+
+def test_rate_limiter_spaces_sends_globally_and_per_chat():
+    def limiter() -> LocalRateLimiter:
+        return LocalRateLimiter(per_second=30, per_chat_interval=1.0, per_group_interval=3.0,
+                                clock=lambda: 100.0)
+
+    across_chats = limiter()
+    slots = [across_chats.reserve(str(chat)) for chat in range(60)]
+    assert slots[-1] - slots[0] == pytest.approx(59 / 30)  # 30 a second across chats
+
+    one_chat = limiter()
+    first = one_chat.reserve("7")
+    assert one_chat.reserve("7") - first == pytest.approx(1.0)  # one a second to a chat
+
+    group = limiter()
+    first = group.reserve("-100200")
+    assert group.reserve("-100200") - first == pytest.approx(3.0)  # 20 a minute to a group
