@@ -39,6 +39,7 @@ class Outgoing:
     payload: dict[str, Any]
     attempts: int
     batch: str | None
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ class OutboxDispatcher:
             )
             claimed = [
                 Outgoing(r.id, r.channel, r.chat_id, r.user_id, r.kind, dict(r.payload),
-                         r.attempts, r.batch)
+                         r.attempts, r.batch, r.expires_at)
                 for r in rows
                 if r.channel in self._senders
             ]
@@ -106,6 +107,9 @@ class OutboxDispatcher:
             await self._deliver(message)
 
     async def _deliver(self, message: Outgoing) -> None:
+        if message.expires_at is not None and self._clock() >= message.expires_at:
+            await self._expire(message)
+            return
         await self._limiter.acquire(message.chat_id)
         try:
             outcome = await self._senders[message.channel].send(message)
@@ -119,6 +123,16 @@ class OutboxDispatcher:
             result = callback(message, outcome)
             if asyncio.iscoroutine(result):
                 await result
+
+    async def _expire(self, message: Outgoing) -> None:
+        """Fell due while we were down and is no use now (the training already started)."""
+        async with self._database.uow() as uow:
+            await uow.outbox.mark_final(message.id, "expired", "due too late")
+            await uow.commit()
+        log.warning(
+            "outbox message expired before it could be sent",
+            extra={"outbox_id": message.id, "kind": message.kind, "user_id": message.user_id},
+        )
 
     async def _record(self, message: Outgoing, outcome: SendOutcome) -> None:
         async with self._database.uow() as uow:

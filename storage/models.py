@@ -62,7 +62,9 @@ ROLES: tuple[str, ...] = ("clerk", "mentor", "admin")
 DECISIONS: tuple[str, ...] = ("answer", "clarify", "escalate")
 FEEDBACK_VALUES: tuple[str, ...] = ("up", "down")
 # pending -> sending -> sent | failed | blocked (the user blocked the bot); cancelled by an admin.
-OUTBOX_STATUSES: tuple[str, ...] = ("pending", "sending", "sent", "failed", "blocked", "cancelled")
+OUTBOX_STATUSES: tuple[str, ...] = (
+    "pending", "sending", "sent", "failed", "blocked", "cancelled", "expired"
+)
 
 # Deterministic constraint names: needed to alter/drop constraints in later migrations
 # (SQLite batch mode in particular cannot handle unnamed constraints).
@@ -191,6 +193,9 @@ class OutboxMessage(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Past this moment the message is pointless (a reminder for a training that has started):
+    # it is marked expired and logged instead of sent.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     last_error: Mapped[str | None] = mapped_column(String(500), default=None)
     external_message_id: Mapped[str | None] = mapped_column(String(64), default=None)

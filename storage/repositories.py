@@ -348,6 +348,7 @@ class OutboxRepository(Repository):
         batch: str | None = None,
         priority: int = 100,
         not_before: datetime | None = None,
+        expires_at: datetime | None = None,
     ) -> OutboxMessage | None:
         """Queue a message; returns None when a message with the same ``dedupe_key`` exists."""
         _check(channel, CHANNELS, "channel")
@@ -363,6 +364,7 @@ class OutboxRepository(Repository):
             "status": "pending",
             "attempts": 0,
             "not_before": not_before or utcnow(),
+            "expires_at": expires_at,
             "created_at": utcnow(),
         }
         stmt = (
@@ -383,6 +385,7 @@ class OutboxRepository(Repository):
         prepared = [
             {
                 "user_id": None, "dedupe_key": None, "batch": None, "priority": 100,
+                "expires_at": None,
                 "status": "pending", "attempts": 0, "not_before": now, "created_at": now,
                 **row, "chat_id": str(row["chat_id"]),
             }
@@ -446,7 +449,8 @@ class OutboxRepository(Repository):
 
     @guarded
     async def mark_final(self, message_id: int, status: str, error: str | None = None) -> None:
-        """``failed`` (gave up), ``blocked`` (the user blocked the bot) or ``cancelled``."""
+        """``failed`` (gave up), ``blocked`` (the user blocked the bot), ``cancelled`` or
+        ``expired`` (due too late to be of use)."""
         await self.session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == message_id)

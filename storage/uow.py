@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.engine import URL
@@ -27,12 +27,15 @@ from storage.repositories import (
     OutboxRepository,
     ProcessedUpdateRepository,
     QuestionRepository,
+    Repository,
     UserRepository,
 )
 
 __all__ = ["Database", "UnitOfWork"]
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=Repository)
 
 
 class UnitOfWork:
@@ -103,6 +106,11 @@ class UnitOfWork:
         if cleanup_error is not None:
             with translate_errors():
                 raise cleanup_error
+
+    def repository(self, repository_class: type[R]) -> R:
+        """A feature's repository over this unit of work's session (no need to list every
+        repository here: `uow.repository(TrainingRepository)`)."""
+        return repository_class(self.session)
 
     async def commit(self) -> None:
         with translate_errors():

@@ -164,3 +164,21 @@ def test_rate_limiter_spaces_sends_globally_and_per_chat():
     group = limiter()
     first = group.reserve("-100200")
     assert group.reserve("-100200") - first == pytest.approx(3.0)  # 20 a minute to a group
+
+
+async def test_message_due_too_late_is_expired_not_sent(database: Database):
+    user_id = await _clerk(database, 506)
+    async with database.uow() as uow:
+        await uow.outbox.add(
+            channel="telegram", chat_id=506, user_id=user_id, kind="reminder",
+            payload={"text": "Obuka počinje za 1 sat"}, expires_at=utcnow() - timedelta(minutes=5),
+        )
+        await uow.commit()
+    async with FakeBotAPI() as api:
+        bot = _bot(api)
+        try:
+            await _dispatcher(database, bot).drain()
+        finally:
+            await bot.session.close()
+        assert api.calls_of("sendMessage") == []
+    assert await _statuses(database) == ["expired"]

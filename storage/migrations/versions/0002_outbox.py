@@ -17,7 +17,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-STATUSES = "'pending', 'sending', 'sent', 'failed', 'blocked', 'cancelled'"
+STATUSES = "'pending', 'sending', 'sent', 'failed', 'blocked', 'cancelled', 'expired'"
 CHANNELS = "'telegram', 'viber', 'playground'"
 
 
@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("not_before", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.String(500), nullable=True),
         sa.Column("external_message_id", sa.String(64), nullable=True),
