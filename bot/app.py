@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.config import Settings
+from bot.scheduler import Scheduler
 from bot.services.answering import AnswerService
 from bot.services.users import UserService
 from knowledge_base.loader import load_knowledge_base
@@ -26,6 +27,12 @@ class AppServices:
 
     async def close(self) -> None:
         await self.database.dispose()
+
+
+def schedule_jobs(services: AppServices, scheduler: Scheduler) -> None:
+    """Every feature's periodic work, registered in one place; the runner starts the scheduler.
+    Jobs read their state from the database, so any instance may run them after a restart."""
+    del services, scheduler  # features add their jobs here
 
 
 async def build_services(settings: Settings, *, migrate: bool = True) -> AppServices:
