@@ -53,7 +53,19 @@ def _render_mo(catalog: Catalog) -> bytes:
     return buffer.getvalue()
 
 
-def build_catalogues(template: Catalog) -> dict[Path, bytes]:
+def read_translations(tsv: Path) -> dict[str, str]:
+    """`msgid<TAB>English` lines (\\n for a line break): a translator's hand-off format."""
+    pairs: dict[str, str] = {}
+    for line in tsv.read_text(encoding="utf-8").splitlines():
+        if "\t" in line:
+            source, english = line.split("\t", 1)
+            pairs[source.replace("\\n", "\n")] = english.replace("\\n", "\n")
+    return pairs
+
+
+def build_catalogues(
+    template: Catalog, translations: dict[str, str] | None = None
+) -> dict[Path, bytes]:
     """The wanted content of every catalogue file, keyed by path."""
     wanted: dict[Path, bytes] = {}
 
@@ -64,6 +76,9 @@ def build_catalogues(template: Catalog) -> dict[Path, bytes]:
             english = read_po(handle, locale="en", domain=DOMAIN)
     english.update(template, no_fuzzy_matching=True)
     english.obsolete.clear()
+    for message in english:
+        if message.id and str(message.id) in (translations or {}):
+            message.string = (translations or {})[str(message.id)]
     wanted[_po_path("en")] = _render_po(english)
     wanted[_po_path("en").with_suffix(".mo")] = _render_mo(english)
 
@@ -91,8 +106,13 @@ def _same_messages(old: bytes, new: bytes) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if catalogues are stale")
+    parser.add_argument("--import", dest="imports", type=Path, action="append", default=[],
+                        help="TSV of msgid<TAB>English translations to merge")
     args = parser.parse_args(argv)
-    wanted = build_catalogues(extract_template())
+    translations: dict[str, str] = {}
+    for tsv in args.imports:
+        translations.update(read_translations(tsv))
+    wanted = build_catalogues(extract_template(), translations)
     missing = _untranslated(wanted[_po_path("en")])
     if args.check:
         stale = [

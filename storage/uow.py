@@ -86,13 +86,12 @@ class UnitOfWork:
             return
         cleanup_error: BaseException | None = None
         try:
-            await session.rollback()  # no-op when everything was committed
+            # close() rolls back whatever was not committed and detaches the rows without
+            # expiring them (an explicit rollback() would expire them), so rows read or written
+            # in the block stay readable after it.
+            await session.close()
         except Exception as error:  # connection may be gone
             cleanup_error = error
-        try:
-            await session.close()
-        except Exception as error:
-            cleanup_error = cleanup_error or error
         if exc is not None:
             if cleanup_error is not None:
                 log.debug("rollback after error failed", exc_info=cleanup_error)

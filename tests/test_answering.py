@@ -1,0 +1,130 @@
+"""The answer service: the right entry, in the clerk's script, every question stored."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from bot.services.actions import perform
+from bot.services.answering import AnswerService
+from bot.services.users import UserService
+from knowledge_base.loader import load_knowledge_base
+from knowledge_base.matcher import Matcher
+from storage.models import Feedback, Question
+from storage.uow import Database
+
+ACCESS_QUESTION = "Kako naš organ dobija pristup podacima iz službenih evidencija preko eZUP-a?"
+
+
+@pytest.fixture(scope="module")
+def knowledge():
+    kb = load_knowledge_base()
+    return kb, Matcher.from_knowledge_base(kb)
+
+
+@pytest.fixture
+def services(database: Database, knowledge):
+    kb, matcher = knowledge
+    return UserService(database, frozenset({"900"})), AnswerService(kb, matcher, database)
+
+
+async def _questions(database: Database) -> list[Question]:
+    async with database.uow() as uow:
+        return list(await uow.session.scalars(select(Question).order_by(Question.id)))
+
+
+async def test_clerk_gets_ezup_access_answer_in_latin_and_cyrillic(services, database):
+    users, answers = services
+    clerk = await users.get_or_register("telegram", "1", "Milica")
+    latin = await answers.ask(clerk, "kako da dobijem pristup ezupu")
+    cyrillic = await answers.ask(clerk, "како да добијем приступ еЗУП-у")
+    assert ACCESS_QUESTION in latin.text
+    assert ACCESS_QUESTION in cyrillic.text
+    stored = await _questions(database)
+    assert [(q.decision, q.entry_id) for q in stored] == [("answer", "ezup-access-request")] * 2
+
+
+async def test_cyrillic_reader_gets_the_answer_in_cyrillic(services):
+    users, answers = services
+    clerk = await users.get_or_register("telegram", "2", "Петар", language_hint="sr-Cyrl")
+    reply = await answers.ask(clerk, "kako da dobijem pristup ezupu")
+    assert "Како наш орган добија приступ" in reply.text
+    assert "Kako" not in reply.text
+
+
+async def test_unknown_question_is_escalated_honestly_and_stored(services, database):
+    users, answers = services
+    clerk = await users.get_or_register("telegram", "3", "Ana")
+    reply = await answers.ask(clerk, "koliko je sati u Tokiju")
+    actions = [b.action for row in reply.buttons for b in row]
+    assert any(action.startswith("m:") for action in actions)
+    assert "pouzdan odgovor" in reply.text
+    [stored] = await _questions(database)
+    assert stored.decision == "escalate"
+
+
+async def test_user_text_never_reaches_the_reply_unescaped(services):
+    users, answers = services
+    clerk = await users.get_or_register("telegram", "4", "<b>Marko</b>")
+    reply = await answers.ask(clerk, "<script>alert(1)</script> ezup pristup")
+    assert "<script>" not in reply.text
+
+
+async def test_feedback_is_stored_and_a_thumbs_down_offers_a_mentor(services, database):
+    users, answers = services
+    clerk = await users.get_or_register("telegram", "5", "Jovana")
+    reply = await answers.ask(clerk, "kako da dobijem pristup ezupu")
+    down = next(b.action for row in reply.buttons for b in row if b.action.endswith(":down"))
+    clerk, after = await perform(down, clerk, answers, users)
+    assert any(b.action.startswith("m:") for row in after.buttons for b in row)
+    async with database.uow() as uow:
+        [feedback] = list(await uow.session.scalars(select(Feedback)))
+    assert feedback.value == "down"
+
+
+async def test_nobody_can_rate_someone_elses_question(services, database):
+    users, answers = services
+    owner = await users.get_or_register("telegram", "6", "Owner")
+    other = await users.get_or_register("telegram", "7", "Other")
+    await answers.ask(owner, "kako da dobijem pristup ezupu")
+    [question] = await _questions(database)
+    reply = await answers.feedback(other, question.id, "up")
+    assert "više nije dostupna" in reply.text
+    async with database.uow() as uow:
+        assert list(await uow.session.scalars(select(Feedback))) == []
+
+
+async def test_choice_after_clarify_is_remembered(services, database):
+    users, answers = services
+    clerk = await users.get_or_register("telegram", "8", "Nina")
+    await answers.ask(clerk, "ezup")
+    [question] = await _questions(database)
+    await perform(f"c:{question.id}:ezup-what-is", clerk, answers, users)
+    [question] = await _questions(database)
+    assert question.chosen_entry_id == "ezup-what-is"
+
+
+async def test_browsing_goes_from_services_to_questions_to_the_answer(services):
+    users, answers = services
+    clerk = await users.get_or_register("telegram", "9", "Ivan")
+    menu = answers.services_menu(clerk)
+    assert ("svc:ezup") in [b.action for row in menu.buttons for b in row]
+    clerk, listing = await perform("svc:ezup", clerk, answers, users)
+    assert "e:ezup-access-request" in [b.action for row in listing.buttons for b in row]
+    clerk, answer = await perform("e:ezup-access-request", clerk, answers, users)
+    assert ACCESS_QUESTION in answer.text
+
+
+async def test_old_or_forged_buttons_get_a_polite_answer(services):
+    users, answers = services
+    clerk = await users.get_or_register("telegram", "10", "Stara")
+    for action in ("e:no-such-entry", "fb:abc:up", "svc:nothing", "zzz", "c:99999999:ezup-what-is"):
+        clerk, reply = await perform(action, clerk, answers, users)
+        assert reply.text
+
+
+async def test_admins_from_config_are_admins_from_the_first_message(services):
+    users, _answers = services
+    admin = await users.get_or_register("telegram", "900", "Admin")
+    clerk = await users.get_or_register("telegram", "901", "Clerk")
+    assert admin.is_admin and not clerk.is_admin
