@@ -1,0 +1,132 @@
+"""Send pacing shared through Redis, so several bot instances stay under Telegram's limits
+together (about 30 messages/s overall, 1/s per chat, 20/min per group).
+
+Each send runs one Lua script that, atomically on the Redis server, reserves the next free
+global slot and the chat's next slot (the later of the two wins) and returns how long to wait.
+Time is Redis' own clock (`TIME`), so instances on hosts whose clocks differ still agree.
+A 429 (`pause`) pushes the global slot past `retry_after` for everyone.
+
+If Redis cannot be reached the limiter falls back to in-process pacing (logged), so messages
+keep flowing; the shared guarantee returns with Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from bot.ratelimit import LocalRateLimiter, is_group_chat
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RedisRateLimiter"]
+
+# KEYS[1] global slot, KEYS[2] the chat's slot; ARGV[1] global interval, ARGV[2] chat gap (s).
+# Returns the wait in seconds as a string (Lua numbers would be truncated to integers).
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local interval = tonumber(ARGV[1])
+local gap = tonumber(ARGV[2])
+local g = tonumber(redis.call('GET', KEYS[1]) or '0')
+local c = tonumber(redis.call('GET', KEYS[2]) or '0')
+local slot = math.max(now, g, c)
+redis.call('SET', KEYS[1], string.format('%.6f', slot + interval), 'PX', 600000)
+if gap > 0 then
+  redis.call('SET', KEYS[2], string.format('%.6f', slot + gap), 'PX', math.ceil(gap * 1000) + 1000)
+end
+return string.format('%.6f', slot - now)
+"""
+
+# KEYS[1] global slot; ARGV[1] seconds nobody may send.
+_PAUSE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local until_ = now + tonumber(ARGV[1])
+local g = tonumber(redis.call('GET', KEYS[1]) or '0')
+if until_ > g then
+  redis.call('SET', KEYS[1], string.format('%.6f', until_), 'PX', 600000)
+end
+return 1
+"""
+
+
+class RedisRateLimiter:
+    """`SendRateLimiter` over Redis: one global budget for every instance sharing `prefix`."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        per_second: float = 30.0,
+        per_chat_interval: float = 1.0,
+        per_group_interval: float = 3.0,
+        *,
+        prefix: str = "euprava:send",
+    ) -> None:
+        self._redis = redis
+        self._interval = 1.0 / per_second
+        self._per_chat = per_chat_interval
+        self._per_group = per_group_interval
+        self._prefix = prefix
+        self._reserve: Any = redis.register_script(_RESERVE)
+        self._pause: Any = redis.register_script(_PAUSE)
+        self._fallback = LocalRateLimiter(per_second, per_chat_interval, per_group_interval)
+        self._degraded = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> RedisRateLimiter:
+        return cls(Redis.from_url(url), **options)
+
+    @property
+    def global_key(self) -> str:
+        return f"{self._prefix}:global"
+
+    def _chat_key(self, chat_id: str) -> str:
+        return f"{self._prefix}:chat:{chat_id}"
+
+    async def reserve(self, chat_id: str) -> float:
+        """Reserve a slot; returns the seconds to wait before sending (0 if now)."""
+        gap = self._per_group if is_group_chat(chat_id) else self._per_chat
+        try:
+            wait = float(await self._reserve(
+                keys=[self.global_key, self._chat_key(chat_id)], args=[self._interval, gap]
+            ))
+        except (RedisError, OSError) as error:
+            if not self._degraded:
+                log.warning("rate limiter: Redis unavailable, pacing locally",
+                            extra={"error": type(error).__name__})
+                self._degraded = True
+            return max(0.0, self._fallback.reserve(chat_id) - time.monotonic())
+        if self._degraded:
+            log.info("rate limiter: Redis is back, pacing shared again")
+            self._degraded = False
+        return max(0.0, wait)
+
+    async def acquire(self, chat_id: str) -> None:
+        delay = await self.reserve(chat_id)
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def pause(self, seconds: float) -> None:
+        """Telegram answered 429: every instance holds off for `seconds`."""
+        self._fallback.pause(seconds)
+        task = asyncio.get_running_loop().create_task(self._pause_shared(seconds))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _pause_shared(self, seconds: float) -> None:
+        try:
+            await self._pause(keys=[self.global_key], args=[seconds])
+        except (RedisError, OSError):
+            log.warning("rate limiter: could not share a pause through Redis")
+
+    async def close(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._redis.aclose()
