@@ -84,6 +84,11 @@ class OutboxDispatcher:
 
     async def run_once(self) -> int:
         """Deliver one batch of due messages; returns how many were handled."""
+        claimed = await self._claim()
+        await self._send_batch(claimed)
+        return len(claimed)
+
+    async def _claim(self) -> list[Outgoing]:
         async with self._database.uow() as uow:
             rows = await uow.outbox.claim_due(
                 limit=self._batch_size, lease_seconds=self._lease, now=self._clock()
@@ -95,11 +100,13 @@ class OutboxDispatcher:
                 if r.channel in self._senders
             ]
             await uow.commit()
+        return claimed
+
+    async def _send_batch(self, claimed: list[Outgoing]) -> None:
         by_chat: dict[tuple[str, str], list[Outgoing]] = defaultdict(list)
         for message in claimed:
             by_chat[(message.channel, message.chat_id)].append(message)
         await asyncio.gather(*(self._deliver_in_order(queue) for queue in by_chat.values()))
-        return len(claimed)
 
     async def _deliver_in_order(self, queue: list[Outgoing]) -> None:
         """Messages to one chat go one after another, in the order they were queued."""
@@ -157,17 +164,35 @@ class OutboxDispatcher:
                    "user_id": message.user_id},
         )
 
-    async def run_forever(self, stop: asyncio.Event) -> None:
-        """Keep delivering until `stop` is set; a database outage only pauses the loop."""
-        while not stop.is_set():
-            try:
-                handled = await self.run_once()
-            except StorageUnavailable:
-                log.warning("outbox: database unavailable, retrying shortly")
-                handled = 0
-            if handled == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self._idle)
+    async def run_forever(self, stop: asyncio.Event, pipeline: int = 2) -> None:
+        """Keep delivering until `stop` is set. The next batch is claimed while the current one
+        is still being sent, so pacing never waits on the database. On stop, batches already
+        claimed are finished (nothing is left half-sent); a database outage only pauses."""
+        in_flight: set[asyncio.Task[None]] = set()
+        try:
+            while not stop.is_set():
+                if len(in_flight) < pipeline:
+                    try:
+                        claimed = await self._claim()
+                    except StorageUnavailable:
+                        log.warning("outbox: database unavailable, retrying shortly")
+                        claimed = []
+                    if claimed:
+                        in_flight.add(asyncio.create_task(self._send_batch(claimed)))
+                        continue
+                if in_flight:
+                    done, in_flight = await asyncio.wait(
+                        in_flight, timeout=self._idle, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    for task in done:
+                        if not task.cancelled() and task.exception() is not None:
+                            log.error("outbox batch failed", exc_info=task.exception())
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=self._idle)
+        finally:
+            if in_flight:
+                await asyncio.gather(*in_flight, return_exceptions=True)
 
     async def drain(self, max_rounds: int = 1000) -> int:
         """Deliver until nothing is due (tests and one-shot tools)."""

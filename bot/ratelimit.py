@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -42,6 +43,10 @@ class LocalRateLimiter:
         self._clock = clock
         self._next_global = 0.0
         self._next_for_chat: dict[str, float] = {}
+        # Real send moments: if the event loop stalled, reserved slots would bunch up, so no
+        # more than `per_second` messages are ever let through within any one second.
+        self._window = max(1, int(per_second))
+        self._recent: deque[float] = deque(maxlen=self._window)
 
     def reserve(self, chat_id: str) -> float:
         """The moment (on `clock`) this message may go; reserves it at once."""
@@ -58,6 +63,12 @@ class LocalRateLimiter:
         delay = self.reserve(chat_id) - self._clock()
         if delay > 0:
             await asyncio.sleep(delay)
+        while len(self._recent) == self._window:
+            wait = self._recent[0] + 1.0 - self._clock()
+            if wait <= 0:
+                break
+            await asyncio.sleep(wait)
+        self._recent.append(self._clock())
 
     def pause(self, seconds: float) -> None:
         self._next_global = max(self._next_global, self._clock() + seconds)
