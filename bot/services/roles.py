@@ -1,0 +1,174 @@
+"""Roles: clerk, mentor, admin. Admins grant and revoke; every change is audited and every
+refusal is logged (with user ids, never message text). Checks live here, not in the handlers."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from bot.i18n import tr
+from bot.services.replies import Reply
+from bot.services.users import UserProfile
+from storage.mentor import MentorRepository
+from storage.uow import Database
+
+log = logging.getLogger(__name__)
+
+GRANTABLE = ("mentor", "admin")
+
+
+def refusal(user: UserProfile, action: str) -> Reply:
+    """The polite 'no' for a privileged action; the attempt is logged."""
+    log.warning(
+        "role.refused user_id=%s role=%s action=%s",
+        user.id,
+        user.role,
+        action,
+        extra={"user_id": user.id, "role": user.role, "action": action},
+    )
+    return Reply(
+        tr(
+            user.language,
+            "Ova radnja je dostupna samo mentorima i administratorima programa. Ako mislite da "
+            "treba da imate pristup, obratite se administratoru.",
+        )
+    )
+
+
+def admin_refusal(user: UserProfile, action: str) -> Reply:
+    log.warning(
+        "role.refused user_id=%s role=%s action=%s",
+        user.id,
+        user.role,
+        action,
+        extra={"user_id": user.id, "role": user.role, "action": action},
+    )
+    return Reply(
+        tr(
+            user.language,
+            "Ova radnja je dostupna samo administratorima. Pokušaj je zabeležen.",
+        )
+    )
+
+
+@dataclass(frozen=True)
+class RoleChangeResult:
+    reply: Reply
+    changed: bool
+
+
+class RoleService:
+    def __init__(self, database: Database, configured_admins: frozenset[str] = frozenset()):
+        self._database = database
+        self._configured_admins = configured_admins
+
+    async def grant(
+        self, actor: UserProfile, target_external_id: str, role: str, channel: str = "telegram"
+    ) -> RoleChangeResult:
+        """Give `role` (mentor or admin) to the user with this Telegram id (created if they
+        have not written to the bot yet)."""
+        if not actor.is_admin:
+            return RoleChangeResult(admin_refusal(actor, f"grant:{role}"), False)
+        if role not in GRANTABLE or not target_external_id.isdigit():
+            return RoleChangeResult(self._usage(actor), False)
+        async with self._database.uow() as uow:
+            row, _created = await uow.users.get_or_create(channel, target_external_id)
+            old = row.role
+            if old == role or (role == "mentor" and old == "admin"):
+                await uow.commit()
+                return RoleChangeResult(
+                    Reply(
+                        tr(
+                            actor.language,
+                            "Korisnik {id} već ima ulogu: {role}.",
+                            id=target_external_id,
+                            role=old,
+                        )
+                    ),
+                    False,
+                )
+            row.role = role
+            await uow.repository(MentorRepository).record_role_change(actor.id, row.id, old, role)
+            await uow.commit()
+        log.info("role.granted actor_id=%s target=%s role=%s", actor.id, row.id, role)
+        return RoleChangeResult(
+            Reply(
+                tr(
+                    actor.language,
+                    "Korisniku {id} je dodeljena uloga: {role}.",
+                    id=target_external_id,
+                    role=role,
+                )
+            ),
+            True,
+        )
+
+    async def revoke(
+        self, actor: UserProfile, target_external_id: str, role: str, channel: str = "telegram"
+    ) -> RoleChangeResult:
+        """Take `role` away: an admin becomes a mentor, a mentor becomes a clerk."""
+        if not actor.is_admin:
+            return RoleChangeResult(admin_refusal(actor, f"revoke:{role}"), False)
+        if role not in GRANTABLE or not target_external_id.isdigit():
+            return RoleChangeResult(self._usage(actor), False)
+        if channel == "telegram" and target_external_id in self._configured_admins:
+            return RoleChangeResult(
+                Reply(
+                    tr(
+                        actor.language,
+                        "Korisnik {id} je administrator po podešavanju (ADMIN_IDS); ta uloga se "
+                        "menja samo u podešavanjima.",
+                        id=target_external_id,
+                    )
+                ),
+                False,
+            )
+        if target_external_id == actor.external_id and channel == actor.channel:
+            return RoleChangeResult(
+                Reply(tr(actor.language, "Ne možete sami sebi ukloniti ulogu.")), False
+            )
+        new_role = "mentor" if role == "admin" else "clerk"
+        async with self._database.uow() as uow:
+            row = await uow.users.get_by_external(channel, target_external_id)
+            has_role = row is not None and (
+                row.role == role or (role == "mentor" and row.role == "admin")
+            )
+            if row is None or not has_role:
+                return RoleChangeResult(
+                    Reply(
+                        tr(
+                            actor.language,
+                            "Korisnik {id} nema ulogu: {role}.",
+                            id=target_external_id,
+                            role=role,
+                        )
+                    ),
+                    False,
+                )
+            old = row.role
+            row.role = new_role
+            await uow.repository(MentorRepository).record_role_change(
+                actor.id, row.id, old, new_role
+            )
+            await uow.commit()
+        log.info("role.revoked actor_id=%s target=%s role=%s", actor.id, row.id, role)
+        return RoleChangeResult(
+            Reply(
+                tr(
+                    actor.language,
+                    "Korisniku {id} je uklonjena uloga: {role}.",
+                    id=target_external_id,
+                    role=role,
+                )
+            ),
+            True,
+        )
+
+    def _usage(self, actor: UserProfile) -> Reply:
+        return Reply(
+            tr(
+                actor.language,
+                "Upotreba: /dodaj_mentora, /ukloni_mentora, /dodaj_admina ili /ukloni_admina, "
+                "pa Telegram ID korisnika (broj), npr. /dodaj_mentora 123456789.",
+            )
+        )
