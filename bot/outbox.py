@@ -91,7 +91,10 @@ class OutboxDispatcher:
     async def _claim(self) -> list[Outgoing]:
         async with self._database.uow() as uow:
             rows = await uow.outbox.claim_due(
-                limit=self._batch_size, lease_seconds=self._lease, now=self._clock()
+                limit=self._batch_size,
+                lease_seconds=self._lease,
+                now=self._clock(),
+                channels=list(self._senders),
             )
             claimed = [
                 Outgoing(r.id, r.channel, r.chat_id, r.user_id, r.kind, dict(r.payload),

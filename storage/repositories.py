@@ -403,7 +403,12 @@ class OutboxRepository(Repository):
 
     @guarded
     async def claim_due(
-        self, *, limit: int, lease_seconds: float = 60.0, now: datetime | None = None
+        self,
+        *,
+        limit: int,
+        lease_seconds: float = 60.0,
+        now: datetime | None = None,
+        channels: Iterable[str] | None = None,
     ) -> list[OutboxMessage]:
         """Take up to ``limit`` due messages for sending (``FOR UPDATE SKIP LOCKED`` on
         PostgreSQL, so several instances never take the same row)."""
@@ -418,6 +423,8 @@ class OutboxRepository(Repository):
             .order_by(OutboxMessage.priority, OutboxMessage.id)
             .limit(limit)
         )
+        if channels is not None:  # only what this instance can send; the rest stays due
+            stmt = stmt.where(OutboxMessage.channel.in_(list(channels)))
         if self.dialect_name == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True)
         rows = list(await self.session.scalars(stmt))
