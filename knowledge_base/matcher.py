@@ -1,0 +1,505 @@
+"""Finds the knowledge-base entry a clerk's question is about, or says that none fits.
+
+Index (built once, in memory): every entry's question, alternatives and keywords are analysed
+into terms (`analysis`: normalise, stop words, Snowball stems, synonym groups). An inverted
+index maps each term to the entries using it with BM25 weights (a term used in many phrasings
+of an entry weighs more in it); IDF is counted over entries including their answers' words.
+Each entry also gets a character 4-gram TF-IDF vector of its phrasings.
+
+Matching one question (the text is cut to MAX_QUESTION_CHARS, at most MAX_TERMS terms):
+1. each term is looked up exactly, as a close stem (a letter or two longer or shorter), as a
+   word of the same family (first six letters) or, when unknown, as a typo of a known term or
+   synonym variant (rapidfuzz over terms of similar length; cached, at most MAX_TYPO_SEARCHES
+   per question). A term found nowhere still counts in what the question asks;
+2. BM25 over the rarest terms first, within `retrieval_work` postings, picks `retrieve`
+   candidates;
+3. each candidate gets a score in [0, 1]: a weighted sum of the `Features` evidence;
+4. decision: `answer` when the best score reaches `answer_threshold` and leads the next entry by
+   `answer_margin`; `clarify` with the two or three best when it reaches `clarify_threshold`;
+   otherwise `escalate`.
+Weights and thresholds in `MatcherConfig` come from `python -m knowledge_base tune` on
+knowledge_base/eval/dev.jsonl (see `tune` for the rule); the test part is never used to tune.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import re
+from array import array
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Literal
+
+from rapidfuzz import fuzz, process
+
+from knowledge_base.analysis import MAX_TERMS, Analyzer, close, content_words
+from knowledge_base.model import Entry, KnowledgeBase
+
+Decision = Literal["answer", "clarify", "escalate"]
+
+MAX_QUESTION_CHARS = 1000
+_TAG = re.compile(r"<[^>]*>|&[a-z#0-9]+;")
+MAX_FUZZY_CHARS = 200
+MAX_TYPO_SEARCHES = 8  # per question; further unknown words count as unknown
+
+
+def _char_grams(text: str, n: int = 4) -> list[str]:
+    padded = f" {text} "
+    return [padded[k : k + n] for k in range(len(padded) - n + 1)]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    entry_id: str
+    score: float
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    question: str
+    decision: Decision
+    entry_id: str | None
+    score: float
+    candidates: list[Candidate] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MatcherConfig:
+    # BM25 (retrieval of candidates)
+    k1: float = 1.2
+    b: float = 0.75
+    keyword_weight: float = 1.0  # a keyword counts like this many phrasings
+    idf_from_answers: bool = True
+    # term lookup
+    close_weight: float = 0.9  # credit for a close stem (ezup/ezupa, potpi/potpis)
+    typo_weight: float = 0.85  # credit for a typo match, times the similarity
+    typo_cutoff: float = 86.0  # rapidfuzz ratio a typo must reach
+    typo_min_len: int = 4
+    family_prefix: int = 6  # an unknown term sharing this many first letters with a known one...
+    family_weight: float = 0.6  # ...gets this credit (integrisemo ~ integracija)
+    unknown_idf: float = 0.7  # weight of an unknown question term, as a share of the max IDF
+    # scoring: weights of the evidence (see Features)
+    retrieve: int = 10
+    retrieval_work: int = 8_000  # postings visited at most, once `retrieve` entries are found
+    w_coverage: float = 0.1
+    w_focus: float = 0.0
+    w_dice: float = 0.0
+    w_phrase_cover: float = 0.1
+    w_fuzzy: float = 0.1
+    w_evidence: float = 0.0
+    w_ngrams: float = 0.5
+    w_known: float = 0.2
+    evidence_half: float = 10.0  # BM25 score at which the evidence feature reaches 0.5
+    fuzzy_floor: float = 0.5  # rapidfuzz similarity below this counts as none
+    # decision (tuned on dev.jsonl: 91.7 % correct, 0.6 % wrong, 2.5 % out of scope answered)
+    answer_threshold: float = 0.38
+    answer_margin: float = 0.04
+    clarify_threshold: float = 0.36
+    clarify_window: float = 0.15
+
+
+@dataclass(frozen=True)
+class Features:
+    """Per-candidate evidence in [0, 1] (bm25 aside), kept apart so the mix can be tuned.
+
+    coverage      IDF-weighted share of the question's terms the entry knows
+    focus         share of what the entry is about (terms weighted by IDF and by the share of
+                  its phrasings using them) that the question mentions
+    dice          best IDF-weighted Dice overlap of the question with one phrasing
+    phrase_cover  best share of one phrasing's terms found in the question
+    fuzzy         best rapidfuzz ratio of the question with one phrasing (normalised text)
+    evidence      BM25 score saturated to [0, 1): how much matching there is in absolute terms
+                  (long questions share a smaller part of their words with any entry)
+    ngrams        cosine of character 4-gram TF-IDF vectors of the question and the entry
+                  (catches what stems miss: integrisemo ~ integracija, stampamo ~ odstampamo)
+    known         share of the question's weight the whole KB knows (the same for every
+                  candidate): a question about "dečiji dodatak" or "Evrovizija" is mostly
+                  words no entry, alternative or answer uses
+    """
+
+    index: int
+    bm25: float
+    coverage: float
+    focus: float
+    dice: float
+    phrase_cover: float
+    fuzzy: float
+    evidence: float
+    ngrams: float
+    known: float
+
+
+@dataclass
+class _Lookup:
+    """One question term: known terms it stands for (-> credit x IDF) and its own weight."""
+
+    matches: dict[str, float]
+    weight: float
+    searched: bool = False  # a typo search was made (it is the costly part)
+
+
+class Matcher:
+    def __init__(
+        self,
+        entries: Sequence[Entry],
+        synonyms: Sequence[Sequence[str]] = (),
+        config: MatcherConfig | None = None,
+    ):
+        self.config = config or MatcherConfig()
+        self.analyzer = Analyzer(synonyms)
+        self.entries = list(entries)
+        self._cache: dict[str, _Lookup] = {}
+        self._build()
+
+    @classmethod
+    def from_knowledge_base(cls, kb: KnowledgeBase, config: MatcherConfig | None = None) -> Matcher:
+        return cls(list(kb.entries.values()), kb.synonyms, config)
+
+    # -- index ----------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        cfg = self.config
+        analyze = self.analyzer.terms
+        tfs: list[dict[str, float]] = []
+        raw_phrasings: list[list[tuple[list[str], str]]] = []
+        for entry in self.entries:
+            tf: dict[str, float] = {}
+            phrasings: list[tuple[list[str], str]] = []
+            for text in [entry.question, *entry.alternatives]:
+                terms = analyze(text)
+                if terms:
+                    phrasings.append((terms, " ".join(content_words(text))))
+                for term in set(terms):
+                    tf[term] = tf.get(term, 0.0) + 1.0
+            for keyword in entry.keywords:
+                for term in set(analyze(keyword)):
+                    tf[term] = tf.get(term, 0.0) + cfg.keyword_weight
+            tfs.append(tf)
+            raw_phrasings.append(phrasings)
+        n = max(len(self.entries), 1)
+        df: dict[str, int] = {}
+        answers: dict[str, frozenset[str]] = {}  # answer text -> terms (shared when repeated)
+        for entry, tf in zip(self.entries, tfs, strict=True):
+            answer = answers.get(entry.answer)
+            if answer is None:
+                answer = frozenset(analyze(_TAG.sub(" ", entry.answer)))
+                answers[entry.answer] = answer
+            # IDF counts the answer's words too: a word common in answers is common language
+            for term in answer.union(tf) if cfg.idf_from_answers else tf:
+                df[term] = df.get(term, 0) + 1
+        self.idf = {t: math.log(1.0 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
+        self.max_idf = math.log(1.0 + (n - 0.5) / 1.5) if n > 1 else 1.0
+        lengths = [sum(tf.values()) for tf in tfs]
+        avgdl = (sum(lengths) / len(lengths)) if lengths else 1.0
+        # postings: term -> [(entry, BM25 tf factor)]; forward: entry -> term -> (tf factor,
+        # centrality x IDF), for scoring the retrieved candidates exactly
+        postings: dict[str, tuple[array[int], array[float]]] = {}
+        self._forward: list[dict[str, tuple[float, float]]] = []
+        self._focus_total: list[float] = []
+        for i, tf in enumerate(tfs):
+            norm = cfg.k1 * (1.0 - cfg.b + cfg.b * lengths[i] / max(avgdl, 1e-9))
+            spread = max(len(raw_phrasings[i]), 1)
+            total = 0.0
+            forward: dict[str, tuple[float, float]] = {}
+            for term, f in tf.items():
+                central = min(f / spread, 1.0) * self.idf[term]
+                total += central
+                tfw = f * (cfg.k1 + 1.0) / (f + norm)
+                forward[term] = (tfw, central)
+                ids, weights = postings.setdefault(term, (array("i"), array("d")))
+                ids.append(i)
+                weights.append(tfw)
+            self._forward.append(forward)
+            self._focus_total.append(max(total, 1e-9))
+        self.postings = postings
+        # per entry: its phrasings' IDF weights and normalised texts, and for each term the
+        # phrasings using it (flat tuples and arrays: a 10,000-entry index stays cheap for the GC)
+        self._phrase_weight: list[tuple[float, ...]] = []
+        self._phrase_text: list[tuple[str, ...]] = []
+        self._where: list[dict[str, tuple[int, ...]]] = []
+        for phrasings in raw_phrasings:
+            where: dict[str, list[int]] = {}
+            for j, (terms, _) in enumerate(phrasings):
+                for term in set(terms):
+                    where.setdefault(term, []).append(j)
+            self._where.append({t: tuple(js) for t, js in where.items()})
+            self._phrase_weight.append(
+                tuple(sum(self.idf[t] for t in set(terms)) for terms, _ in phrasings)
+            )
+            self._phrase_text.append(tuple(text for _, text in phrasings))
+        self._build_grams(raw_phrasings)
+        # close stems: "ezup" -> ["ezupa", ...] (known terms one or two letters longer)
+        self._longer: dict[str, list[str]] = {}
+        self._by_length: dict[int, list[str]] = {}
+        self._family: dict[str, list[str]] = {}
+        # typos are looked for among known terms and synonym variants (cloudu -> klaud)
+        self._alias = {v: c for v, c in self.analyzer.aliases().items() if c in self.idf}
+        for variant in self._alias:
+            if variant not in self.idf:
+                self._by_length.setdefault(len(variant), []).append(variant)
+        for term in self.idf:
+            self._by_length.setdefault(len(term), []).append(term)
+            if len(term) >= cfg.family_prefix:
+                self._family.setdefault(term[: cfg.family_prefix], []).append(term)
+            for cut in (1, 2):
+                prefix = term[:-cut]
+                if close(prefix, term):
+                    self._longer.setdefault(prefix, []).append(term)
+
+    def _build_grams(self, raw_phrasings: list[list[tuple[list[str], str]]]) -> None:
+        """Character n-gram TF-IDF vector of each entry (all its phrasings), L2-normalised."""
+        counts: list[dict[str, int]] = []
+        df: dict[str, int] = {}
+        for phrasings in raw_phrasings:
+            grams: dict[str, int] = {}
+            for _, text in phrasings:
+                for gram in _char_grams(text):
+                    grams[gram] = grams.get(gram, 0) + 1
+            counts.append(grams)
+            for gram in grams:
+                df[gram] = df.get(gram, 0) + 1
+        n = max(len(counts), 1)
+        self._gram_idf = {g: math.log(1.0 + n / d) for g, d in df.items()}
+        self._gram_max_idf = math.log(1.0 + n)
+        self._gram_id = {g: k for k, g in enumerate(df)}
+        self._gram_vectors: list[tuple[array[int], array[float]]] = []
+        for grams in counts:
+            weights = {g: (1.0 + math.log(c)) * self._gram_idf[g] for g, c in grams.items()}
+            norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+            ordered = sorted((self._gram_id[g], w / norm) for g, w in weights.items())
+            ids = array("i", (k for k, _ in ordered))
+            values = array("f", (w for _, w in ordered))
+            self._gram_vectors.append((ids, values))
+
+    def _gram_query(self, text: str) -> dict[int, float]:
+        grams: dict[str, int] = {}
+        for gram in _char_grams(text):
+            grams[gram] = grams.get(gram, 0) + 1
+        weights = {
+            g: (1.0 + math.log(c)) * self._gram_idf.get(g, self._gram_max_idf)
+            for g, c in grams.items()
+        }
+        norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+        return {self._gram_id[g]: w / norm for g, w in weights.items() if g in self._gram_id}
+
+    # -- matching -------------------------------------------------------------------------
+
+    def _lookup_cached(self, term: str, typos: list[int]) -> _Lookup:
+        """`_lookup` with a bounded cache; `typos` is the remaining typo-search budget."""
+        found = self._cache.get(term)
+        if found is not None:
+            return found
+        searches = typos[0] > 0
+        lookup = self._lookup(term, typo_search=searches)
+        if lookup.searched:
+            typos[0] -= 1
+        if searches:
+            if len(self._cache) >= 50_000:
+                self._cache.clear()
+            self._cache[term] = lookup
+        return lookup
+
+    def _lookup(self, term: str, typo_search: bool = True) -> _Lookup:
+        cfg = self.config
+        searched = False
+        idf = self.idf
+        credit: dict[str, float] = {}
+        if term in idf:
+            credit[term] = 1.0
+        for other in self._longer.get(term, ()):
+            credit.setdefault(other, cfg.close_weight)
+        for cut in (1, 2):
+            shorter = term[:-cut]
+            if shorter in idf and close(shorter, term):
+                credit.setdefault(shorter, cfg.close_weight)
+        if not credit and len(term) >= cfg.family_prefix:
+            for other in self._family.get(term[: cfg.family_prefix], ()):
+                credit[other] = cfg.family_weight
+        if typo_search and not credit and len(term) >= cfg.typo_min_len and term.isalpha():
+            searched = True
+            for length in range(len(term) - 2, len(term) + 3):
+                bucket = self._by_length.get(length)
+                if not bucket:
+                    continue
+                for other, similarity, _ in process.extract(
+                    term, bucket, scorer=fuzz.ratio, score_cutoff=cfg.typo_cutoff, limit=3
+                ):
+                    other = self._alias.get(other, other)
+                    value = cfg.typo_weight * similarity / 100.0
+                    if value > credit.get(other, 0.0):
+                        credit[other] = value
+        if not credit:
+            return _Lookup({}, cfg.unknown_idf * self.max_idf, searched)
+        weight = idf[term] if term in idf else max(idf[t] for t in credit)
+        # a near match never counts for more than the question's own word
+        return _Lookup({k: c * min(idf[k], weight) for k, c in credit.items()}, weight, searched)
+
+    def features(self, question: str, everything: bool = False) -> tuple[list[Features], float]:
+        """Candidates (best BM25 first) with their evidence, and the question's total weight.
+
+        Evidence whose weight is 0 in the config is skipped (left 0) unless `everything`.
+        """
+        cfg = self.config
+        words = content_words(question[:MAX_QUESTION_CHARS])
+        terms = self.analyzer.terms_of_words(words, limit=MAX_TERMS)
+        if not terms or not self.entries:
+            return [], 0.0
+        typos = [MAX_TYPO_SEARCHES]
+        lookups = [self._lookup_cached(t, typos) for t in terms]
+        total = sum(lk.weight for lk in lookups)
+        known_share = sum(lk.weight for lk in lookups if lk.matches) / total if total > 0 else 0.0
+        # retrieval: BM25 over the rarest terms first, within a bounded amount of work
+        pairs = sorted(
+            ((known, weight) for lk in lookups for known, weight in lk.matches.items()),
+            key=lambda kw: len(self.postings[kw[0]][0]) if kw[0] in self.postings else 0,
+        )
+        partial: dict[int, float] = {}
+        work = 0
+        for known, weight in pairs:
+            posting = self.postings.get(known)
+            if posting is None:
+                continue
+            ids, tf_weights = posting
+            if work + len(ids) > cfg.retrieval_work and len(partial) >= cfg.retrieve:
+                break
+            work += len(ids)
+            get = partial.get
+            for i, tfw in zip(ids, tf_weights, strict=True):
+                partial[i] = get(i, 0.0) + weight * tfw
+        if not partial:
+            return [], total
+        retrieved = heapq.nlargest(cfg.retrieve, partial.items(), key=itemgetter(1))
+        # exact evidence of each candidate: a question term counts once, through the best of
+        # the known terms it stands for
+        best: list[tuple[int, float]] = []
+        covered: list[float] = []
+        focused: list[float] = []
+        idf = self.idf
+        for i, _ in retrieved:
+            forward = self._forward[i]
+            bm25 = cov = foc = 0.0
+            for lk in lookups:
+                b = c = f = 0.0
+                for known, weight in lk.matches.items():
+                    found = forward.get(known)
+                    if found is not None:
+                        b = max(b, weight * found[0])
+                        c = max(c, weight)
+                        f = max(f, weight / idf[known] * found[1])
+                bm25 += b
+                cov += c
+                foc += f
+            best.append((i, bm25))
+            covered.append(cov)
+            focused.append(foc)
+        grams: list[float] = [0.0] * len(retrieved)
+        if everything or cfg.w_ngrams > 0.0:
+            self._gram_scores(" ".join(words[: MAX_TERMS * 2]), retrieved, grams)
+        floor = cfg.fuzzy_floor
+        # fuzzy: one rapidfuzz call over all phrasings of the candidates
+        fuzzy = [0.0] * len(best)
+        query_text = " ".join(words[: MAX_TERMS * 2])[:MAX_FUZZY_CHARS]
+        if query_text and floor < 1.0 and (everything or cfg.w_fuzzy > 0.0):
+            texts: list[str] = []
+            owner: list[int] = []
+            for rank, (i, _) in enumerate(best):
+                for phrase in self._phrase_text[i]:
+                    texts.append(phrase)
+                    owner.append(rank)
+            for _, similarity, j in process.extract(
+                query_text, texts, scorer=fuzz.ratio, limit=None, score_cutoff=floor * 100.0
+            ):
+                value = (similarity / 100.0 - floor) / (1.0 - floor)
+                if value > fuzzy[owner[j]]:
+                    fuzzy[owner[j]] = value
+        phrases = everything or cfg.w_dice > 0.0 or cfg.w_phrase_cover > 0.0
+        result: list[Features] = []
+        for rank, (i, score) in enumerate(best):
+            dice = cover = 0.0
+            if phrases:
+                dice, cover = self._phrase_scores(i, lookups, total)
+            result.append(
+                Features(
+                    index=i,
+                    bm25=score,
+                    coverage=min(covered[rank] / total, 1.0),
+                    focus=min(focused[rank] / self._focus_total[i], 1.0),
+                    dice=dice,
+                    phrase_cover=cover,
+                    fuzzy=fuzzy[rank],
+                    evidence=score / (score + cfg.evidence_half),
+                    ngrams=grams[rank],
+                    known=known_share,
+                )
+            )
+        return result, total
+
+    def _gram_scores(self, text: str, retrieved: list[tuple[int, float]], out: list[float]) -> None:
+        query_items = list(self._gram_query(text).items())
+        for rank, (i, _) in enumerate(retrieved):
+            ids, values = self._gram_vectors[i]
+            size = len(ids)
+            dot = 0.0
+            for gram, weight in query_items:  # the question has few grams: look each one up
+                k = bisect_left(ids, gram)
+                if k < size and ids[k] == gram:
+                    dot += weight * values[k]
+            out[rank] = dot
+
+    def _phrase_scores(self, i: int, lookups: list[_Lookup], total: float) -> tuple[float, float]:
+        """Best Dice overlap and best phrasing coverage of the question with entry `i`."""
+        weights = self._phrase_weight[i]
+        where = self._where[i]
+        overlap = [0.0] * len(weights)
+        for lk in lookups:
+            in_phrase: dict[int, float] = {}
+            for known, weight in lk.matches.items():
+                for j in where.get(known, ()):
+                    if weight > in_phrase.get(j, 0.0):
+                        in_phrase[j] = weight
+            for j, weight in in_phrase.items():
+                overlap[j] += weight
+        dice = cover = 0.0
+        for phrase_weight, shared in zip(weights, overlap, strict=True):
+            if shared > 0.0:
+                dice = max(dice, 2.0 * shared / (total + phrase_weight))
+                cover = max(cover, min(shared / phrase_weight, 1.0))
+        return dice, cover
+
+    def score(self, f: Features) -> float:
+        cfg = self.config
+        return (
+            cfg.w_coverage * f.coverage
+            + cfg.w_focus * f.focus
+            + cfg.w_dice * f.dice
+            + cfg.w_phrase_cover * f.phrase_cover
+            + cfg.w_fuzzy * f.fuzzy
+            + cfg.w_evidence * f.evidence
+            + cfg.w_ngrams * f.ngrams
+            + cfg.w_known * f.known
+        )
+
+    def decide(self, question: str, features: list[Features]) -> MatchResult:
+        cfg = self.config
+        ranked = sorted(((self.score(f), f.index) for f in features), key=lambda x: -x[0])
+        if not ranked:
+            return MatchResult(question, "escalate", None, 0.0, [])
+        top = [Candidate(self.entries[i].id, round(s, 4)) for s, i in ranked[:3]]
+        best = ranked[0][0]
+        second = ranked[1][0] if len(ranked) > 1 else 0.0
+        if best >= cfg.answer_threshold and best - second >= cfg.answer_margin:
+            return MatchResult(question, "answer", top[0].entry_id, top[0].score, top)
+        if best >= cfg.clarify_threshold:
+            offered = [c for c in top if c.score >= best - cfg.clarify_window]
+            if len(offered) < 2:
+                offered = top[:2]  # a choice needs two options when there are two
+            return MatchResult(question, "clarify", top[0].entry_id, top[0].score, offered)
+        return MatchResult(question, "escalate", top[0].entry_id, top[0].score, top)
+
+    def match(self, question: str) -> MatchResult:
+        """Never raises on any text; work is bounded by MAX_QUESTION_CHARS and MAX_TERMS."""
+        features, _ = self.features(question)
+        return self.decide(question, features)
