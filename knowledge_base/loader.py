@@ -339,9 +339,23 @@ def _read_all(
                 f"service is '{entries[tid].service}' but topics.yaml says '{topic['service']}'",
             )
     synonyms = _read_synonyms(synonyms_path, out)
+    not_covered = _read_not_covered(synonyms_path.parent / "not_covered.yaml", out)
     if include_eval:
         _check_eval(eval_dir, set(entries), out)
-    return KnowledgeBase(entries, services, synonyms), out.problems
+    return KnowledgeBase(entries, services, synonyms, not_covered), out.problems
+
+
+def _read_not_covered(path: Path, out: _Collector) -> list[str]:
+    """Subjects the KB knowingly leaves out: a list of short phrases."""
+    if not path.exists():
+        return []
+    data = _read_yaml(path, out)
+    if data is None:
+        return []
+    if not isinstance(data, list) or not all(isinstance(item, str) for item in data):
+        out.error(path, None, "must be a YAML list of phrases")
+        return []
+    return [item for item in data if item.strip()]
 
 
 def check_knowledge_base(content_dir: Path | None = None) -> list[Problem]:

@@ -152,11 +152,22 @@ class Matcher:
         self.analyzer = Analyzer(synonyms)
         self.entries = list(entries)
         self._cache: dict[str, _Lookup] = {}
+        self._not_covered: list[frozenset[str]] = []
         self._build()
 
     @classmethod
     def from_knowledge_base(cls, kb: KnowledgeBase, config: MatcherConfig | None = None) -> Matcher:
-        return cls(list(kb.entries.values()), kb.synonyms, config)
+        matcher = cls(list(kb.entries.values()), kb.synonyms, config)
+        matcher.set_not_covered(kb.not_covered)
+        return matcher
+
+    def set_not_covered(self, phrases: Sequence[str]) -> None:
+        """Subjects the KB does not cover. A question naming one is never answered outright
+        unless the best entry itself speaks of that subject: the clerk gets a choice and the
+        mentor button instead of a confident answer to a question nobody wrote an entry for."""
+        self._not_covered = [
+            frozenset(terms) for terms in (self.analyzer.terms(p) for p in phrases) if terms
+        ]
 
     # -- index ----------------------------------------------------------------------------
 
@@ -502,4 +513,16 @@ class Matcher:
     def match(self, question: str) -> MatchResult:
         """Never raises on any text; work is bounded by MAX_QUESTION_CHARS and MAX_TERMS."""
         features, _ = self.features(question)
-        return self.decide(question, features)
+        result = self.decide(question, features)
+        if result.decision == "answer" and self._not_covered and self._names_uncovered(result):
+            offered = result.candidates[:3] if len(result.candidates) > 1 else result.candidates
+            return MatchResult(question, "clarify", result.entry_id, result.score, offered)
+        return result
+
+    def _names_uncovered(self, result: MatchResult) -> bool:
+        terms = set(self.analyzer.terms(result.question[:MAX_QUESTION_CHARS], limit=MAX_TERMS))
+        index = next(i for i, e in enumerate(self.entries) if e.id == result.entry_id)
+        vocabulary = self._forward[index]
+        return any(
+            subject <= terms and not subject <= vocabulary.keys() for subject in self._not_covered
+        )

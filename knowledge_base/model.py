@@ -37,6 +37,8 @@ class KnowledgeBase:
     entries: dict[str, Entry]
     services: list[Service]
     synonyms: list[list[str]] = field(default_factory=list)
+    # Subjects the KB does not cover (curated in knowledge_base/not_covered.yaml)
+    not_covered: list[str] = field(default_factory=list)
 
     def get(self, entry_id: str) -> Entry | None:
         return self.entries.get(entry_id)
