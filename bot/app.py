@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from bot.config import Settings
 from bot.scheduler import Scheduler
 from bot.services.answering import AnswerService
+from bot.services.audience import InterestService
+from bot.services.audit import AuditService
+from bot.services.broadcasts import BroadcastService
+from bot.services.mentoring import MentorConfig, MentoringService
+from bot.services.privacy import PrivacyService, retention_months_from
+from bot.services.reports import ReportService
+from bot.services.roles import RoleService
+from bot.services.trainings import DEFAULT_REMINDER_OFFSETS, TrainingService, parse_offsets
 from bot.services.users import UserService
 from knowledge_base.loader import load_knowledge_base
 from knowledge_base.matcher import Matcher
@@ -24,6 +33,14 @@ class AppServices:
     matcher: Matcher
     users: UserService
     answers: AnswerService
+    mentoring: MentoringService
+    roles: RoleService
+    reports: ReportService
+    trainings: TrainingService
+    broadcasts: BroadcastService
+    interests: InterestService
+    privacy: PrivacyService
+    audit: AuditService
 
     async def close(self) -> None:
         await self.database.dispose()
@@ -32,7 +49,13 @@ class AppServices:
 def schedule_jobs(services: AppServices, scheduler: Scheduler) -> None:
     """Every feature's periodic work, registered in one place; the runner starts the scheduler.
     Jobs read their state from the database, so any instance may run them after a restart."""
-    del services, scheduler  # features add their jobs here
+    # mentor queue: card ids, SLA reminders, blocked clerks, auto-close
+    scheduler.every("mentor-queue", 60, services.mentoring.run_periodic)
+    # broadcasts: finish queuing after a crash, progress message, final report (reminders are
+    # outbox rows: the dispatcher sends them when due, no job per reminder)
+    scheduler.every("broadcasts", 2, services.broadcasts.tick)
+    # privacy: anonymise question texts and request threads older than RETENTION_MONTHS
+    scheduler.daily("privacy-retention", 3, 30, services.privacy.apply_retention)
 
 
 async def build_services(settings: Settings, *, migrate: bool = True) -> AppServices:
@@ -43,6 +66,7 @@ async def build_services(settings: Settings, *, migrate: bool = True) -> AppServ
     knowledge_base = load_knowledge_base()
     matcher = Matcher.from_knowledge_base(knowledge_base)
     admins = frozenset(str(admin_id) for admin_id in settings.admin_ids)
+    trainings = TrainingService(database, reminder_offsets=_reminder_offsets(settings))
     return AppServices(
         settings=settings,
         database=database,
@@ -50,4 +74,22 @@ async def build_services(settings: Settings, *, migrate: bool = True) -> AppServ
         matcher=matcher,
         users=UserService(database, admins),
         answers=AnswerService(knowledge_base, matcher, database),
+        mentoring=MentoringService(
+            database, MentorConfig.from_settings(settings), knowledge_base=knowledge_base
+        ),
+        roles=RoleService(database, admins),
+        reports=ReportService(database, knowledge_base, timezone=settings.timezone),
+        trainings=trainings,
+        broadcasts=BroadcastService(database),
+        interests=InterestService(database),
+        privacy=PrivacyService(
+            database, retention_months=retention_months_from(settings), trainings=trainings
+        ),
+        audit=AuditService(database, timezone=settings.timezone),
     )
+
+
+def _reminder_offsets(settings: Settings) -> tuple[timedelta, ...]:
+    """TRAINING_REMINDERS (e.g. "24h,1h"), when the settings define it."""
+    raw = getattr(settings, "training_reminders", None)
+    return parse_offsets(raw) if isinstance(raw, str) and raw.strip() else DEFAULT_REMINDER_OFFSETS

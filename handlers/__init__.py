@@ -1,0 +1,48 @@
+"""Telegram handlers: one aiogram router per feature.
+
+Each module has a `build_router()` that returns a fresh router, so every dispatcher (a restart
+in tests, the bench's polling and webhook runs) gets its own. Order matters, the first match
+wins: dialogues with their own states and commands come before the clerk router (which takes
+any text as a question), and the fallback router (which takes everything) comes last.
+"""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+
+
+def private_only(router: Router) -> Router:
+    """Clerks talk to the bot in private chats: a router marked so never answers a message or a
+    button in a group (the mentors' group has routers of its own)."""
+    router.message.filter(F.chat.type == "private")
+    router.callback_query.filter(F.message.chat.type == "private")
+    return router
+
+
+def build_router() -> Router:
+    from handlers import (
+        admin,
+        broadcast,
+        clerk,
+        fallback,
+        membership,
+        mentor,
+        onboarding,
+        trainings,
+    )
+
+    root = Router(name="handlers")
+    root.include_routers(
+        membership.build_router(),
+        private_only(onboarding.build_router()),
+        # Features with their own states, commands and buttons. The mentor router also works
+        # in the mentors' group, so it is not private_only; it takes the clerk's "Pitaj
+        # mentora" button (m:<question>) before the clerk router's placeholder would.
+        mentor.build_router(),
+        admin.build_router(),
+        trainings.build_router(),
+        broadcast.build_router(),
+        private_only(clerk.build_router()),
+        private_only(fallback.build_router()),
+    )
+    return root

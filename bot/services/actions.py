@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from bot.i18n import tr
 from bot.services.answering import AnswerService
+from bot.services.mentoring import MentoringService
 from bot.services.replies import Button, Reply
 from bot.services.users import UserProfile, UserService
 
@@ -24,7 +25,11 @@ def _int(value: str) -> int | None:
 
 
 async def perform(
-    action: str, user: UserProfile, answers: AnswerService, users: UserService
+    action: str,
+    user: UserProfile,
+    answers: AnswerService,
+    users: UserService,
+    mentoring: MentoringService | None = None,
 ) -> tuple[UserProfile, Reply]:
     """Carry out a tapped action; returns the (possibly updated) user and the reply.
 
@@ -44,8 +49,16 @@ async def perform(
             return user, await answers.feedback(user, question_id, value)
     if kind == "m":
         question_id = _int(rest)
+        if question_id is not None and mentoring is not None:
+            # Channels without attachments send the question to the mentors as it is.
+            created = await mentoring.create_request(user, question_id=question_id)
+            return user, created.reply
         if question_id is not None:
             return user, answers.mentor_requested(user, question_id)
+    if mentoring is not None:
+        handled = await _mentor_action(kind, rest, user, mentoring)
+        if handled is not None:
+            return user, handled
     if kind == "svc" and rest:
         return user, answers.service_entries(user, rest)
     if kind == "menu":
@@ -54,3 +67,22 @@ async def perform(
         user = await users.set_language(user.id, rest)
         return user, Reply(tr(user.language, "Jezik je promenjen."))
     return user, answers.stale_button(user)
+
+
+async def _mentor_action(
+    kind: str, rest: str, user: UserProfile, mentoring: MentoringService
+) -> Reply | None:
+    """The clerk's buttons under a mentor's answer: resolved, follow-up, rating."""
+    if kind == "mr":
+        number, _, value = rest.partition(":")
+        request = _int(number)
+        if request is not None and value == "ok":
+            return (await mentoring.clerk_resolved(user, request)).reply
+        if request is not None and value == "more":
+            return mentoring.followup_prompt(user, request)
+    if kind == "mrt":
+        number, _, value = rest.partition(":")
+        request, rating = _int(number), _int(value)
+        if request is not None and rating is not None:
+            return (await mentoring.rate(user, request, rating)).reply
+    return None

@@ -31,6 +31,7 @@ from bot.services.audience import (
     parse_audience,
     say,
 )
+from bot.services.audit import BROADCAST_CANCEL, BROADCAST_SEND, audit_record
 from bot.services.messages import reply_to_payload
 from bot.services.municipalities import MunicipalityDirectory
 from bot.services.replies import Button, Reply
@@ -167,6 +168,11 @@ class BroadcastService:
         self._chunk = chunk_size
         self._shown: dict[int, BroadcastCounts] = {}
 
+    def refusal(self, actor: UserProfile, action: str) -> Reply | None:
+        """None for an admin; otherwise the polite refusal (logged). Channels call it
+        before starting a dialogue; every privileged use case checks again itself."""
+        return self._refused(actor, action)
+
     def _refused(self, actor: UserProfile, action: str) -> Reply | None:
         if actor.is_admin:
             return None
@@ -174,6 +180,10 @@ class BroadcastService:
                                                   "role": actor.role})
         return Reply(say(actor.language,
                          "Ovu radnju mogu da obave samo administratori. Hvala na razumevanju."))
+
+    @property
+    def services(self) -> tuple[ServiceInfo, ...]:
+        return self._services
 
     @staticmethod
     def batch(broadcast_id: int) -> str:
@@ -253,6 +263,10 @@ class BroadcastService:
                     self._progress_reply(broadcast_id, lang, BroadcastCounts(total=row.total),
                                          running=True)),
             )
+            await audit_record(uow, actor, BROADCAST_SEND, f"broadcast:{broadcast_id}", {
+                "audience": row.audience_kind, "values": list(row.audience_values or [])[:20],
+                "total": row.total,
+            })
             await uow.commit()
         log.info("broadcast started", extra={"user_id": actor.id, "broadcast_id": broadcast_id})
         queued = await self._enqueue(broadcast_id)
@@ -346,6 +360,8 @@ class BroadcastService:
                 return Reply(say(lang, "Ovo obaveštenje je već poslato ili otkazano ({state}).",
                                  state=was or "-"))
             stopped = await uow.outbox.cancel_batch(self.batch(broadcast_id))
+            await audit_record(uow, actor, BROADCAST_CANCEL, f"broadcast:{broadcast_id}",
+                               {"was": was, "stopped": stopped})
             await uow.commit()
         log.info("broadcast cancelled", extra={"user_id": actor.id,
                                                "broadcast_id": broadcast_id, "stopped": stopped})

@@ -32,6 +32,7 @@ from bot.services.audience import (
     parse_audience,
     say,
 )
+from bot.services.audit import TRAINING_CANCEL, TRAINING_CREATE, TRAINING_UPDATE, audit_record
 from bot.services.calendar import CalendarEvent, ics_filename, training_ics
 from bot.services.messages import reply_to_payload
 from bot.services.municipalities import MunicipalityDirectory, fold
@@ -346,6 +347,11 @@ class TrainingService:
         return "\n".join(lines)
 
     # ---- roles -------------------------------------------------------------------------
+    def refusal(self, actor: UserProfile, action: str) -> Reply | None:
+        """None for an admin; otherwise the polite refusal (logged). Channels call it
+        before starting a dialogue; every privileged use case checks again itself."""
+        return self._refused(actor, action)
+
     def _refused(self, actor: UserProfile, action: str) -> Reply | None:
         if actor.is_admin:
             return None
@@ -372,6 +378,10 @@ class TrainingService:
                 status="active", revision=0, created_by=actor.id,
             ))
             training_id = row.id
+            await audit_record(uow, actor, TRAINING_CREATE, f"training:{training_id}", {
+                "title": draft.title, "service": draft.service, "starts_at": draft.starts_at,
+                "audience": kind,
+            })
             await uow.commit()
         count = await self._announce(training_id)
         log.info("training created", extra={"user_id": actor.id, "training_id": training_id,
@@ -386,7 +396,6 @@ class TrainingService:
             row = await uow.repository(TrainingRepository).get(training_id)
             assert row is not None
             view = _view(row)
-        total = 0
         async for members, _last in audience_members(
             self._database, view.audience, channels=self._channels, page_size=ANNOUNCE_CHUNK
         ):
@@ -402,9 +411,13 @@ class TrainingService:
             ]
             if rows:
                 async with self._database.uow() as uow:
-                    total += await uow.outbox.add_many(rows)
+                    await uow.outbox.add_many(rows)
                     await uow.commit()
-        return total
+        # Counted from the rows themselves: an INSERT's rowcount is not reliable for
+        # executemany on every driver (aiosqlite reports 0).
+        async with self._database.uow(read_only=True) as uow:
+            counts = await uow.outbox.counts_by_status(f"training:{training_id}")
+        return sum(counts.values())
 
     def _announcement(self, view: TrainingView, language: str) -> Reply:
         text = "📢 " + say(language, "Nova obuka") + "\n" + self.describe(view, language)
@@ -728,6 +741,15 @@ class TrainingService:
                         kind="training_change", payload=reply_to_payload(Reply(text)),
                         priority=40,
                     )
+            changed = {
+                name: value for name, value in (
+                    ("starts_at", starts_at), ("duration_minutes", duration_minutes),
+                    ("link", link), ("address", address), ("title", title),
+                    ("capacity", capacity),
+                ) if value is not None
+            }
+            await audit_record(uow, actor, TRAINING_UPDATE, f"training:{training_id}",
+                               {"changed": changed, "notified": len(participants)})
             await uow.commit()
         log.info("training changed", extra={"user_id": actor.id, "training_id": training_id,
                                             "notified": len(participants)})
@@ -785,6 +807,8 @@ class TrainingService:
                         kind="training_cancel", payload=reply_to_payload(Reply(text)),
                         priority=40,
                     )
+            await audit_record(uow, actor, TRAINING_CANCEL, f"training:{training_id}",
+                               {"reminders_cancelled": cancelled, "notified": len(participants)})
             await uow.commit()
         log.info("training cancelled", extra={"user_id": actor.id, "training_id": training_id,
                                               "reminders": cancelled})

@@ -1,0 +1,280 @@
+"""Update middlewares, outermost first:
+
+1. `GuardMiddleware`   - times and counts updates, bounds how many are worked on at once, tracks
+                         the ones in flight (for a clean shutdown), and turns "database
+                         unavailable" into a polite "try again in a moment" in the clerk's
+                         language; nothing crashes, the next update works.
+2. `RateLimitMiddleware` - more than N messages a minute from one clerk: one polite note, the
+                         rest are not processed until the minute has passed. In memory and before
+                         any database work, so a flood costs the database nothing.
+3. `DedupMiddleware`   - claims the update_id in the database; a redelivered update (webhook retry,
+                         restart before getUpdates confirmed it) is skipped, across restarts.
+4. `UserMiddleware`    - registers or loads the clerk and puts the profile into handler data.
+5. i18n               - (bot.telegram.i18n) the clerk's stored language for `_()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware, Bot
+from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
+from aiogram.types import TelegramObject, Update, User
+
+from bot.i18n import normalize_language
+from bot.services.answering import AnswerService
+from bot.services.users import UserProfile, UserService
+from bot.telegram.metrics import Metrics
+from bot.telegram.render import chunks
+from storage.errors import StorageUnavailable
+from storage.uow import Database
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+CHANNEL = "telegram"
+
+
+def update_kind(update: Update) -> str:
+    if update.message is not None:
+        message = update.message
+        if message.text is not None:
+            return "command" if message.text.startswith("/") else "text"
+        return "media"
+    if update.callback_query is not None:
+        return "callback"
+    return update.event_type if _has_event(update) else "other"
+
+
+def _has_event(update: Update) -> bool:
+    try:
+        update.event_type  # noqa: B018
+    except Exception:
+        return False
+    return True
+
+
+class LanguageMemory:
+    """The last known language of recent clerks, so even with the database down a clerk is
+    answered in their own language."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._languages: OrderedDict[int, str] = OrderedDict()
+
+    def remember(self, telegram_id: int, language: str) -> None:
+        self._languages[telegram_id] = language
+        self._languages.move_to_end(telegram_id)
+        while len(self._languages) > self._size:
+            self._languages.popitem(last=False)
+
+    def recall(self, user: User | None) -> str:
+        if user is None:
+            return normalize_language(None)
+        known = self._languages.get(user.id)
+        return known if known is not None else normalize_language(user.language_code)
+
+
+def stand_in_profile(user: User | None, language: str) -> UserProfile:
+    """A profile for replying when the real one cannot be loaded (database down)."""
+    return UserProfile(
+        id=0,
+        channel=CHANNEL,
+        external_id=str(user.id) if user else "",
+        display_name=user.full_name if user else "",
+        language=language,
+        municipality=None,
+        role="clerk",
+        active=True,
+        onboarded=False,
+    )
+
+
+class GuardMiddleware(BaseMiddleware):
+    def __init__(
+        self,
+        answers: AnswerService,
+        languages: LanguageMemory,
+        metrics: Metrics,
+        max_concurrent: int = 64,
+    ):
+        self.answers = answers
+        self.languages = languages
+        self.metrics = metrics
+        # At most this many updates are worked on at once; a burst waits here (cheaply) rather
+        # than in the database pool, where a long wait would end in "try again later".
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self.in_flight = 0
+        self.completed = 0  # updates fully handled since start (tests and the bench wait on it)
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        assert isinstance(event, Update)
+        kind = update_kind(event)
+        started = time.perf_counter()
+        self.in_flight += 1
+        self._idle.clear()
+        outcome = "ok"
+        try:
+            async with self._slots:
+                return await handler(event, data)
+        except StorageUnavailable as exc:
+            outcome = "storage_unavailable"
+            self.metrics.storage_errors.inc()
+            log.warning("update.storage_unavailable update_id=%s error=%s", event.update_id, exc)
+            await self._apologise(event, data)
+            return None
+        except TelegramForbiddenError:
+            outcome = "blocked"
+            log.info("update.user_blocked_bot update_id=%s", event.update_id)
+            return None
+        except Exception:
+            outcome = "error"
+            raise
+        finally:
+            self.in_flight -= 1
+            self.completed += 1
+            if self.in_flight == 0:
+                self._idle.set()
+            self.metrics.updates.labels(kind=kind, outcome=outcome).inc()
+            self.metrics.update_seconds.labels(kind=kind).observe(time.perf_counter() - started)
+
+    async def _apologise(self, update: Update, data: dict[str, Any]) -> None:
+        bot: Bot = data["bot"]
+        from_user: User | None = data.get("event_from_user")
+        profile = data.get("user")
+        if not isinstance(profile, UserProfile):
+            profile = stand_in_profile(from_user, self.languages.recall(from_user))
+        reply = self.answers.try_again_later(profile)
+        if update.callback_query is not None:
+            # It may have been answered by the handler before the database failed.
+            with contextlib.suppress(TelegramAPIError):
+                await update.callback_query.answer()
+        try:
+            chat = data.get("event_chat")
+            chat_id = chat.id if chat is not None else (from_user.id if from_user else None)
+            if chat_id is not None:
+                for chunk in chunks(reply):
+                    await bot.send_message(chat_id, chunk.text, reply_markup=chunk.markup)
+        except TelegramAPIError as exc:
+            log.warning("update.apology_failed update_id=%s error=%s", update.update_id, exc)
+
+
+class DedupMiddleware(BaseMiddleware):
+    """Each update_id is handled once. The claim is a row in processed_updates (a primary-key
+    insert), so it holds across restarts and across several instances on one database."""
+
+    def __init__(self, database: Database, metrics: Metrics):
+        self.database = database
+        self.metrics = metrics
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        assert isinstance(event, Update)
+        async with self.database.uow() as uow:
+            claimed = await uow.processed_updates.claim(CHANNEL, event.update_id)
+            await uow.commit()
+        if not claimed:
+            self.metrics.duplicates.inc()
+            log.info("update.duplicate update_id=%s", event.update_id)
+            return None
+        return await handler(event, data)
+
+
+class UserMiddleware(BaseMiddleware):
+    def __init__(self, users: UserService, languages: LanguageMemory):
+        self.users = users
+        self.languages = languages
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        from_user: User | None = data.get("event_from_user")
+        if from_user is None or from_user.is_bot:
+            return await handler(event, data)
+        data["language"] = self.languages.recall(from_user)
+        profile = await self.users.get_or_register(
+            CHANNEL,
+            str(from_user.id),
+            display_name=from_user.full_name,
+            language_hint=from_user.language_code,
+        )
+        self.languages.remember(from_user.id, profile.language)
+        data["user"] = profile
+        return await handler(event, data)
+
+
+class RateLimitMiddleware(BaseMiddleware):
+    """A sliding one-minute window per clerk, for messages (button taps are not counted).
+
+    The first message over the limit gets a polite note; later ones in the same minute are
+    dropped quietly so a runaway client cannot make the bot flood the chat either."""
+
+    def __init__(
+        self,
+        answers: AnswerService,
+        languages: LanguageMemory,
+        metrics: Metrics,
+        per_minute: int = 20,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.answers = answers
+        self.languages = languages
+        self.metrics = metrics
+        self.per_minute = per_minute
+        self.window = window
+        self.clock = clock
+        self._seen: dict[int, deque[float]] = {}
+        self._warned: dict[int, float] = {}
+
+    def _allow(self, telegram_id: int) -> tuple[bool, bool]:
+        """(allowed, should_warn)"""
+        now = self.clock()
+        stamps = self._seen.setdefault(telegram_id, deque())
+        while stamps and now - stamps[0] >= self.window:
+            stamps.popleft()
+        if len(stamps) < self.per_minute:
+            stamps.append(now)
+            if len(self._seen) > 50_000:
+                self._forget_idle(now)
+            return True, False
+        warned_at = self._warned.get(telegram_id)
+        should_warn = warned_at is None or now - warned_at >= self.window
+        if should_warn:
+            self._warned[telegram_id] = now
+        return False, should_warn
+
+    def _forget_idle(self, now: float) -> None:
+        for key in [k for k, v in self._seen.items() if not v or now - v[-1] >= self.window]:
+            self._seen.pop(key, None)
+            self._warned.pop(key, None)
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        assert isinstance(event, Update)
+        from_user: User | None = data.get("event_from_user")
+        if event.message is None or from_user is None or self.per_minute <= 0:
+            return await handler(event, data)
+        allowed, should_warn = self._allow(from_user.id)
+        if allowed:
+            return await handler(event, data)
+        self.metrics.rate_limited.inc()
+        log.info("update.rate_limited telegram_id=%s", from_user.id)
+        if should_warn:
+            profile = stand_in_profile(from_user, self.languages.recall(from_user))
+            bot: Bot = data["bot"]
+            for chunk in chunks(self.answers.rate_limited(profile)):
+                await bot.send_message(event.message.chat.id, chunk.text, reply_markup=chunk.markup)
+        return None

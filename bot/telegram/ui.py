@@ -1,0 +1,60 @@
+"""Showing a service's Reply in a chat: new messages, or an in-place edit when navigating."""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import CallbackQuery, Message
+
+from bot.services.replies import Reply
+from bot.telegram.render import chunks
+
+log = logging.getLogger(__name__)
+
+_TAGS = re.compile(r"<[^>]+>")
+
+
+async def send_reply(bot: Bot, chat_id: int, reply: Reply) -> None:
+    """Send the reply, split into several messages if it is longer than Telegram allows."""
+    for chunk in chunks(reply):
+        try:
+            await bot.send_message(chat_id, chunk.text, reply_markup=chunk.markup)
+        except TelegramBadRequest as exc:
+            if "parse entities" not in str(exc).lower():
+                raise
+            # A KB answer with broken markup must still reach the clerk: send it as plain text.
+            log.error("telegram.bad_html chat_id=%s error=%s", chat_id, exc)
+            await bot.send_message(
+                chat_id, plain_text(chunk.text), reply_markup=chunk.markup, parse_mode=None
+            )
+
+
+def plain_text(html_text: str) -> str:
+    """Telegram HTML -> readable plain text (tags dropped, entities decoded)."""
+    return html.unescape(_TAGS.sub("", html_text))
+
+
+async def show_from_button(callback: CallbackQuery, bot: Bot, reply: Reply, *, edit: bool) -> None:
+    """Answer a button tap: edit the message the button was on (menus, back buttons), or send
+    a new message. Messages too old to edit, or with the same content, fall back to sending."""
+    message = callback.message
+    chat_id = message.chat.id if message is not None else callback.from_user.id
+    parts = chunks(reply)
+    if edit and isinstance(message, Message) and len(parts) == 1:
+        try:
+            await bot.edit_message_text(
+                text=parts[0].text,
+                chat_id=chat_id,
+                message_id=message.message_id,
+                reply_markup=parts[0].markup,
+            )
+            return
+        except TelegramBadRequest as exc:
+            if "not modified" in str(exc).lower():
+                return
+            log.info("telegram.edit_fallback error=%s", exc)
+    await send_reply(bot, chat_id, reply)

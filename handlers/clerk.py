@@ -1,0 +1,194 @@
+"""What clerks do most: ask a question, tap a suggestion, rate an answer, browse topics.
+
+Handlers only translate: an update becomes an AnswerService call, and the Reply it returns is
+shown in the chat. All decisions (and storing every question and rating) happen in the service.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import Command
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+
+from bot.services.answering import AnswerService
+from bot.services.replies import Reply
+from bot.services.users import UserProfile
+from bot.telegram.metrics import Metrics
+from bot.telegram.ui import send_reply, show_from_button
+from handlers.callbacks import (
+    MENU,
+    ClarifyCB,
+    EntryCB,
+    FeedbackCB,
+    MentorCB,
+    ServiceCB,
+)
+
+log = logging.getLogger(__name__)
+
+
+def decision_of(reply: Reply) -> str:
+    """Which way the service went, read from the buttons it offered (for metrics only)."""
+    actions = [button.action for row in reply.buttons for button in row]
+    if any(action.startswith("fb:") for action in actions):
+        return "answer"
+    if any(action.startswith("c:") for action in actions):
+        return "clarify"
+    if any(action.startswith("m:") for action in actions):
+        return "escalate"
+    return "other"
+
+
+async def answer_question(
+    message: Message, bot: Bot, user: UserProfile, answers: AnswerService, metrics: Metrics
+) -> None:
+    """A question in the clerk's words -> answer, a short list to choose from, or a mentor."""
+    reply = await answers.ask(user, message.text or "")
+    metrics.decisions.labels(decision=decision_of(reply)).inc()
+    log.info("question.answered user_id=%s decision=%s", user.id, decision_of(reply))
+    await send_reply(bot, message.chat.id, reply)
+
+
+async def on_help(message: Message, bot: Bot, user: UserProfile, answers: AnswerService) -> None:
+    await send_reply(bot, message.chat.id, answers.help(user))
+
+
+async def on_topics(message: Message, bot: Bot, user: UserProfile, answers: AnswerService) -> None:
+    await send_reply(bot, message.chat.id, answers.services_menu(user))
+
+
+async def on_question(
+    message: Message, bot: Bot, user: UserProfile, answers: AnswerService, metrics: Metrics
+) -> None:
+    await answer_question(message, bot, user, answers, metrics)
+
+
+# -- buttons -------------------------------------------------------------------------------
+
+
+async def on_menu(
+    callback: CallbackQuery, bot: Bot, user: UserProfile, answers: AnswerService
+) -> None:
+    await callback.answer()
+    await show_from_button(callback, bot, answers.services_menu(user), edit=True)
+
+
+async def on_service(
+    callback: CallbackQuery,
+    callback_data: ServiceCB,
+    bot: Bot,
+    user: UserProfile,
+    answers: AnswerService,
+) -> None:
+    await callback.answer()
+    reply = answers.service_entries(user, callback_data.service_id)
+    await show_from_button(callback, bot, reply, edit=True)
+
+
+async def on_entry(
+    callback: CallbackQuery,
+    callback_data: EntryCB,
+    bot: Bot,
+    user: UserProfile,
+    answers: AnswerService,
+) -> None:
+    await callback.answer()
+    reply = await answers.show_entry(user, callback_data.entry_id)
+    # From the topic browser the list turns into the answer (its "« Teme" button goes back);
+    # from a related link under an answer, the answer stays and the new one comes below it.
+    from_browser = _came_from_browser(callback)
+    await show_from_button(callback, bot, reply, edit=from_browser)
+
+
+def _came_from_browser(callback: CallbackQuery) -> bool:
+    message = callback.message
+    if not isinstance(message, Message) or message.reply_markup is None:
+        return False
+    actions = [
+        button.callback_data or "" for row in message.reply_markup.inline_keyboard for button in row
+    ]
+    return MENU in actions and not any(action.startswith("fb:") for action in actions)
+
+
+async def on_clarify_choice(
+    callback: CallbackQuery,
+    callback_data: ClarifyCB,
+    bot: Bot,
+    user: UserProfile,
+    answers: AnswerService,
+) -> None:
+    await callback.answer()
+    reply = await answers.show_entry(
+        user, callback_data.entry_id, question_id=callback_data.question_id
+    )
+    await show_from_button(callback, bot, reply, edit=True)
+
+
+async def on_feedback(
+    callback: CallbackQuery,
+    callback_data: FeedbackCB,
+    bot: Bot,
+    user: UserProfile,
+    answers: AnswerService,
+) -> None:
+    reply = await answers.feedback(user, callback_data.question_id, callback_data.value)
+    await callback.answer()
+    await _drop_feedback_buttons(callback, bot)
+    await show_from_button(callback, bot, reply, edit=False)
+
+
+async def _drop_feedback_buttons(callback: CallbackQuery, bot: Bot) -> None:
+    """One rating per answer: the 👍/👎 row disappears once used."""
+    message = callback.message
+    if not isinstance(message, Message) or message.reply_markup is None:
+        return
+    rows = [
+        [b for b in row if not (b.callback_data or "").startswith("fb:")]
+        for row in message.reply_markup.inline_keyboard
+    ]
+    rows = [row for row in rows if row]
+    try:
+        await bot.edit_message_reply_markup(
+            chat_id=message.chat.id,
+            message_id=message.message_id,
+            reply_markup=InlineKeyboardMarkup(inline_keyboard=rows) if rows else None,
+        )
+    except TelegramBadRequest as exc:
+        log.info("telegram.edit_markup_failed error=%s", exc)
+
+
+async def on_mentor(
+    callback: CallbackQuery,
+    callback_data: MentorCB,
+    bot: Bot,
+    user: UserProfile,
+    answers: AnswerService,
+) -> None:
+    await callback.answer()
+    reply = await request_mentor(user, callback_data.question_id, answers)
+    await show_from_button(callback, bot, reply, edit=False)
+
+
+async def request_mentor(user: UserProfile, question_id: int, answers: AnswerService) -> Reply:
+    """Placeholder for "Pitaj mentora": the mentor queue's router (handlers/mentor.py) is
+    included before this one and takes these buttons. Should it ever be left out, the clerk
+    still gets an honest reply: the question is saved and mentors come soon."""
+    log.info("mentor.requested user_id=%s question_id=%s", user.id, question_id)
+    return answers.mentor_requested(user, question_id)
+
+
+def build_router() -> Router:
+    router = Router(name="clerk")
+    router.message.register(on_help, Command("pomoc", "help"))
+    router.message.register(on_topics, Command("teme"))
+    router.message.register(on_question, F.text, ~F.text.startswith("/"))
+    router.callback_query.register(on_menu, F.data == MENU)
+    router.callback_query.register(on_service, ServiceCB.filter())
+    router.callback_query.register(on_entry, EntryCB.filter())
+    router.callback_query.register(on_clarify_choice, ClarifyCB.filter())
+    router.callback_query.register(on_feedback, FeedbackCB.filter())
+    router.callback_query.register(on_mentor, MentorCB.filter())
+    return router

@@ -1,0 +1,389 @@
+"""The mentor queue in Telegram: clerks ask a mentor; mentors work in their group and in private.
+
+Clerk: "Pitaj mentora" (m:<question>) or /mentor -> may add details, screenshots, files (FSM
+state) -> "Pošalji mentoru". Under a mentor's answer: "Rešeno, hvala" (then a 1-5 rating) or
+"Imam dodatno pitanje" (the next message goes to the mentor).
+Mentors: the card in MENTOR_CHAT_ID (Preuzmi / Oslobodi / Zatvori / Dodaj u bazu znanja /
+Prilozi); answer by replying to the card, or `/odgovori <broj> <tekst>` in private; /red, /moji.
+All rules (roles included) are in bot/services/mentoring.py; this module only translates.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.filters import Command, CommandObject
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, Message
+
+from bot.services.mentoring import Attachment, MentoringService
+from bot.services.users import UserProfile
+from bot.telegram.ui import send_reply
+from handlers.callbacks import MentorCB
+
+log = logging.getLogger(__name__)
+
+MAX_ITEMS = 20  # details + files a clerk may add to one request
+
+
+class MentorFlow(StatesGroup):
+    composing = State()  # data: question_id, question, details[], attachments[]
+    following_up = State()  # data: number
+
+
+class ComposeCB(CallbackData, prefix="ms"):
+    action: str  # send | cancel
+
+
+class ClerkCB(CallbackData, prefix="mr"):
+    number: int
+    value: str  # ok | more
+
+
+class RatingCB(CallbackData, prefix="mrt"):
+    number: int
+    rating: int
+
+
+class QueueCB(CallbackData, prefix="mq"):
+    action: str  # c claim | u release | z close | k knowledge base | a attachments
+    number: int
+
+
+def attachment_of(message: Message) -> Attachment | None:
+    """The file a message carries (the largest size of a photo), by its Telegram file id."""
+    if message.photo:
+        return Attachment("photo", message.photo[-1].file_id)
+    if message.document:
+        return Attachment("document", message.document.file_id, message.document.file_name)
+    if message.video:
+        return Attachment("video", message.video.file_id)
+    if message.voice:
+        return Attachment("voice", message.voice.file_id)
+    if message.audio:
+        return Attachment("audio", message.audio.file_id, message.audio.file_name)
+    return None
+
+
+def _text_of(message: Message) -> str:
+    return (message.text or message.caption or "").strip()
+
+
+async def in_mentor_group(message: Message, mentoring: MentoringService) -> bool:
+    """A filter: the message was written in MENTOR_CHAT_ID."""
+    chat = mentoring.config.mentor_chat_id
+    return chat is not None and message.chat.id == chat
+
+
+# -- clerk: composing a request ---------------------------------------------------------------
+
+
+async def on_ask_mentor(
+    callback: CallbackQuery,
+    callback_data: MentorCB,
+    bot: Bot,
+    state: FSMContext,
+    user: UserProfile,
+    mentoring: MentoringService,
+) -> None:
+    await callback.answer()
+    chat_id = callback.message.chat.id if callback.message else callback.from_user.id
+    question = await mentoring.question_text(user, callback_data.question_id)
+    if question is None:
+        await send_reply(bot, chat_id, mentoring.cancelled(user))
+        return
+    await state.set_state(MentorFlow.composing)
+    await state.set_data(
+        {
+            "question_id": callback_data.question_id,
+            "question": question,
+            "details": [],
+            "attachments": [],
+        }
+    )
+    log.info("mentor.compose user_id=%s question_id=%s", user.id, callback_data.question_id)
+    await send_reply(bot, chat_id, mentoring.compose_prompt(user, question))
+
+
+async def on_mentor_command(
+    message: Message,
+    command: CommandObject,
+    bot: Bot,
+    state: FSMContext,
+    user: UserProfile,
+    mentoring: MentoringService,
+) -> None:
+    question = (command.args or "").strip()
+    await state.set_state(MentorFlow.composing)
+    await state.set_data(
+        {"question_id": None, "question": question, "details": [], "attachments": []}
+    )
+    await send_reply(bot, message.chat.id, mentoring.compose_prompt(user, question or None))
+
+
+async def on_compose_input(
+    message: Message, bot: Bot, state: FSMContext, user: UserProfile, mentoring: MentoringService
+) -> None:
+    data: dict[str, Any] = await state.get_data()
+    details: list[str] = list(data.get("details") or [])
+    files: list[dict[str, Any]] = list(data.get("attachments") or [])
+    text = _text_of(message)
+    attachment = attachment_of(message)
+    if len(details) + len(files) >= MAX_ITEMS:
+        await send_reply(bot, message.chat.id, mentoring.noted(user, "text"))
+        return
+    if text:
+        if not data.get("question") and attachment is None:
+            data["question"] = text
+        else:
+            details.append(text)
+    if attachment is not None:
+        files.append(attachment.as_dict())
+    if not text and attachment is None:
+        await send_reply(bot, message.chat.id, mentoring.compose_prompt(user, data.get("question")))
+        return
+    data.update(details=details, attachments=files)
+    await state.set_data(data)
+    kind = "attachment" if attachment is not None else "text"
+    await send_reply(bot, message.chat.id, mentoring.noted(user, kind))
+
+
+async def on_compose_button(
+    callback: CallbackQuery,
+    callback_data: ComposeCB,
+    bot: Bot,
+    state: FSMContext,
+    user: UserProfile,
+    mentoring: MentoringService,
+) -> None:
+    await callback.answer()
+    chat_id = callback.message.chat.id if callback.message else callback.from_user.id
+    current = await state.get_state()
+    data: dict[str, Any] = await state.get_data()
+    if callback_data.action != "send" or current != MentorFlow.composing.state:
+        await state.clear()
+        await _drop_buttons(callback, bot)
+        await send_reply(bot, chat_id, mentoring.cancelled(user))
+        return
+    created = await mentoring.create_request(
+        user,
+        question_id=data.get("question_id"),
+        text=data.get("question") or None,
+        details=data.get("details") or [],
+        attachments=[Attachment.from_dict(a) for a in data.get("attachments") or []],
+        source_key=f"tg:cb:{callback.id}",
+    )
+    if created.number is not None:
+        await state.clear()
+        await _drop_buttons(callback, bot)
+    await send_reply(bot, chat_id, created.reply)
+
+
+async def _drop_buttons(callback: CallbackQuery, bot: Bot) -> None:
+    message = callback.message
+    if not isinstance(message, Message) or message.reply_markup is None:
+        return
+    try:
+        await bot.edit_message_reply_markup(
+            chat_id=message.chat.id, message_id=message.message_id, reply_markup=None
+        )
+    except TelegramBadRequest as exc:
+        log.info("telegram.edit_markup_failed error=%s", exc)
+
+
+# -- clerk: after the answer ------------------------------------------------------------------
+
+
+async def on_clerk_button(
+    callback: CallbackQuery,
+    callback_data: ClerkCB,
+    bot: Bot,
+    state: FSMContext,
+    user: UserProfile,
+    mentoring: MentoringService,
+) -> None:
+    await callback.answer()
+    chat_id = callback.message.chat.id if callback.message else callback.from_user.id
+    number = callback_data.number
+    if callback_data.value == "ok":
+        result = await mentoring.clerk_resolved(user, number)
+        if result.ok:
+            await _drop_buttons(callback, bot)
+        await send_reply(bot, chat_id, result.reply)
+        return
+    if not await mentoring.can_follow_up(user, number):
+        await send_reply(bot, chat_id, mentoring.cancelled(user))
+        return
+    await state.set_state(MentorFlow.following_up)
+    await state.set_data({"number": number})
+    await send_reply(bot, chat_id, mentoring.followup_prompt(user, number))
+
+
+async def on_followup_input(
+    message: Message, bot: Bot, state: FSMContext, user: UserProfile, mentoring: MentoringService
+) -> None:
+    data = await state.get_data()
+    attachment = attachment_of(message)
+    result = await mentoring.clerk_followup(
+        user,
+        int(data.get("number") or 0),
+        _text_of(message),
+        [attachment] if attachment is not None else [],
+    )
+    await state.clear()
+    await send_reply(bot, message.chat.id, result.reply)
+
+
+async def on_rating(
+    callback: CallbackQuery,
+    callback_data: RatingCB,
+    bot: Bot,
+    user: UserProfile,
+    mentoring: MentoringService,
+) -> None:
+    result = await mentoring.rate(user, callback_data.number, callback_data.rating)
+    await callback.answer()
+    chat_id = callback.message.chat.id if callback.message else callback.from_user.id
+    if result.ok and isinstance(callback.message, Message):
+        try:
+            await bot.edit_message_text(
+                text=result.reply.text, chat_id=chat_id, message_id=callback.message.message_id
+            )
+            return
+        except TelegramBadRequest as exc:
+            log.info("telegram.edit_failed error=%s", exc)
+    await send_reply(bot, chat_id, result.reply)
+
+
+# -- mentors ----------------------------------------------------------------------------------
+
+
+async def on_queue_button(
+    callback: CallbackQuery,
+    callback_data: QueueCB,
+    bot: Bot,
+    user: UserProfile,
+    mentoring: MentoringService,
+) -> None:
+    number, action = callback_data.number, callback_data.action
+    if action == "a":
+        found = await mentoring.attachments(user, number)
+        if not isinstance(found, list):
+            await callback.answer(found.notice, show_alert=True)
+            return
+        await callback.answer()
+        chat_id = callback.message.chat.id if callback.message else callback.from_user.id
+        await _send_files(bot, chat_id, number, found)
+        return
+    handlers = {
+        "c": mentoring.claim,
+        "u": mentoring.release,
+        "z": mentoring.close,
+        "k": mentoring.add_to_knowledge_base,
+    }
+    handler = handlers.get(action)
+    if handler is None:
+        await callback.answer()
+        return
+    result = await handler(user, number)
+    await callback.answer(result.notice, show_alert=not result.ok)
+
+
+async def _send_files(bot: Bot, chat_id: int, number: int, files: list[Attachment]) -> None:
+    caption = f"#{number}"
+    for item in files:
+        try:
+            if item.type == "photo":
+                await bot.send_photo(chat_id, item.file_id, caption=caption)
+            elif item.type == "video":
+                await bot.send_video(chat_id, item.file_id, caption=caption)
+            elif item.type == "voice":
+                await bot.send_voice(chat_id, item.file_id, caption=caption)
+            else:
+                await bot.send_document(chat_id, item.file_id, caption=caption)
+        except TelegramAPIError as exc:
+            log.warning("mentor.attachment_failed number=%s error=%s", number, exc)
+
+
+async def on_group_reply(
+    message: Message, bot: Bot, user: UserProfile, mentoring: MentoringService
+) -> None:
+    """A mentor replies (Telegram reply) to a card, or to the bot's post about a request."""
+    replied = message.reply_to_message
+    if replied is None:
+        return
+    number = await mentoring.number_for_card(message.chat.id, replied.message_id)
+    if number is None:
+        return
+    attachment = attachment_of(message)
+    result = await mentoring.answer(
+        user, number, _text_of(message), [attachment] if attachment is not None else []
+    )
+    if not result.ok:
+        await bot.send_message(
+            message.chat.id, result.reply.text, reply_to_message_id=message.message_id
+        )
+
+
+async def on_group_other(message: Message) -> None:
+    """Mentors' own conversation in the group is not a question for the bot."""
+
+
+async def on_answer_command(
+    message: Message,
+    command: CommandObject,
+    bot: Bot,
+    user: UserProfile,
+    mentoring: MentoringService,
+) -> None:
+    number_text, _, text = (command.args or "").strip().partition(" ")
+    if not number_text.lstrip("#").isdigit():
+        await send_reply(bot, message.chat.id, mentoring.answer_usage(user))
+        return
+    result = await mentoring.answer(user, int(number_text.lstrip("#")), text)
+    await send_reply(bot, message.chat.id, result.reply)
+
+
+async def on_queue_command(
+    message: Message, bot: Bot, user: UserProfile, mentoring: MentoringService
+) -> None:
+    await send_reply(bot, message.chat.id, await mentoring.queue_list(user))
+
+
+async def on_mine_command(
+    message: Message, bot: Bot, user: UserProfile, mentoring: MentoringService
+) -> None:
+    await send_reply(bot, message.chat.id, await mentoring.queue_list(user, mine=True))
+
+
+def build_router() -> Router:
+    """Include before the clerk router: its states and buttons come first."""
+    router = Router(name="mentor")
+    router.message.register(on_queue_command, Command("red"))
+    router.message.register(on_mine_command, Command("moji"))
+    router.message.register(on_answer_command, Command("odgovori"))
+    router.message.register(on_mentor_command, Command("mentor"), F.chat.type == "private")
+    router.callback_query.register(on_queue_button, QueueCB.filter())
+    router.callback_query.register(on_compose_button, ComposeCB.filter())
+    router.callback_query.register(on_clerk_button, ClerkCB.filter())
+    router.callback_query.register(on_rating, RatingCB.filter())
+    router.callback_query.register(on_ask_mentor, MentorCB.filter())
+    router.message.register(
+        on_group_reply, in_mentor_group, F.reply_to_message, ~F.text.startswith("/")
+    )
+    router.message.register(on_group_other, in_mentor_group)
+    router.message.register(
+        on_compose_input, MentorFlow.composing, F.chat.type == "private", ~F.text.startswith("/")
+    )
+    router.message.register(
+        on_followup_input,
+        MentorFlow.following_up,
+        F.chat.type == "private",
+        ~F.text.startswith("/"),
+    )
+    return router

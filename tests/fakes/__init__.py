@@ -1,0 +1,1 @@
+"""Test doubles for the outside world (never for our own code)."""
