@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from bot.channels.viber_client import broadcast_channels
 from bot.config import Settings
 from bot.scheduler import Scheduler
 from bot.services.answering import AnswerService
@@ -66,7 +67,12 @@ async def build_services(settings: Settings, *, migrate: bool = True) -> AppServ
     knowledge_base = load_knowledge_base()
     matcher = Matcher.from_knowledge_base(knowledge_base)
     admins = frozenset(str(admin_id) for admin_id in settings.admin_ids)
-    trainings = TrainingService(database, reminder_offsets=_reminder_offsets(settings))
+    # Viber charges for messages the bot starts: VIBER_BROADCASTS decides whether announcements
+    # and broadcasts include Viber users (reminders and answers always follow the user's channel).
+    channels = broadcast_channels()
+    trainings = TrainingService(
+        database, reminder_offsets=_reminder_offsets(settings), channels=channels
+    )
     return AppServices(
         settings=settings,
         database=database,
@@ -80,7 +86,7 @@ async def build_services(settings: Settings, *, migrate: bool = True) -> AppServ
         roles=RoleService(database, admins),
         reports=ReportService(database, knowledge_base, timezone=settings.timezone),
         trainings=trainings,
-        broadcasts=BroadcastService(database),
+        broadcasts=BroadcastService(database, channels=channels),
         interests=InterestService(database),
         privacy=PrivacyService(
             database, retention_months=retention_months_from(settings), trainings=trainings

@@ -40,6 +40,7 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
 from bot.app import AppServices
+from bot.channels.viber import setup_viber, start_viber
 from bot.config import ConfigError, Settings
 from bot.i18n import N_
 from bot.services.onboarding import OnboardingService
@@ -173,6 +174,9 @@ class TelegramRuntime:
         )
         self.dispatcher = self._build_dispatcher()
         self.app = self._build_app()
+        # Viber shares this HTTP app and the outbox; None unless VIBER_AUTH_TOKEN is set.
+        self.extra_senders: dict[str, Any] = {}
+        self.viber = setup_viber(self.app, services, self.extra_senders)
         self.http_port: int | None = None
         self._http: web.AppRunner | None = None
         self._polling: asyncio.Task[None] | None = None
@@ -282,6 +286,8 @@ class TelegramRuntime:
         if self.options.publish_commands:
             await self.publish_commands()
         await self._start_http()
+        if self.viber is not None:
+            await start_viber(self.viber)
         if self.mode == "webhook":
             await self.dispatcher.emit_startup(bot=self.bot, dispatcher=self.dispatcher)
             secret = self.settings.webhook_secret
@@ -306,7 +312,9 @@ class TelegramRuntime:
             )
         self._pruning = asyncio.create_task(self._prune_loop(), name="prune-processed-updates")
         if self.options.background_work:
-            self._background = BackgroundWork(self.settings, self.services, self.metrics)
+            self._background = BackgroundWork(
+                self.settings, self.services, self.metrics, self.extra_senders
+            )
             await self._background.start()
         self.metrics.up.set(1)
         self._started = True
@@ -370,9 +378,13 @@ class TelegramRuntime:
                 await self._polling
         if not await self.guard.wait_idle(self.options.shutdown_grace):
             log.warning("telegram.stop in_flight=%s gave up waiting", self.guard.in_flight)
+        if self.viber is not None:
+            await self.viber.wait_idle(self.options.shutdown_grace)
         if self._background is not None:
             await self._background.stop(self.options.shutdown_grace)
             self._background = None
+        if self.viber is not None:
+            await self.viber.close()
         if self._http is not None:
             await self._http.cleanup()
             self._http = None
@@ -388,7 +400,13 @@ class BackgroundWork:
     (mentor answers, reminders, broadcasts). The dispatcher gets a Bot of its own, without the
     retry middleware: it paces, retries and marks 403s itself."""
 
-    def __init__(self, settings: Settings, services: AppServices, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        services: AppServices,
+        metrics: Metrics,
+        extra_senders: dict[str, Any] | None = None,
+    ) -> None:
         from bot.app import schedule_jobs
         from bot.channels.telegram_sender import TelegramSender
         from bot.outbox import OutboxDispatcher
@@ -410,9 +428,9 @@ class BackgroundWork:
             limiter = RedisRateLimiter(Redis.from_url(settings.redis_url))
         else:
             limiter = LocalRateLimiter()
-        self.outbox = OutboxDispatcher(
-            services.database, {CHANNEL: TelegramSender(self.delivery_bot)}, limiter
-        )
+        senders: dict[str, Any] = {CHANNEL: TelegramSender(self.delivery_bot)}
+        senders.update(extra_senders or {})
+        self.outbox = OutboxDispatcher(services.database, senders, limiter)
         self.outbox.on_delivered.append(
             lambda _message, outcome: metrics.outbox.labels(status=outcome.status).inc()
         )
