@@ -36,6 +36,7 @@ eval: install
 bench: install
 	$(PY) bench/bench_matcher.py
 	$(PY) bench/bench_telegram.py
+	$(PY) bench/bench_broadcast.py
 
 ## Re-extract UI strings, regenerate Cyrillic, compile catalogues.
 locales: install

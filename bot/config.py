@@ -40,6 +40,16 @@ class Settings(BaseSettings):
     working_hours_start: time = time(8, 0)
     working_hours_end: time = time(16, 0)
     log_level: str = "INFO"
+    # Mentor queue: unclaimed reminders and escalation (minutes of working time), auto-close.
+    mentor_remind_after_minutes: int = 30
+    mentor_escalate_after_minutes: int = 240
+    mentor_auto_close_days: int = 3
+    mentor_expected_answer_hours: int = 4
+    mentor_public_holidays: bool = True
+    # Trainings: reminders before the start, e.g. "24h,1h".
+    training_reminders: str = "24h,1h"
+    # Privacy: question texts and request threads older than this are anonymised.
+    retention_months: int = Field(default=12, ge=1, le=120)
 
     @field_validator("admin_ids", mode="before")
     @classmethod
