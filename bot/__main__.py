@@ -1,4 +1,4 @@
-"""Entry point: `python -m bot run | playground`."""
+"""Entry point: `python -m bot run | playground | check-config | backup PATH`."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ from bot.config import ConfigError, Settings, load_settings
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    """One structured event per line (LOG_FORMAT=json by default, or text)."""
+    from bot.logging_setup import configure_logging
+
+    configure_logging(settings.log_level)
 
 
 async def _playground(settings: Settings) -> None:
@@ -30,11 +29,23 @@ async def _playground(settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_list = sys.argv[1:] if argv is None else argv
+    # Operator tools with their own options.
+    if args_list[:1] == ["check-config"]:
+        from bot import check_config
+
+        return check_config.main(args_list[1:])
+    if args_list[:1] == ["backup"]:
+        from bot import backup
+
+        return backup.main(args_list[1:])
     parser = argparse.ArgumentParser(prog="python -m bot", description="eUprava za sve support bot")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="start the Telegram bot (polling, or webhook with WEBHOOK_URL)")
     commands.add_parser("playground", help="chat locally in the terminal, no token needed")
-    args = parser.parse_args(argv)
+    commands.add_parser("check-config", help="print effective settings (secrets masked), problems")
+    commands.add_parser("backup", help="consistent copy of the SQLite database: backup PATH")
+    args = parser.parse_args(args_list)
 
     try:
         settings = load_settings()

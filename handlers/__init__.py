@@ -22,12 +22,14 @@ def private_only(router: Router) -> Router:
 def build_router() -> Router:
     from handlers import (
         admin,
+        audit,
         broadcast,
         clerk,
         fallback,
         membership,
         mentor,
         onboarding,
+        privacy,
         trainings,
     )
 
@@ -42,6 +44,9 @@ def build_router() -> Router:
         admin.build_router(),
         trainings.build_router(),
         broadcast.build_router(),
+        # /moji_podaci, /obrisi_me, /audit: personal data and the audit trail never go to a group.
+        private_only(privacy.build_router()),
+        private_only(audit.build_router()),
         private_only(clerk.build_router()),
         private_only(fallback.build_router()),
     )

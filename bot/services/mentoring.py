@@ -23,6 +23,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.i18n import tr
+from bot.services.audit import (
+    KB_DRAFT,
+    REQUEST_ANSWER,
+    REQUEST_CLAIM,
+    REQUEST_CLOSE,
+    audit_record,
+)
 from bot.services.messages import reply_to_payload
 from bot.services.pii import scrub
 from bot.services.replies import Button, Reply
@@ -526,6 +533,7 @@ class MentoringService:
             request.claimed_by = mentor.id
             request.claimed_at = now
             await self._queue_card(uow, request)
+            await audit_record(uow, actor, REQUEST_CLAIM, f"request:{number}")
             await uow.commit()
         log.info("mentor.claimed user_id=%s number=%s", actor.id, number)
         return Result(
@@ -600,6 +608,7 @@ class MentoringService:
                 f"mentor:closed:{number}:{int(now.timestamp())}",
             )
             await self._queue_card(uow, request)
+            await audit_record(uow, actor, REQUEST_CLOSE, f"request:{number}", {"reason": "mentor"})
             await uow.commit()
         return Result(self._plain(actor, "#{number} je zatvoreno.", number), True, number)
 
@@ -682,6 +691,10 @@ class MentoringService:
                 uow, request, "mentor_answer", build, f"mentor:answer:{message.id}"
             )
             await self._queue_card(uow, request)
+            await audit_record(
+                uow, actor, REQUEST_ANSWER, f"request:{number}",
+                {"message_id": message.id, "attachments": len(files)},
+            )
             await uow.commit()
         log.info("mentor.answered user_id=%s number=%s", actor.id, number)
         return Result(
@@ -731,6 +744,9 @@ class MentoringService:
                 )
             )
             await self._queue_card(uow, request)
+            await audit_record(
+                uow, actor, KB_DRAFT, f"request:{number}", {"service": request.service}
+            )
             await uow.commit()
         return Result(
             self._plain(actor, "#{number} je dodato u nacrte baze znanja.", number), True, number

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 
 from bot.i18n import tr
+from bot.services.audit import ROLE_CHANGE, audit_record
 from bot.services.replies import Reply
 from bot.services.users import UserProfile
 from storage.mentor import MentorRepository
@@ -89,6 +90,9 @@ class RoleService:
                 )
             row.role = role
             await uow.repository(MentorRepository).record_role_change(actor.id, row.id, old, role)
+            await audit_record(
+                uow, actor, ROLE_CHANGE, f"user:{row.id}", {"old": old, "new": role}
+            )
             await uow.commit()
         log.info("role.granted actor_id=%s target=%s role=%s", actor.id, row.id, role)
         return RoleChangeResult(
@@ -149,6 +153,9 @@ class RoleService:
             row.role = new_role
             await uow.repository(MentorRepository).record_role_change(
                 actor.id, row.id, old, new_role
+            )
+            await audit_record(
+                uow, actor, ROLE_CHANGE, f"user:{row.id}", {"old": old, "new": new_role}
             )
             await uow.commit()
         log.info("role.revoked actor_id=%s target=%s role=%s", actor.id, row.id, role)
