@@ -353,14 +353,6 @@ async def test_requests_without_the_secret_are_refused(bot: BotUnderTest) -> Non
 async def test_nul_character_in_a_question_is_answered(
     bot: BotUnderTest, request: pytest.FixtureRequest
 ) -> None:
-    if bot.database_url.startswith("postgresql"):
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="PostgreSQL text cannot hold NUL: the question is lost and the clerk gets "
-                "no answer (needs NUL stripping on input or in storage; reported to the lead)",
-                strict=False,
-            )
-        )
     chat = next(_ids)
     errors = failed_updates(bot)
     await bot.deliver(message_update(new_update_id(), chat, "ezup\x00pristup", language_code=None))
@@ -375,14 +367,6 @@ async def test_message_without_a_human_sender_is_ignored(
 ) -> None:
     """An anonymous group admin or another bot writing in a group: ignored. In a private chat
     Telegram never sends such a message, but a forged one should be ignored too."""
-    if chat_type == "private":
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="a private message without a human sender reaches the clerk handlers, "
-                "which need a user, and raises TypeError (UserMiddleware could drop it)",
-                strict=False,
-            )
-        )
     chat = next(_ids) if chat_type == "private" else -1_009_000_000_000 - next(_ids)
     message = message_update(0, chat, "kako do ezupa", language_code=None)["message"]
     if chat_type != "private":

@@ -42,7 +42,8 @@ class AnswerService:
     # -- asking ---------------------------------------------------------------------------
 
     async def ask(self, user: UserProfile, text: str) -> Reply:
-        question = text.strip()
+        # NUL cannot be stored in PostgreSQL text and never carries meaning in a question.
+        question = text.replace("\x00", "").strip()
         if not question:
             return Reply(tr(user.language, "Napišite pitanje rečima, na primer: kako do eZUP-a?"))
         result = self._matcher.match(question)

@@ -203,7 +203,10 @@ class UserMiddleware(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         from_user: User | None = data.get("event_from_user")
         if from_user is None or from_user.is_bot:
-            return await handler(event, data)
+            # No person behind it (a channel post, an anonymous admin, another bot): every
+            # handler serves a person, so the update is logged and ignored.
+            log.info("update.ignored reason=no human sender")
+            return None
         data["language"] = self.languages.recall(from_user)
         profile = await self.users.get_or_register(
             CHANNEL,
