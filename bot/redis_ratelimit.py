@@ -78,6 +78,9 @@ class RedisRateLimiter:
         self._fallback = LocalRateLimiter(per_second, per_chat_interval, per_group_interval)
         self._degraded = False
         self._tasks: set[asyncio.Task[None]] = set()
+        # A dispatcher reserves many slots at once; more concurrent calls than the Redis pool
+        # has connections would fail and fall back to local pacing, breaking the shared limit.
+        self._in_flight = asyncio.Semaphore(32)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisRateLimiter:
@@ -94,9 +97,10 @@ class RedisRateLimiter:
         """Reserve a slot; returns the seconds to wait before sending (0 if now)."""
         gap = self._per_group if is_group_chat(chat_id) else self._per_chat
         try:
-            wait = float(await self._reserve(
-                keys=[self.global_key, self._chat_key(chat_id)], args=[self._interval, gap]
-            ))
+            async with self._in_flight:
+                wait = float(await self._reserve(
+                    keys=[self.global_key, self._chat_key(chat_id)], args=[self._interval, gap]
+                ))
         except (RedisError, OSError) as error:
             if not self._degraded:
                 log.warning("rate limiter: Redis unavailable, pacing locally",

@@ -204,8 +204,12 @@ class TelegramRuntime:
             for item in dataclasses.fields(services)
             if item.name not in ("database", "matcher")
         }
+        storage = self._fsm_storage()
+        # With Redis, one user's updates are handled one at a time across all instances.
+        isolation = storage.create_isolation() if hasattr(storage, "create_isolation") else None
         dispatcher = Dispatcher(
-            storage=self._fsm_storage(),
+            storage=storage,
+            events_isolation=isolation,
             **handed,
             onboarding=self.onboarding,
             metrics=self.metrics,
