@@ -500,16 +500,26 @@ class MentoringService:
             return None
         return row
 
+    async def _locked_request(
+        self, uow: UnitOfWork, actor: UserProfile, number: int, action: str
+    ) -> tuple[User, MentorRequest] | Result:
+        """The mentor's row and the request locked for change, or the refusal to give:
+        the role is checked against the database on every privileged action."""
+        mentor = await self._actor(uow, actor)
+        if mentor is None:
+            return Result(refusal(actor, action), False)
+        request = await uow.repository(MentorRepository).get(number, for_update=True)
+        if request is None:
+            return Result(self._unknown(actor, number), False)
+        return mentor, request
+
     async def claim(self, actor: UserProfile, number: int) -> Result:
         now = self.clock()
         async with self._database.uow() as uow:
-            mentor = await self._actor(uow, actor)
-            if mentor is None:
-                return Result(refusal(actor, "mentor.claim"), False)
-            repo = uow.repository(MentorRepository)
-            request = await repo.get(number, for_update=True)
-            if request is None:
-                return Result(self._unknown(actor, number), False)
+            found = await self._locked_request(uow, actor, number, "mentor.claim")
+            if isinstance(found, Result):
+                return found
+            mentor, request = found
             if request.state != "new":
                 if request.claimed_by == mentor.id and request.state == "claimed":
                     return Result(
@@ -549,13 +559,10 @@ class MentoringService:
 
     async def release(self, actor: UserProfile, number: int) -> Result:
         async with self._database.uow() as uow:
-            mentor = await self._actor(uow, actor)
-            if mentor is None:
-                return Result(refusal(actor, "mentor.release"), False)
-            repo = uow.repository(MentorRepository)
-            request = await repo.get(number, for_update=True)
-            if request is None:
-                return Result(self._unknown(actor, number), False)
+            found = await self._locked_request(uow, actor, number, "mentor.release")
+            if isinstance(found, Result):
+                return found
+            mentor, request = found
             if request.state != "claimed" or (
                 request.claimed_by != mentor.id and mentor.role != "admin"
             ):
@@ -571,13 +578,10 @@ class MentoringService:
     async def close(self, actor: UserProfile, number: int) -> Result:
         now = self.clock()
         async with self._database.uow() as uow:
-            mentor = await self._actor(uow, actor)
-            if mentor is None:
-                return Result(refusal(actor, "mentor.close"), False)
-            repo = uow.repository(MentorRepository)
-            request = await repo.get(number, for_update=True)
-            if request is None:
-                return Result(self._unknown(actor, number), False)
+            found = await self._locked_request(uow, actor, number, "mentor.close")
+            if isinstance(found, Result):
+                return found
+            mentor, request = found
             if request.state == "closed":
                 return Result(
                     self._plain(actor, "#{number} je već zatvoreno.", number), True, number
@@ -630,13 +634,10 @@ class MentoringService:
                 number,
             )
         async with self._database.uow() as uow:
-            mentor = await self._actor(uow, actor)
-            if mentor is None:
-                return Result(refusal(actor, "mentor.answer"), False)
-            repo = uow.repository(MentorRepository)
-            request = await repo.get(number, for_update=True)
-            if request is None:
-                return Result(self._unknown(actor, number), False)
+            found = await self._locked_request(uow, actor, number, "mentor.answer")
+            if isinstance(found, Result):
+                return found
+            mentor, request = found
             if request.state == "closed":
                 return Result(
                     self._plain(actor, "#{number} je zatvoreno; odgovor nije poslat.", number),
@@ -656,7 +657,7 @@ class MentoringService:
                     number,
                 )
             files = [a.as_dict() for a in attachments]
-            message = await repo.add_message(
+            message = await uow.repository(MentorRepository).add_message(
                 number, "mentor", text, user_id=mentor.id, attachments=files, created_at=now
             )
             request.state = "answered"
