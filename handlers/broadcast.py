@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 
 from aiogram import Bot, F, Router
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
@@ -26,7 +25,7 @@ from bot.services.replies import Button, Reply
 from bot.services.trainings import Invalid
 from bot.services.users import UserProfile
 from bot.telegram.middlewares import CHANNEL
-from bot.telegram.ui import send_reply, show_from_button
+from bot.telegram.ui import drop_buttons, send_reply, show_from_button
 
 log = logging.getLogger(__name__)
 
@@ -193,13 +192,13 @@ async def on_choice(
     current = await state.get_state()
     if step == "quit":
         await state.clear()
-        await _drop_buttons(callback, bot)
+        await drop_buttons(callback, bot)
         await send_reply(bot, chat_id, Reply(say(lang, "Odustali ste; obaveštenje nije poslato.")))
         return
     if current not in (NewBroadcast.audience.state, NewBroadcast.typed.state):
         await send_reply(bot, chat_id, Reply(say(lang, "Ovo dugme više ne važi.")))
         return
-    await _drop_buttons(callback, bot)
+    await drop_buttons(callback, bot)
     if step == "aud" and value == "all":
         await _draft(bot, chat_id, state, user, broadcasts, Audience())
     elif step == "aud" and value in ("mun", "svc", "role"):
@@ -235,20 +234,9 @@ async def on_broadcast_button(
     if user.is_admin and not action.startswith("bc:stop"):
         # The preview's buttons are spent either way; the progress message's "Zaustavi
         # slanje" is the service's (its next edit or the report replaces it).
-        await _drop_buttons(callback, bot)
+        await drop_buttons(callback, bot)
     await show_from_button(callback, bot, reply, edit=False)
 
-
-async def _drop_buttons(callback: CallbackQuery, bot: Bot) -> None:
-    message = callback.message
-    if not isinstance(message, Message) or message.reply_markup is None:
-        return
-    try:
-        await bot.edit_message_reply_markup(
-            chat_id=message.chat.id, message_id=message.message_id, reply_markup=None
-        )
-    except TelegramBadRequest as exc:
-        log.info("telegram.edit_markup_failed error=%s", exc)
 
 
 def build_router() -> Router:

@@ -19,7 +19,6 @@ from datetime import datetime
 from typing import Any
 
 from aiogram import Bot, F, Router
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
@@ -38,7 +37,7 @@ from bot.services.trainings import (
     parse_title,
 )
 from bot.services.users import UserProfile
-from bot.telegram.ui import send_reply, show_from_button
+from bot.telegram.ui import drop_buttons, send_reply, show_from_button
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +309,7 @@ async def on_dialogue_button(
     step, value = callback_data.step, callback_data.value
     if step == "quit":
         await state.clear()
-        await _drop_buttons(callback, bot)
+        await drop_buttons(callback, bot)
         if current is not None and current.startswith(ChangeTraining.__name__):
             text = say(lang, "Prekinuto; obuka nije promenjena.")
         else:
@@ -326,14 +325,14 @@ async def on_dialogue_button(
         except Invalid as error:
             await send_reply(bot, chat_id, _invalid(lang, error))
             return
-        await _drop_buttons(callback, bot)
+        await drop_buttons(callback, bot)
         await _service_chosen(bot, chat_id, state, user, service)
     elif step == "cap" and current == NewTraining.capacity.state:
-        await _drop_buttons(callback, bot)
+        await drop_buttons(callback, bot)
         await state.update_data(capacity=None)
         await _ask_audience(bot, chat_id, state, lang, trainings)
     elif step == "aud" and current == NewTraining.audience.state:
-        await _drop_buttons(callback, bot)
+        await drop_buttons(callback, bot)
         if value == "mun":
             await state.set_state(NewTraining.municipalities)
             await send_reply(bot, chat_id, _municipalities_prompt(lang))
@@ -344,7 +343,7 @@ async def on_dialogue_button(
     elif step == "pub" and current == NewTraining.confirm.state:
         data = await state.get_data()
         await state.clear()  # one tap publishes once
-        await _drop_buttons(callback, bot)
+        await drop_buttons(callback, bot)
         _training_id, reply = await trainings.create(user, _draft_of(data))
         await send_reply(bot, chat_id, reply)
     else:
@@ -448,18 +447,6 @@ async def on_interest_toggle(
     reply = await interests.toggle(user.id, user.language, service_id)
     await show_from_button(callback, bot, reply, edit=True)
 
-
-async def _drop_buttons(callback: CallbackQuery, bot: Bot) -> None:
-    """A dialogue's answered question loses its buttons, so an old one cannot be tapped."""
-    message = callback.message
-    if not isinstance(message, Message) or message.reply_markup is None:
-        return
-    try:
-        await bot.edit_message_reply_markup(
-            chat_id=message.chat.id, message_id=message.message_id, reply_markup=None
-        )
-    except TelegramBadRequest as exc:
-        log.info("telegram.edit_markup_failed error=%s", exc)
 
 
 def build_router() -> Router:

@@ -58,3 +58,16 @@ async def show_from_button(callback: CallbackQuery, bot: Bot, reply: Reply, *, e
                 return
             log.info("telegram.edit_fallback error=%s", exc)
     await send_reply(bot, chat_id, reply)
+
+
+async def drop_buttons(callback: CallbackQuery, bot: Bot) -> None:
+    """A dialogue's answered question loses its buttons, so an old one cannot be tapped again."""
+    message = callback.message
+    if not isinstance(message, Message) or message.reply_markup is None:
+        return
+    try:
+        await bot.edit_message_reply_markup(
+            chat_id=message.chat.id, message_id=message.message_id, reply_markup=None
+        )
+    except TelegramBadRequest as exc:
+        log.info("telegram.edit_markup_failed error=%s", exc)
