@@ -278,13 +278,12 @@ class AnswerService:
         )
 
     def mentor_requested(self, user: UserProfile, question_id: int) -> Reply:
-        """Until the mentor queue is switched on, be honest about where the question stands."""
+        """Where no mentor queue is wired (the local playground), say so honestly."""
         return Reply(
             tr(
                 user.language,
-                "Vaše pitanje je sačuvano pod brojem {number}. Mentorski red se upravo uvodi; "
-                "do tada se za hitna pitanja obratite svom mentoru Tima za digitalnu "
-                "transformaciju.",
+                "Vaše pitanje je sačuvano pod brojem {number}. U ovom probnom razgovoru pitanje se "
+                "ne prosleđuje mentoru; u Telegramu i Viberu ovo dugme otvara zahtev mentoru.",
                 number=question_id,
             )
         )
