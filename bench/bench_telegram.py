@@ -144,8 +144,12 @@ class Bench:
             env["WEBHOOK_URL"] = "https://bot.example.rs/telegram/webhook"
             env["WEBHOOK_SECRET"] = SECRET
         log = (workdir / f"bot-{mode}.log").open("wb")
+        # BENCH_PROFILE=DIR: the bot runs under cProfile and leaves DIR/bot-MODE.prof.
+        profile_dir = os.environ.get("BENCH_PROFILE")
+        profiler = ["-m", "cProfile", "-o", f"{profile_dir}/bot-{mode}.prof"] if profile_dir else []
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "run", cwd=workdir, env=env, stdout=log, stderr=log
+            sys.executable, *profiler, "-m", "bot", "run",
+            cwd=workdir, env=env, stdout=log, stderr=log,
         )
         ready_method = "setWebhook" if mode == "webhook" else "getUpdates"
         await self.api.wait_until(

@@ -12,6 +12,7 @@ await db.dispose()
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -38,6 +39,32 @@ log = logging.getLogger(__name__)
 R = TypeVar("R", bound=Repository)
 
 
+class WriterQueue:
+    """One writing transaction at a time per process, first come first served (SQLite).
+
+    SQLite has one write lock per file. Without this, writers that find it taken sleep in
+    SQLite's busy handler (1, 2, 5 ... 100 ms steps) and wake late, so under load the lock sits
+    idle while the queue grows. Waiting here instead, a writer starts the moment the previous
+    one ends. Other processes on the same file are still handled by the busy timeout.
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
+
+    async def acquire(self) -> None:
+        task = asyncio.current_task()
+        if task is not None and task is self._owner:
+            # It would wait for itself forever; SQLite would fail it after the busy timeout.
+            raise RuntimeError("a writing unit of work inside another one in the same task")
+        await self._lock.acquire()
+        self._owner = task
+
+    def release(self) -> None:
+        self._owner = None
+        self._lock.release()
+
+
 class UnitOfWork:
     """``async with uow:`` opens a session and its repositories; ``await uow.commit()`` saves.
 
@@ -52,8 +79,13 @@ class UnitOfWork:
     processed_updates: ProcessedUpdateRepository
     outbox: OutboxRepository
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        writers: WriterQueue | None = None,
+    ) -> None:
         self._session_factory = session_factory
+        self._writers = writers
         self._session: AsyncSession | None = None
 
     @property
@@ -66,6 +98,8 @@ class UnitOfWork:
     async def __aenter__(self) -> Self:
         if self._session is not None:
             raise RuntimeError("UnitOfWork is already active (not reentrant)")
+        if self._writers is not None:
+            await self._writers.acquire()
         session = self._session_factory()
         self._session = session
         self.users = UserRepository(session)
@@ -89,9 +123,15 @@ class UnitOfWork:
             # close() rolls back whatever was not committed and detaches the rows without
             # expiring them (an explicit rollback() would expire them), so rows read or written
             # in the block stay readable after it.
-            await session.close()
+            # Shielded: a task cancelled while its transaction ends must still give the
+            # connection back rolled back; an interrupted close could leave SQLite's write lock
+            # held by a connection nobody owns until the garbage collector finds it.
+            await asyncio.shield(session.close())
         except Exception as error:  # connection may be gone
             cleanup_error = error
+        finally:
+            if self._writers is not None:
+                self._writers.release()
         if exc is not None:
             if cleanup_error is not None:
                 log.debug("rollback after error failed", exc_info=cleanup_error)
@@ -136,6 +176,7 @@ class Database:
         self.read_only_sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self._read_only_engine, expire_on_commit=False
         )
+        self._writers = WriterQueue() if engine.dialect.name == "sqlite" else None
 
     @classmethod
     def from_url(cls, url: str | URL | None = None, **engine_options: Any) -> Database:
@@ -157,7 +198,9 @@ class Database:
         ``read_only=True`` for queries only (stats, lists): on SQLite it does not take the write
         lock, so it never waits for writers; on PostgreSQL the transaction is READ ONLY.
         """
-        return UnitOfWork(self.read_only_sessionmaker if read_only else self.sessionmaker)
+        if read_only:
+            return UnitOfWork(self.read_only_sessionmaker)
+        return UnitOfWork(self.sessionmaker, self._writers)
 
     async def upgrade(self, revision: str = "head") -> None:
         """Run migrations up to ``revision`` on this database."""
