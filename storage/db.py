@@ -210,9 +210,8 @@ def create_engine(
         path = _sqlite_file(parsed)
         if path is not None:
             path.expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-        options: dict[str, Any] = {"pool_pre_ping": True}
-        options.update(kwargs)
-        engine = create_async_engine(parsed, echo=echo, connect_args=connect_args, **options)
+        # No pre-ping: a file has no server that could have gone away meanwhile.
+        engine = create_async_engine(parsed, echo=echo, connect_args=connect_args, **kwargs)
         _install_sqlite_hooks(engine)
         return engine
 
@@ -229,7 +228,7 @@ def create_engine(
     connect_args = {"timeout": 10, "server_settings": server_settings, **connect_args}
 
     # pre-ping: recover transparently after the server restarts
-    options = {"pool_pre_ping": True}
+    options: dict[str, Any] = {"pool_pre_ping": True}
     if "poolclass" not in kwargs:
         options.update(
             pool_size=5,

@@ -46,6 +46,15 @@ def _profile(row: User) -> UserProfile:
     )
 
 
+def _up_to_date(row: User, display_name: str, configured_admin: bool) -> bool:
+    """Nothing to write for this returning user."""
+    return (
+        row.active
+        and (not display_name or row.display_name == display_name)
+        and (row.role == "admin" or not configured_admin)
+    )
+
+
 class UserService:
     """Keeps user records; every channel registers people through here."""
 
@@ -63,21 +72,30 @@ class UserService:
         """The user's profile, creating it on first contact (admins from ADMIN_IDS included).
 
         A returning user who had been marked inactive (blocked the bot, unsubscribed) is
-        active again: writing to us proves they can be reached."""
+        active again: writing to us proves they can be reached.
+
+        Most calls find a known user with nothing to change: that is a read, which on SQLite
+        does not queue behind writers; only a change opens a writing transaction."""
+        name = display_name[:200]
+        admin = self._is_configured_admin(channel, external_id)
+        async with self._database.uow(read_only=True) as uow:
+            known = await uow.users.get_by_external(channel, external_id)
+            if known is not None and _up_to_date(known, name, admin):
+                return _profile(known)
         async with self._database.uow() as uow:
             row, created = await uow.users.get_or_create(
                 channel,
                 external_id,
-                display_name=display_name[:200],
+                display_name=name,
                 language=normalize_language(language_hint),
-                role="admin" if self._is_configured_admin(channel, external_id) else "clerk",
+                role="admin" if admin else "clerk",
             )
             if not created:
                 if not row.active:
                     row.active = True
-                if display_name and row.display_name != display_name[:200]:
-                    row.display_name = display_name[:200]
-                if self._is_configured_admin(channel, external_id) and row.role != "admin":
+                if name and row.display_name != name:
+                    row.display_name = name
+                if admin and row.role != "admin":
                     row.role = "admin"
             profile = _profile(row)
             await uow.commit()
