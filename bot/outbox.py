@@ -105,16 +105,26 @@ class OutboxDispatcher:
             await uow.commit()
         return claimed
 
-    async def _send_batch(self, claimed: list[Outgoing]) -> None:
+    async def _send_batch(
+        self, claimed: list[Outgoing], each_done: Callable[[], None] | None = None
+    ) -> None:
         by_chat: dict[tuple[str, str], list[Outgoing]] = defaultdict(list)
         for message in claimed:
             by_chat[(message.channel, message.chat_id)].append(message)
-        await asyncio.gather(*(self._deliver_in_order(queue) for queue in by_chat.values()))
+        await asyncio.gather(
+            *(self._deliver_in_order(queue, each_done) for queue in by_chat.values())
+        )
 
-    async def _deliver_in_order(self, queue: list[Outgoing]) -> None:
+    async def _deliver_in_order(
+        self, queue: list[Outgoing], each_done: Callable[[], None] | None
+    ) -> None:
         """Messages to one chat go one after another, in the order they were queued."""
         for message in queue:
-            await self._deliver(message)
+            try:
+                await self._deliver(message)
+            finally:
+                if each_done is not None:
+                    each_done()
 
     async def _deliver(self, message: Outgoing) -> None:
         if message.expires_at is not None and self._clock() >= message.expires_at:
@@ -167,32 +177,47 @@ class OutboxDispatcher:
                    "user_id": message.user_id},
         )
 
-    async def run_forever(self, stop: asyncio.Event, pipeline: int = 2) -> None:
-        """Keep delivering until `stop` is set. The next batch is claimed while the current one
-        is still being sent, so pacing never waits on the database. On stop, batches already
-        claimed are finished (nothing is left half-sent); a database outage only pauses."""
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Keep delivering until `stop` is set. A new batch is claimed as soon as fewer than a
+        batch's worth of messages are still waiting to go, so pacing never waits on the
+        database, and a message held back (one a second to a chat: a broadcast's progress
+        edits) never holds up the rest. On stop, claimed messages are finished (nothing is
+        left half-sent); a database outage only pauses."""
         in_flight: set[asyncio.Task[None]] = set()
+        waiting = 0  # claimed, not yet delivered
+        progress = asyncio.Event()
+
+        def one_done() -> None:
+            nonlocal waiting
+            waiting -= 1
+            progress.set()
+
+        def batch_done(task: asyncio.Task[None]) -> None:
+            in_flight.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("outbox batch failed", exc_info=task.exception())
+
         try:
             while not stop.is_set():
-                if len(in_flight) < pipeline:
+                if waiting < self._batch_size:
                     try:
                         claimed = await self._claim()
                     except StorageUnavailable:
                         log.warning("outbox: database unavailable, retrying shortly")
                         claimed = []
                     if claimed:
-                        in_flight.add(asyncio.create_task(self._send_batch(claimed)))
+                        waiting += len(claimed)
+                        task = asyncio.create_task(self._send_batch(claimed, one_done))
+                        in_flight.add(task)
+                        task.add_done_callback(batch_done)
                         continue
-                if in_flight:
-                    done, in_flight = await asyncio.wait(
-                        in_flight, timeout=self._idle, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    for task in done:
-                        if not task.cancelled() and task.exception() is not None:
-                            log.error("outbox batch failed", exc_info=task.exception())
-                else:
+                    # Nothing due: look again after a short pause (or when stopped).
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), timeout=self._idle)
+                    continue
+                progress.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(progress.wait(), timeout=self._idle)
         finally:
             if in_flight:
                 await asyncio.gather(*in_flight, return_exceptions=True)

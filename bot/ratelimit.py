@@ -48,21 +48,31 @@ class LocalRateLimiter:
         self._window = max(1, int(per_second))
         self._recent: deque[float] = deque(maxlen=self._window)
 
-    def reserve(self, chat_id: str) -> float:
-        """The moment (on `clock`) this message may go; reserves it at once."""
+    def try_reserve(self, chat_id: str) -> tuple[float, bool]:
+        """(moment on `clock`, reserved). A chat still within its gap gets the moment it is
+        free and no global slot: one chat waiting must not hold up messages to everybody else
+        (a broadcast's progress edits to the admin would otherwise stall the whole broadcast).
+        """
         now = self._clock()
+        chat_free = self._next_for_chat.get(chat_id, 0.0)
+        if chat_free > now:
+            return chat_free, False
         chat_gap = self._per_group if is_group_chat(chat_id) else self._per_chat
-        slot = max(now, self._next_global, self._next_for_chat.get(chat_id, 0.0))
+        slot = max(now, self._next_global)
         self._next_global = slot + self._interval
         self._next_for_chat[chat_id] = slot + chat_gap
         if len(self._next_for_chat) > 50_000:
             self._next_for_chat = {k: v for k, v in self._next_for_chat.items() if v > now}
-        return slot
+        return slot, True
 
     async def acquire(self, chat_id: str) -> None:
-        delay = self.reserve(chat_id) - self._clock()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        while True:
+            moment, reserved = self.try_reserve(chat_id)
+            delay = moment - self._clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if reserved:
+                break
         while len(self._recent) == self._window:
             wait = self._recent[0] + 1.0 - self._clock()
             if wait <= 0:

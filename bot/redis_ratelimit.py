@@ -2,7 +2,8 @@
 together (about 30 messages/s overall, 1/s per chat, 20/min per group).
 
 Each send runs one Lua script that, atomically on the Redis server, reserves the next free
-global slot and the chat's next slot (the later of the two wins) and returns how long to wait.
+global slot and the chat's next slot and returns how long to wait; a chat still within its gap
+is told to come back later without taking a global slot.
 Time is Redis' own clock (`TIME`), so instances on hosts whose clocks differ still agree.
 A 429 (`pause`) pushes the global slot past `retry_after` for everyone.
 
@@ -27,20 +28,25 @@ log = logging.getLogger(__name__)
 __all__ = ["RedisRateLimiter"]
 
 # KEYS[1] global slot, KEYS[2] the chat's slot; ARGV[1] global interval, ARGV[2] chat gap (s).
-# Returns the wait in seconds as a string (Lua numbers would be truncated to integers).
+# Returns "wait:1" (a global slot reserved, send after `wait` seconds) or "wait:0" (the chat is
+# still within its gap: try again after `wait`, no global slot taken, so one busy chat does not
+# hold up everybody else). As a string: Lua numbers would be truncated to integers.
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local interval = tonumber(ARGV[1])
 local gap = tonumber(ARGV[2])
-local g = tonumber(redis.call('GET', KEYS[1]) or '0')
 local c = tonumber(redis.call('GET', KEYS[2]) or '0')
-local slot = math.max(now, g, c)
+if c > now then
+  return string.format('%.6f:0', c - now)
+end
+local g = tonumber(redis.call('GET', KEYS[1]) or '0')
+local slot = math.max(now, g)
 redis.call('SET', KEYS[1], string.format('%.6f', slot + interval), 'PX', 600000)
 if gap > 0 then
   redis.call('SET', KEYS[2], string.format('%.6f', slot + gap), 'PX', math.ceil(gap * 1000) + 1000)
 end
-return string.format('%.6f', slot - now)
+return string.format('%.6f:1', slot - now)
 """
 
 # KEYS[1] global slot; ARGV[1] seconds nobody may send.
@@ -93,29 +99,35 @@ class RedisRateLimiter:
     def _chat_key(self, chat_id: str) -> str:
         return f"{self._prefix}:chat:{chat_id}"
 
-    async def reserve(self, chat_id: str) -> float:
-        """Reserve a slot; returns the seconds to wait before sending (0 if now)."""
+    async def try_reserve(self, chat_id: str) -> tuple[float, bool]:
+        """(seconds to wait, reserved): as `LocalRateLimiter.try_reserve`, shared."""
         gap = self._per_group if is_group_chat(chat_id) else self._per_chat
         try:
             async with self._in_flight:
-                wait = float(await self._reserve(
+                answer = await self._reserve(
                     keys=[self.global_key, self._chat_key(chat_id)], args=[self._interval, gap]
-                ))
+                )
         except (RedisError, OSError) as error:
             if not self._degraded:
                 log.warning("rate limiter: Redis unavailable, pacing locally",
                             extra={"error": type(error).__name__})
                 self._degraded = True
-            return max(0.0, self._fallback.reserve(chat_id) - time.monotonic())
+            moment, reserved = self._fallback.try_reserve(chat_id)
+            return max(0.0, moment - time.monotonic()), reserved
         if self._degraded:
             log.info("rate limiter: Redis is back, pacing shared again")
             self._degraded = False
-        return max(0.0, wait)
+        text = answer.decode() if isinstance(answer, bytes) else str(answer)
+        wait, _, flag = text.partition(":")
+        return max(0.0, float(wait)), flag == "1"
 
     async def acquire(self, chat_id: str) -> None:
-        delay = await self.reserve(chat_id)
-        if delay > 0:
-            await asyncio.sleep(delay)
+        while True:
+            delay, reserved = await self.try_reserve(chat_id)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if reserved:
+                return
 
     def pause(self, seconds: float) -> None:
         """Telegram answered 429: every instance holds off for `seconds`."""

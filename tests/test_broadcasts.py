@@ -296,13 +296,15 @@ async def test_redis_limiter_keeps_one_second_per_chat_and_shares_a_pause(
 
     chat, group, paused = pair("chat"), pair("group"), pair("pause")
     try:
-        assert await chat[0].reserve("42") == pytest.approx(0, abs=0.05)
-        assert await chat[1].reserve("42") == pytest.approx(1.0, abs=0.05)  # other instance
-        assert await group[0].reserve("-1001") == pytest.approx(0, abs=0.05)
-        assert await group[1].reserve("-1001") == pytest.approx(3.0, abs=0.05)  # 20 a minute
+        assert await chat[0].try_reserve("42") == (pytest.approx(0, abs=0.05), True)
+        # the other instance is told to come back in a second, taking no global slot:
+        assert await chat[1].try_reserve("42") == (pytest.approx(1.0, abs=0.05), False)
+        assert await chat[1].try_reserve("43") == (pytest.approx(0, abs=0.05), True)
+        assert await group[0].try_reserve("-1001") == (pytest.approx(0, abs=0.05), True)
+        assert await group[1].try_reserve("-1001") == (pytest.approx(3.0, abs=0.05), False)
         paused[0].pause(2.0)  # one instance got a 429: everybody waits
         await asyncio.sleep(0.05)
-        assert await paused[1].reserve("77") == pytest.approx(1.95, abs=0.1)
+        assert await paused[1].try_reserve("77") == (pytest.approx(1.95, abs=0.1), True)
     finally:
         for limiter in (*chat, *group, *paused):
             await limiter.close()

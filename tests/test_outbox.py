@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import timedelta
 
 import pytest
@@ -154,16 +156,37 @@ def test_rate_limiter_spaces_sends_globally_and_per_chat():
                                 clock=lambda: 100.0)
 
     across_chats = limiter()
-    slots = [across_chats.reserve(str(chat)) for chat in range(60)]
-    assert slots[-1] - slots[0] == pytest.approx(59 / 30)  # 30 a second across chats
+    slots = [across_chats.try_reserve(str(chat)) for chat in range(60)]
+    assert all(reserved for _, reserved in slots)
+    assert slots[-1][0] - slots[0][0] == pytest.approx(59 / 30)  # 30 a second across chats
 
     one_chat = limiter()
-    first = one_chat.reserve("7")
-    assert one_chat.reserve("7") - first == pytest.approx(1.0)  # one a second to a chat
+    assert one_chat.try_reserve("7") == (100.0, True)
+    assert one_chat.try_reserve("7") == (pytest.approx(101.0), False)  # one a second to a chat
+    # ... and that chat waiting takes no slot from anybody else:
+    assert one_chat.try_reserve("8") == (pytest.approx(100 + 1 / 30), True)
 
     group = limiter()
-    first = group.reserve("-100200")
-    assert group.reserve("-100200") - first == pytest.approx(3.0)  # 20 a minute to a group
+    assert group.try_reserve("-100200") == (100.0, True)
+    assert group.try_reserve("-100200") == (pytest.approx(103.0), False)  # 20 a minute to a group
+
+
+async def test_a_chat_in_its_gap_does_not_hold_up_a_broadcast() -> None:
+    """Progress edits to the admin's chat (one a second) go between broadcast messages to
+    other chats without stalling them."""
+    limiter = LocalRateLimiter(per_second=100, per_chat_interval=1.0)
+    stamps: list[float] = []
+
+    async def send(chat: str) -> None:
+        await limiter.acquire(chat)
+        stamps.append(time.monotonic())
+
+    await send("admin")
+    started = time.monotonic()
+    await asyncio.gather(send("admin"), *(send(str(chat)) for chat in range(50)))
+    others = sorted(stamps[1:])[:-1]  # everything but the admin's second message
+    assert others[-1] - started < 0.8, "the broadcast waited for the admin's chat"
+    assert max(stamps) - stamps[0] >= 0.99  # the admin still got only one a second
 
 
 async def test_message_due_too_late_is_expired_not_sent(database: Database):
