@@ -173,9 +173,15 @@ async def test_command_menu_is_published_in_each_language(bot: BotUnderTest) -> 
     assert {call.params.get("language_code") for call in calls} == {None, "sr", "en"}
     by_language = {call.params.get("language_code"): call.params["commands"] for call in calls}
     names = [command["command"] for command in by_language[None]]
-    assert names == ["start", "teme", "pomoc", "jezik", "opstina"]
+    assert names == ["start", "teme", "pomoc", "mentor", "obuke", "jezik", "opstina",
+                     "moji_podaci", "obrisi_me"]
     cyrillic = " ".join(command["description"] for command in by_language["sr"])
     assert CYRILLIC.search(cyrillic)
+    # Every command in the menu is one the bot knows.
+    clerk = bot.clerk(4190, language_code=None)
+    for name in names:
+        seen = await clerk.say(f"/{name}")
+        assert seen and all("Ne poznajem tu komandu" not in m.text for m in seen), name
 
 
 # -- asking -----------------------------------------------------------------------------------

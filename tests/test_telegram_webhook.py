@@ -62,6 +62,21 @@ async def test_webhook_without_the_right_secret_is_rejected(
     assert await webhook_bot.stored_questions(clerk_id) == []
 
 
+@pytest.mark.parametrize(
+    "body", [b"not json at all", b"[1, 2]", b'{"message": {"text": "hi"}}'],
+    ids=["not-json", "a-list", "no-update-id"],
+)
+async def test_webhook_body_that_is_not_an_update_gets_400(
+    webhook_bot: BotUnderTest, body: bytes
+) -> None:
+    before = webhook_bot.completed
+    status, answer = await webhook_bot.post_raw(body)
+    assert status == 400 and answer["ok"] is False
+    ana = webhook_bot.clerk(7200 + len(body), language_code=None)
+    await ana.say("/pomoc")  # and the bot goes on as usual
+    assert webhook_bot.completed == before + 1
+
+
 async def test_duplicated_webhook_update_is_handled_once(webhook_bot: BotUnderTest) -> None:
     update = message_update(webhook_bot.next_update_id(), 7003, "kako da dobijem pristup ezupu")
     await webhook_bot.deliver(update)

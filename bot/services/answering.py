@@ -231,6 +231,7 @@ class AnswerService:
                 "• /obuke – predstojeće obuke\n"
                 "• /jezik – latinica, ćirilica ili engleski\n"
                 "• /opstina – promena opštine\n"
+                "• /moji_podaci – podaci koje čuvamo o Vama; /obrisi_me – njihovo brisanje\n"
                 "Posle odgovora ocenite ga sa 👍 ili 👎 – tako učimo šta treba popraviti.",
             ),
             ((Button(tr(user.language, "Pregled tema"), "menu"),),),

@@ -36,7 +36,6 @@ from aiogram.types import BotCommand, BotCommandScopeDefault
 from aiogram.utils.backoff import BackoffConfig
 from aiogram.utils.i18n import I18n
 from aiogram.utils.token import TokenValidationError, validate_token
-from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
 from bot.app import AppServices
@@ -55,6 +54,7 @@ from bot.telegram.middlewares import (
     UserMiddleware,
 )
 from bot.telegram.session import RetryMiddleware, RetryPolicy
+from bot.telegram.webhook import CheckedRequestHandler
 from handlers import build_router
 from storage.errors import InvalidDatabaseURL, StorageError, StorageUnavailable
 
@@ -67,8 +67,12 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("start", N_("Početak: jezik i opština")),
     ("teme", N_("Pregled tema")),
     ("pomoc", N_("Šta bot ume i kako se koristi")),
+    ("mentor", N_("Pitanje za mentora")),
+    ("obuke", N_("Predstojeće obuke")),
     ("jezik", N_("Latinica, ćirilica ili engleski")),
     ("opstina", N_("Promena opštine")),
+    ("moji_podaci", N_("Podaci koje čuvamo o Vama")),
+    ("obrisi_me", N_("Brisanje Vaših podataka")),
 )
 # Telegram shows the menu by the client's language: no code = default (Serbian Latin),
 # "sr" = Serbian clients (Cyrillic is their usual script), "en" = English.
@@ -236,7 +240,7 @@ class TelegramRuntime:
         app.router.add_get("/metrics", self._metrics)
         if self.mode == "webhook":
             secret = self.settings.webhook_secret
-            handler = SimpleRequestHandler(
+            handler = CheckedRequestHandler(
                 self.dispatcher,
                 self.bot,
                 handle_in_background=True,

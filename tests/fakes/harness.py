@@ -155,6 +155,14 @@ class BotUnderTest:
             await response.read()
             return response
 
+    async def post_raw(self, body: bytes) -> tuple[int, Any]:
+        """POST any body to the webhook with the right secret: (status, JSON answer)."""
+        assert self._http is not None
+        headers = {"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET,
+                   "Content-Type": "application/json"}
+        async with self._http.post(self.webhook_url, data=body, headers=headers) as response:
+            return response.status, await response.json(content_type=None)
+
     async def deliver(self, update: dict[str, Any], *, wait: bool = True) -> None:
         """Hand an update to the bot the way Telegram would in this mode; wait until handled."""
         before = self.completed
