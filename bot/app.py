@@ -79,7 +79,9 @@ async def build_services(settings: Settings, *, migrate: bool = True) -> AppServ
         knowledge_base=knowledge_base,
         matcher=matcher,
         users=UserService(database, admins),
-        answers=AnswerService(knowledge_base, matcher, database),
+        answers=AnswerService(
+            knowledge_base, matcher, database, retention_months=retention_months_from(settings)
+        ),
         mentoring=MentoringService(
             database, MentorConfig.from_settings(settings), knowledge_base=knowledge_base
         ),

@@ -15,8 +15,6 @@ from aiogram.types import CallbackQuery, Message
 
 from bot.services.answering import AnswerService
 from bot.services.onboarding import OnboardingService
-from bot.services.privacy import PrivacyService
-from bot.services.replies import Reply
 from bot.services.users import UserProfile
 from bot.telegram.metrics import Metrics
 from bot.telegram.ui import send_reply, show_from_button
@@ -35,13 +33,9 @@ async def on_start(
     user: UserProfile,
     answers: AnswerService,
     onboarding: OnboardingService,
-    privacy: PrivacyService | None = None,
 ) -> None:
     await state.clear()
-    welcome = answers.welcome(user)
-    if privacy is not None:  # the short privacy notice, part of the welcome
-        welcome = Reply(f"{welcome.text}\n\n{privacy.notice(user).text}", welcome.buttons)
-    await send_reply(bot, message.chat.id, welcome)
+    await send_reply(bot, message.chat.id, answers.welcome(user))
     await send_reply(bot, message.chat.id, onboarding.language_prompt(user))
 
 

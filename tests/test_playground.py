@@ -27,6 +27,7 @@ def test_piped_questions_get_the_ezup_access_answer_in_both_scripts(tmp_path):
     out = _chat(["kako da dobijem pristup ezupu", "како да добијем приступ еЗУП-у"], url, tmp_path)
     assert out.count(HEADING) == 2
     assert "eZUP" in out and "[1]" in out  # the service menu as numbered options
+    assert "Privatnost" in out  # the short privacy notice is part of every welcome
 
 
 def test_numbers_pick_options_and_language_switch_to_cyrillic(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 
 from bot.i18n import tr
+from bot.services.privacy import privacy_notice
 from bot.services.replies import Button, Reply
 from bot.services.users import UserProfile
 from knowledge_base.matcher import Matcher, MatchResult
@@ -34,10 +35,17 @@ def in_script(language: str, text: str) -> str:
 class AnswerService:
     """Turns a question into an answer, a short list of choices, or an offer of a mentor."""
 
-    def __init__(self, knowledge_base: KnowledgeBase, matcher: Matcher, database: Database):
+    def __init__(
+        self,
+        knowledge_base: KnowledgeBase,
+        matcher: Matcher,
+        database: Database,
+        retention_months: int = 12,
+    ):
         self._kb = knowledge_base
         self._matcher = matcher
         self._database = database
+        self._retention_months = retention_months
 
     # -- asking ---------------------------------------------------------------------------
 
@@ -218,6 +226,9 @@ class AnswerService:
                 "odgovor, prosleđujem pitanje mentoru. Pitanje možete napisati latinicom ili "
                 "ćirilicom.",
             )
+            # The short privacy notice is part of the welcome on every channel.
+            + "\n\n"
+            + privacy_notice(user.language, self._retention_months)
         )
 
     def help(self, user: UserProfile) -> Reply:
