@@ -66,6 +66,19 @@ async def on_question(
     await answer_question(message, bot, user, answers, metrics)
 
 
+async def on_captioned_media(
+    message: Message, bot: Bot, user: UserProfile, answers: AnswerService, metrics: Metrics
+) -> None:
+    """A screenshot with a question under it: the question is answered, and the clerk learns
+    that the picture itself was not read (a mentor can look at it)."""
+    await send_reply(bot, message.chat.id, answers.caption_note(user))
+    reply = await answers.ask(user, message.caption or "")
+    metrics.decisions.labels(decision=decision_of(reply)).inc()
+    log.info("question.answered user_id=%s decision=%s source=caption", user.id,
+             decision_of(reply))
+    await send_reply(bot, message.chat.id, reply)
+
+
 # -- buttons -------------------------------------------------------------------------------
 
 
@@ -185,6 +198,7 @@ def build_router() -> Router:
     router.message.register(on_help, Command("pomoc", "help"))
     router.message.register(on_topics, Command("teme"))
     router.message.register(on_question, F.text, ~F.text.startswith("/"))
+    router.message.register(on_captioned_media, F.caption, ~F.caption.startswith("/"))
     router.callback_query.register(on_menu, F.data == MENU)
     router.callback_query.register(on_service, ServiceCB.filter())
     router.callback_query.register(on_entry, EntryCB.filter())

@@ -297,6 +297,14 @@ async def test_non_text_messages_get_a_polite_answer(
     assert "tekstualne poruke" in reply.text
 
 
+async def test_photo_with_a_question_under_it_gets_the_answer(latin_clerk: Clerk) -> None:
+    note, answer = await latin_clerk.send(
+        content={**PHOTO, "caption": "kako da dobijem pristup ezupu"}
+    )
+    assert "/mentor" in note.text  # the picture itself was not read; a mentor can look at it
+    assert EZUP_ACCESS_QUESTION in answer.text
+
+
 async def test_non_text_answer_follows_the_clerks_language(bot: BotUnderTest) -> None:
     mira = new_clerk(bot, "sr")
     (reply,) = await mira.send(content=STICKER)

@@ -257,6 +257,17 @@ class AnswerService:
             )
         )
 
+    def caption_note(self, user: UserProfile) -> Reply:
+        """Said before answering the text written with a picture or a file."""
+        return Reply(
+            tr(
+                user.language,
+                "Sliku ili datoteku ne mogu da pregledam, pa odgovaram na tekst koji ste uz nju "
+                "napisali. Ako Vam treba pomoć oko onoga što je na njoj, pošaljite je mentoru "
+                "(/mentor).",
+            )
+        )
+
     def unknown_command(self, user: UserProfile) -> Reply:
         return Reply(
             tr(user.language, "Ne poznajem tu komandu. Spisak komandi dobijate sa /pomoc."),
