@@ -94,6 +94,9 @@ async def test_opening_the_chat_welcomes_and_offers_the_scripts(bot: ViberBotUnd
     labels = [b["Text"] for b in welcome["keyboard"]["Buttons"]]
     assert labels == ["Latinica", "Ћирилица", "English"]
     assert welcome["keyboard"]["Buttons"][0]["ActionBody"] == "act:lang:sr-Latn"
+    # The privacy notice names the commands that work on Viber too.
+    assert "Privatnost" in welcome["text"]
+    assert "/moji_podaci" in welcome["text"] and "/obrisi_me" in welcome["text"]
     # Not subscribed yet: nobody is registered and nothing is sent through the API.
     assert await stored_user(bot, ana) is None
     assert ana.chat == []

@@ -21,6 +21,9 @@ before anything is parsed: a missing or wrong signature gets 403 and nothing is 
   follow-up and rating. `/obuke` lists trainings for sign-up (`tr:*` tokens); `/usluge` the
   services the clerk works on (`int:*`). Calendar files are offered to Viber at
   GET /viber/files/<outbox id>/<signature>/<name> (Viber fetches files by URL).
+- Privacy, as on Telegram: `/moji_podaci` queues the export file (PrivacyService.queue_export;
+  it goes out by the same file link, which works only for EXPORT_LINK_SECONDS); `/obrisi_me`
+  asks for confirmation, and the buttons' tokens (`pd:yes:<stamp>`, `pd:no:0`) delete or not.
 
 What the bot is waiting for (a municipality name, a mentor request being written, a follow-up)
 travels in the message's `tracking_data`: Viber hands it back with the user's next message, so no
@@ -78,6 +81,7 @@ from bot.services.replies import Button, Reply
 from bot.services.trainings import TrainingService
 from bot.services.users import UserProfile
 from storage.errors import StorageUnavailable
+from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +92,7 @@ UNSUPPORTED_TYPES = frozenset(
     {"picture", "sticker", "file", "location", "contact", "video", "url", "rich_media", "gif"}
 )
 PAGEABLE = ("svc", "menu")  # actions whose lists are paged (they only read, never write)
+CONTENT_TYPES = {".ics": "text/calendar", ".json": "application/json"}
 _INT64 = 2**63
 
 
@@ -290,8 +295,9 @@ class ViberChannel:
         )
 
     async def serve_file(self, request: web.Request) -> web.StreamResponse:
-        """A document of an outbox row (a calendar file), for Viber to fetch when it delivers
-        our "file" message. Only signed links to Viber rows work."""
+        """A document of an outbox row (a calendar file, a privacy export), for Viber to fetch
+        when it delivers our "file" message. Only signed links to Viber rows work, and only
+        until the row's `expires_at` (an export's link dies after a few minutes)."""
         raw_id = request.match_info["outbox_id"]
         name = request.match_info["filename"]
         if not raw_id.isdigit() or len(raw_id) > 12 or not self.settings.token:
@@ -301,7 +307,12 @@ class ViberChannel:
             raise web.HTTPNotFound()
         async with self.services.database.uow(read_only=True) as uow:
             row = await uow.outbox.get(int(raw_id))
-            payload = dict(row.payload) if row is not None and row.channel == CHANNEL else {}
+            usable = (
+                row is not None
+                and row.channel == CHANNEL
+                and (row.expires_at is None or utcnow() < row.expires_at)
+            )
+            payload = dict(row.payload) if row is not None and usable else {}
         document = payload.get("document")
         if not isinstance(document, dict) or document.get("filename") != name:
             raise web.HTTPNotFound()
@@ -309,7 +320,8 @@ class ViberChannel:
             content = base64.b64decode(str(document.get("content_b64", "")), validate=True)
         except (binascii.Error, ValueError):
             raise web.HTTPNotFound() from None
-        content_type = "text/calendar" if name.endswith(".ics") else "application/octet-stream"
+        extension = name[name.rfind(".") :].lower() if "." in name else ""
+        content_type = CONTENT_TYPES.get(extension, "application/octet-stream")
         return web.Response(
             body=content,
             content_type=content_type,
@@ -537,6 +549,11 @@ class ViberChannel:
             await self.send(user, await self._interests.menu(user.id, user.language))
         elif command in ("mentor", "obuke"):
             await self.send(user, self._coming_soon(user))
+        elif command in ("moji_podaci", "mojipodaci", "my_data"):
+            await self.services.privacy.queue_export(user)  # the dispatcher sends it by link
+            log.info("viber.export_queued user_id=%s", user.id)
+        elif command in ("obrisi_me", "obriši_me", "obrisime", "delete_me"):
+            await self.send(user, self.services.privacy.deletion_prompt(user))
         else:
             await self.send(user, answers.unknown_command(user))
 
@@ -588,8 +605,26 @@ class ViberChannel:
         if kind == "int" and rest and self._interests is not None:
             await self.send(user, await self._interests.toggle(user.id, user.language, rest))
             return
+        if kind == "pd":
+            await self._deletion_choice(user, rest)
+            return
         user, reply = await perform(token, user, answers, self.services.users)
         await self.send(user, reply, source=token if kind in PAGEABLE else None, page=page)
+
+    async def _deletion_choice(self, user: UserProfile, choice: str) -> None:
+        """The /obrisi_me buttons: "yes:<stamp when offered>" deletes (if still fresh), "no:0"
+        keeps everything."""
+        privacy = self.services.privacy
+        answer, _, stamp = choice.partition(":")
+        if answer == "no":
+            await self.send(user, privacy.deletion_cancelled(user))
+        elif answer == "yes" and stamp.isdigit() and len(stamp) < 12:
+            reply = await privacy.confirm_deletion(user, int(stamp))
+            # Not queued if Viber is busy: a queued reply would store the Viber id of a user
+            # who was just deleted.
+            await self.send(user, reply, queue=False)
+        else:
+            await self.send(user, self.services.answers.stale_button(user))
 
     # -- asking a mentor ----------------------------------------------------------------------
 

@@ -5,8 +5,9 @@ Payloads are the channel-neutral ones (`reply_to_payload`). Viber cannot edit a 
 (`edit_message_id` sends a new one) or quote one (`reply_to_message_id` is ignored); a
 `document` cannot be uploaded: Viber fetches files from a public URL, so when the public URL is
 known (VIBER_WEBHOOK_URL) the file is offered at `/viber/files/<outbox id>/<signature>/<name>`
-(served by the channel's app from the outbox row) and sent as a "file" message before the text;
-otherwise the text says where to get the file (`DOCUMENT_NOTE`). A text longer than one Viber
+(served by the channel's app from the outbox row, until the row's `expires_at` if it has one:
+a privacy export's link works only for a few minutes) and sent as a "file" message before the
+text; otherwise the text says where to get the file (`DOCUMENT_NOTE`). A text longer than one Viber
 message goes as several; if a later part fails, the row is not retried (that would repeat the
 first parts) and the loss is logged.
 """

@@ -10,17 +10,20 @@ export of everything held about a clerk, deletion after confirmation, and retent
   with a note to the mentor (and the group card no longer shows the question); messages not yet
   sent to them cancelled. One unit of work, audited (``privacy.delete``).
 * Retention: a daily job anonymises question texts, closed request threads and sent messages
-  older than RETENTION_MONTHS (default 12).
+  older than RETENTION_MONTHS (default 12), and clears the bytes of expired export files.
+* Export by link (Viber, which fetches files from a URL instead of taking an upload): see
+  ``PrivacyService.queue_export``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import Field
@@ -41,6 +44,8 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "CONFIRM_SECONDS",
+    "EXPORT_KIND",
+    "EXPORT_LINK_SECONDS",
     "REDACTED",
     "DeletionResult",
     "ExportFile",
@@ -55,6 +60,8 @@ CONFIRM_SECONDS = 15 * 60  # a deletion button older than this asks again
 TOMBSTONE_PREFIX = "deleted-"
 DELETED_CLOSE_REASON = "deleted"
 OPEN_REQUEST_STATES = ("new", "claimed", "answered")
+EXPORT_KIND = "privacy_export"  # the outbox row that carries an export file (see queue_export)
+EXPORT_LINK_SECONDS = 15 * 60  # how long such a row may be sent and its file fetched
 
 # Action tokens on the confirmation buttons (channel-neutral; the handler parses them).
 ACTION_CONFIRM = "pd:yes"
@@ -170,6 +177,67 @@ class PrivacyService:
             ),
             counts=counts,
         )
+
+    async def queue_export(self, user: UserProfile) -> ExportFile:
+        """/moji_podaci for a channel that sends files from the outbox by link (Viber fetches a
+        file from a URL we give it; it cannot take an upload): the export as a document row
+        addressed to the user, which the channel's sender delivers (file, then the caption).
+
+        The file holds personal data, so the row must not keep it around:
+
+        * the row expires EXPORT_LINK_SECONDS after it is queued: the dispatcher no longer
+          sends it, and the channel no longer serves its file (a link copied into a log or
+          fetched late opens nothing); the user can simply ask again;
+        * its bytes are removed by the daily retention job (``clear_expired_exports``), so a
+          copy lives at most about a day beside the data it copies;
+        * a deletion (/obrisi_me) empties every outbox row addressed to the user at once,
+          exports included.
+
+        The file is not removed on the first download: Viber may fetch it again (a retried
+        send), and a second fetch must not turn a delivered export into an error."""
+        exported = await self.export(user)
+        document = {
+            "filename": exported.filename,
+            "content_b64": base64.b64encode(exported.content).decode("ascii"),
+        }
+        async with self._database.uow() as uow:
+            await uow.outbox.add(
+                channel=user.channel,
+                chat_id=user.external_id,
+                user_id=user.id,
+                kind=EXPORT_KIND,
+                payload=reply_to_payload(Reply(exported.caption), document=document),
+                priority=10,
+                expires_at=self._clock() + timedelta(seconds=EXPORT_LINK_SECONDS),
+            )
+            await uow.commit()
+        log.info("privacy.export_queued", extra={"user_id": user.id, "channel": user.channel})
+        return exported
+
+    async def clear_expired_exports(self) -> int:
+        """Remove the bytes of export files whose rows have expired (see ``queue_export``);
+        returns how many were cleared. The daily retention job does this too."""
+        async with self._database.uow() as uow:
+            cleared = await self._clear_expired_exports(uow)
+            await uow.commit()
+        return cleared
+
+    async def _clear_expired_exports(self, uow: UnitOfWork) -> int:
+        content = OutboxMessage.payload[("document", "content_b64")].as_string()
+        rows = await uow.session.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.kind == EXPORT_KIND,
+                OutboxMessage.expires_at < self._clock(),
+                content.is_not(None),
+            )
+        )
+        cleared = 0
+        for row in rows:
+            document = (row.payload or {}).get("document") or {}
+            row.payload = {**row.payload, "document": {"filename": document.get("filename")}}
+            cleared += 1
+        await uow.flush()
+        return cleared
 
     # -- deletion -------------------------------------------------------------------------
 
@@ -387,6 +455,7 @@ class PrivacyService:
                 log.info("privacy.retention_skipped", extra={"reason": "another instance runs it"})
                 return {}
             counts = await repository.anonymise_older_than(cutoff)
+            counts["export_files"] = await self._clear_expired_exports(uow)
             if any(counts.values()):
                 await record_in(
                     uow,
