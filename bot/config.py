@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     training_reminders: str = "24h,1h"
     # Privacy: question texts and request threads older than this are anonymised.
     retention_months: int = Field(default=12, ge=1, le=120)
+    # An update whose handling started this long ago and never ended (its process died) is
+    # handled again; longer than any live handling takes, so another instance's is left alone.
+    inbox_replay_after_seconds: float = Field(default=60.0, gt=0)
 
     @field_validator("admin_ids", mode="before")
     @classmethod

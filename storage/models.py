@@ -153,7 +153,11 @@ class Feedback(Base):
 
 
 class ProcessedUpdate(Base):
-    """An incoming update (Telegram ``update_id``, Viber ``message_token``) already handled."""
+    """An incoming update (Telegram ``update_id``, Viber ``message_token``), claimed once.
+
+    While it is being handled the row also keeps the update itself (``payload``); when handling
+    ends ``done_at`` is set and the payload dropped. A row left unfinished by a process that died
+    is handled again after a restart (``replays`` counts those tries)."""
 
     __tablename__ = "processed_updates"
     __table_args__ = (Index(None, "processed_at"),)
@@ -161,6 +165,9 @@ class ProcessedUpdate(Base):
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     processed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    replays: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class OutboxMessage(Base):

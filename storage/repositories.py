@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, or_, select, update
+from sqlalchemy import Select, and_, delete, func, null, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -298,8 +298,11 @@ class FeedbackRepository(Repository):
 
 class ProcessedUpdateRepository(Repository):
     @guarded
-    async def claim(self, channel: str, update_id: int) -> bool:
-        """Mark an incoming update as handled; True only the first time.
+    async def claim(
+        self, channel: str, update_id: int, payload: dict[str, Any] | None = None
+    ) -> bool:
+        """Mark an incoming update as handled; True only the first time. With ``payload`` the
+        update is kept until `finish` (an inbox: see `take_unfinished`).
 
         Call it in the same unit of work as the state change the update causes: if that work
         rolls back, so does the claim, and a redelivery is handled again. Race-safe: of two
@@ -310,12 +313,58 @@ class ProcessedUpdateRepository(Repository):
         table = ProcessedUpdate.__table__
         stmt = (
             self._insert(table)
-            .values(channel=channel, update_id=int(update_id), processed_at=utcnow())
+            .values(channel=channel, update_id=int(update_id), processed_at=utcnow(),
+                    payload=payload if payload is not None else null())
             .on_conflict_do_nothing(index_elements=["channel", "update_id"])
             .returning(table.c.update_id)
         )
         result = await self.session.execute(stmt)
         return result.scalar_one_or_none() is not None
+
+    @guarded
+    async def finish(self, channel: str, update_ids: Iterable[int]) -> None:
+        """Handling ended: drop the kept update (it may hold a clerk's words) and mark it done."""
+        ids = [int(i) for i in update_ids]
+        if not ids:
+            return
+        stmt = (
+            update(ProcessedUpdate)
+            .where(ProcessedUpdate.channel == channel, ProcessedUpdate.update_id.in_(ids))
+            .values(done_at=utcnow(), payload=null())  # SQL NULL, not JSON null
+        )
+        await self.session.execute(stmt, execution_options={"synchronize_session": False})
+
+    @guarded
+    async def take_unfinished(
+        self, channel: str, *, started_before: datetime, limit: int = 100, max_replays: int = 3
+    ) -> list[dict[str, Any]]:
+        """Updates whose handling started before ``started_before`` and never ended (the
+        process died): returned to be handled again, each taken by one instance only (its
+        start time moves to now). One that already failed ``max_replays`` times is given up."""
+        stmt = (
+            select(ProcessedUpdate)
+            .where(
+                ProcessedUpdate.channel == channel,
+                ProcessedUpdate.done_at.is_(None),
+                ProcessedUpdate.payload.is_not(None),
+                ProcessedUpdate.processed_at < started_before,
+            )
+            .order_by(ProcessedUpdate.update_id)
+            .limit(limit)
+        )
+        if self.dialect_name == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        now = utcnow()
+        taken: list[dict[str, Any]] = []
+        for row in await self.session.scalars(stmt):
+            if not row.payload or row.replays >= max_replays:
+                row.done_at, row.payload = now, null()
+                continue
+            taken.append(dict(row.payload))
+            row.replays += 1
+            row.processed_at = now
+        await self.session.flush()
+        return taken
 
     @guarded
     async def is_processed(self, channel: str, update_id: int) -> bool:

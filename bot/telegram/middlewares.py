@@ -24,12 +24,18 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware, Bot
-from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramServerError,
+)
 from aiogram.types import TelegramObject, Update, User
 
 from bot.i18n import normalize_language
 from bot.services.answering import AnswerService
 from bot.services.users import UserProfile, UserService
+from bot.telegram.inbox import REPLAY, UpdateInbox, storable
 from bot.telegram.metrics import Metrics
 from bot.telegram.render import chunks
 from storage.errors import StorageUnavailable
@@ -177,22 +183,37 @@ class GuardMiddleware(BaseMiddleware):
 
 class DedupMiddleware(BaseMiddleware):
     """Each update_id is handled once. The claim is a row in processed_updates (a primary-key
-    insert), so it holds across restarts and across several instances on one database."""
+    insert), so it holds across restarts and across several instances on one database. The
+    row keeps the update until handling ends (bot.telegram.inbox): if the process dies first,
+    the update is handled again after the restart instead of being lost."""
 
-    def __init__(self, database: Database, metrics: Metrics):
+    def __init__(self, database: Database, metrics: Metrics, inbox: UpdateInbox):
         self.database = database
         self.metrics = metrics
+        self.inbox = inbox
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Update)
-        async with self.database.uow() as uow:
-            claimed = await uow.processed_updates.claim(CHANNEL, event.update_id)
-            await uow.commit()
-        if not claimed:
-            self.metrics.duplicates.inc()
-            log.info("update.duplicate update_id=%s", event.update_id)
-            return None
-        return await handler(event, data)
+        if not data.get(REPLAY):  # a replay was claimed before the process died
+            kept = storable(event.model_dump(mode="json", by_alias=True, exclude_none=True))
+            async with self.database.uow() as uow:
+                claimed = await uow.processed_updates.claim(CHANNEL, event.update_id, kept)
+                await uow.commit()
+            if not claimed:
+                self.metrics.duplicates.inc()
+                log.info("update.duplicate update_id=%s", event.update_id)
+                return None
+        try:
+            result = await handler(event, data)
+        except (asyncio.CancelledError, TelegramNetworkError, TelegramServerError):
+            # Cut off by a shutdown, or Telegram unreachable even after the retries: left
+            # unfinished, so it is handled again later (after a restart, or by the inbox scan).
+            raise
+        except BaseException:
+            self.inbox.finished(event.update_id)  # failed for good (logged): not again
+            raise
+        self.inbox.finished(event.update_id)
+        return result
 
 
 class UserMiddleware(BaseMiddleware):

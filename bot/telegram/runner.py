@@ -32,7 +32,7 @@ from aiogram.enums import ParseMode
 from aiogram.exceptions import ClientDecodeError, TelegramAPIError, TelegramUnauthorizedError
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
-from aiogram.types import BotCommand, BotCommandScopeDefault
+from aiogram.types import BotCommand, BotCommandScopeDefault, Update
 from aiogram.utils.backoff import BackoffConfig
 from aiogram.utils.i18n import I18n
 from aiogram.utils.token import TokenValidationError, validate_token
@@ -44,6 +44,7 @@ from bot.config import ConfigError, Settings
 from bot.i18n import N_
 from bot.services.onboarding import OnboardingService
 from bot.telegram.i18n import StoredLanguageI18nMiddleware, build_i18n
+from bot.telegram.inbox import REPLAY, UpdateInbox
 from bot.telegram.metrics import CONTENT_TYPE_LATEST, Metrics
 from bot.telegram.middlewares import (
     CHANNEL,
@@ -96,6 +97,9 @@ class RuntimeOptions:
     shutdown_grace: float = 10.0  # seconds to let in-flight updates finish on SIGTERM
     publish_commands: bool = True
     prune_every: float = 6 * 3600.0  # seconds between processed_updates clean-ups
+    # Updates left unfinished by a dead process are looked for at start-up and this often
+    # (how old they must be: INBOX_REPLAY_AFTER_SECONDS).
+    inbox_scan_every: float = 15.0
     keep_processed: timedelta = timedelta(days=3)
     fsm_storage: BaseStorage | None = None
     max_concurrent_updates: int = 64  # updates worked on at once (the rest wait their turn)
@@ -176,6 +180,11 @@ class TelegramRuntime:
             self.metrics,
             max_concurrent=self.options.max_concurrent_updates,
         )
+        self.inbox = UpdateInbox(
+            services.database,
+            replay_after=settings.inbox_replay_after_seconds,
+            scan_every=self.options.inbox_scan_every,
+        )
         self.dispatcher = self._build_dispatcher()
         self.app = self._build_app()
         # Viber shares this HTTP app and the outbox; None unless VIBER_AUTH_TOKEN is set.
@@ -228,7 +237,7 @@ class TelegramRuntime:
                 per_minute=self.settings.user_messages_per_minute,
             )
         )
-        update.outer_middleware(DedupMiddleware(services.database, self.metrics))
+        update.outer_middleware(DedupMiddleware(services.database, self.metrics, self.inbox))
         update.outer_middleware(UserMiddleware(services.users, self.languages))
         update.outer_middleware(StoredLanguageI18nMiddleware(self.i18n))
         dispatcher.include_router(build_router())
@@ -250,6 +259,12 @@ class TelegramRuntime:
             # on app shutdown, and stop() does that itself, after in-flight updates finish.
             app.router.add_post(webhook_path(self.settings), handler.handle)
         return app
+
+    async def _replay(self, payload: dict[str, Any]) -> None:
+        """An update a dead process had taken but not finished goes through the whole
+        pipeline again (flagged, so the dedup claim it already has does not stop it)."""
+        update = Update.model_validate(payload, context={"bot": self.bot})
+        await self.dispatcher.feed_update(self.bot, update, **{REPLAY: True})
 
     async def _mark_blocked(self, chat_id: int) -> None:
         log.info("user.blocked_bot telegram_id=%s", chat_id)
@@ -319,6 +334,7 @@ class TelegramRuntime:
                 name="telegram-polling",
             )
         self._pruning = asyncio.create_task(self._prune_loop(), name="prune-processed-updates")
+        self.inbox.start(self._replay)
         if self.options.background_work:
             self._background = BackgroundWork(
                 self.settings, self.services, self.metrics, self.extra_senders
@@ -386,6 +402,7 @@ class TelegramRuntime:
                 await self._polling
         if not await self.guard.wait_idle(self.options.shutdown_grace):
             log.warning("telegram.stop in_flight=%s gave up waiting", self.guard.in_flight)
+        await self.inbox.stop()
         if self.viber is not None:
             await self.viber.wait_idle(self.options.shutdown_grace)
         if self._background is not None:

@@ -223,6 +223,10 @@ class FakeBotAPI:
             _Failure(status, times, method, retry_after, description or default, drop_connection)
         )
 
+    def clear_failures(self) -> None:
+        """Telegram is well again: no more injected errors."""
+        self._failures.clear()
+
     # ---- observing -------------------------------------------------------------------------
     def calls_of(self, method: str) -> list[Call]:
         return [call for call in self.calls if call.method == method]

@@ -1,0 +1,120 @@
+"""The update inbox: nothing a clerk sends is lost when the process dies mid-way.
+
+The dedup claim (a row per update_id) also keeps the update itself until its handling has
+ended. Rows whose handling never ended (the process was killed, the machine went down) are
+handled again: at start-up and every `scan_every` seconds, for claims older than
+`replay_after` (so an update another live instance is still working on is left alone).
+An update that keeps failing is given up after `max_replays` tries, so one poisonous update
+cannot loop for ever. Marking updates done is batched (one short transaction every
+`flush_every` seconds rather than one per update): after a crash the last moment's updates may
+be answered twice, which is better than not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from storage.errors import StorageUnavailable
+from storage.types import utcnow
+from storage.uow import Database
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+REPLAY = "inbox_replay"  # handler-data flag: this update is a replay, already claimed
+
+Feed = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def storable(value: Any) -> Any:
+    """The update as it can be kept: PostgreSQL's JSON cannot hold NUL characters (which never
+    carry meaning in a clerk's message; the answer service drops them too)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {key: storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [storable(item) for item in value]
+    return value
+
+
+class UpdateInbox:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        flush_every: float = 0.5,
+        replay_after: float = 60.0,
+        scan_every: float = 15.0,
+        max_replays: int = 3,
+    ) -> None:
+        self._database = database
+        self._flush_every = flush_every
+        self._replay_after = replay_after
+        self._scan_every = scan_every
+        self._max_replays = max_replays
+        self._done: set[int] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def finished(self, update_id: int) -> None:
+        """Handling of this update ended (answered, refused or failed): written at next flush."""
+        self._done.add(update_id)
+
+    async def flush(self) -> None:
+        if not self._done:
+            return
+        ids, self._done = self._done, set()
+        try:
+            async with self._database.uow() as uow:
+                await uow.processed_updates.finish(CHANNEL, ids)
+                await uow.commit()
+        except StorageUnavailable:
+            self._done |= ids  # try again at the next flush
+            log.warning("inbox.flush_failed pending=%s", len(self._done))
+
+    async def replay(self, feed: Feed) -> int:
+        """Handle again the updates whose handling never ended; returns how many."""
+        started_before = utcnow() - timedelta(seconds=self._replay_after)
+        async with self._database.uow() as uow:
+            payloads = await uow.processed_updates.take_unfinished(
+                CHANNEL, started_before=started_before, max_replays=self._max_replays
+            )
+            await uow.commit()
+        for payload in payloads:
+            log.warning("inbox.replay update_id=%s", payload.get("update_id"))
+            try:
+                await feed(payload)
+            except Exception:  # a broken update must not stop the others
+                log.exception("inbox.replay_failed update_id=%s", payload.get("update_id"))
+        return len(payloads)
+
+    def start(self, feed: Feed) -> None:
+        self._task = asyncio.create_task(self._run(feed), name="update-inbox")
+
+    async def stop(self) -> None:
+        """After in-flight updates have finished: write what is done, stop the loop."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(StorageUnavailable):
+            await self.flush()
+
+    async def _run(self, feed: Feed) -> None:
+        loop = asyncio.get_running_loop()
+        next_scan = loop.time()  # at start-up first
+        while True:
+            if loop.time() >= next_scan:
+                next_scan = loop.time() + self._scan_every
+                try:
+                    await self.replay(feed)
+                except StorageUnavailable as exc:
+                    log.warning("inbox.replay_unavailable error=%s", exc)
+            await self.flush()
+            await asyncio.sleep(self._flush_every)

@@ -1,0 +1,114 @@
+"""Nothing a clerk sends is lost when the bot dies mid-way (bot.telegram.inbox): the update is
+kept with its dedup claim until handling ends, and a restart handles what a dead process left."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from storage.models import ProcessedUpdate
+from storage.types import utcnow
+from storage.uow import Database
+from tests.fakes.bot_api import FakeBotAPI, message_update
+from tests.fakes.harness import BotUnderTest
+from tests.test_telegram_runner import bot_env, run_bot
+
+
+async def claims(database_url: str) -> list[ProcessedUpdate]:
+    database = Database.from_url(database_url)
+    try:
+        async with database.uow(read_only=True) as uow:
+            return list(await uow.session.scalars(select(ProcessedUpdate)))
+    finally:
+        await database.dispose()
+
+
+async def test_handled_update_is_marked_done_and_its_text_dropped(database_url: str) -> None:
+    async with FakeBotAPI() as api, BotUnderTest(api, database_url) as bot:
+        ana = bot.clerk(7401, language_code=None)
+        await ana.say("kako da dobijem pristup ezupu")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while True:  # done marks are written in batches, about twice a second
+            rows = await claims(database_url)
+            if (rows and all(row.done_at is not None for row in rows)) or loop.time() > deadline:
+                break
+            await asyncio.sleep(0.1)
+    assert rows and all(row.done_at is not None and row.payload is None for row in rows)
+
+
+async def test_unfinished_update_is_handled_again_and_given_up_after_three_tries(
+    database: Database,
+) -> None:
+    update = message_update(90_001, 7402, "kako da dobijem pristup ezupu")
+    async with database.uow() as uow:
+        assert await uow.processed_updates.claim("telegram", 90_001, update)
+        await uow.commit()
+    later = utcnow() + timedelta(seconds=1)
+    taken = []
+    for _ in range(4):
+        async with database.uow() as uow:
+            taken.append(await uow.processed_updates.take_unfinished(
+                "telegram", started_before=later + timedelta(minutes=len(taken)), max_replays=3))
+            await uow.commit()
+    assert [len(batch) for batch in taken] == [1, 1, 1, 0]
+    assert taken[0][0]["message"]["text"] == "kako da dobijem pristup ezupu"
+    async with database.uow(read_only=True) as uow:
+        (row,) = await uow.session.scalars(select(ProcessedUpdate))
+        assert row.done_at is not None and row.payload is None  # given up, text dropped
+    # An update still being handled (claimed just now) is not taken from its instance.
+    async with database.uow() as uow:
+        await uow.processed_updates.claim("telegram", 90_002, update)
+        assert await uow.processed_updates.take_unfinished(
+            "telegram", started_before=utcnow() - timedelta(seconds=60)) == []
+
+
+async def test_question_in_flight_when_the_process_is_killed_is_answered_after_restart(
+    tmp_path: Path,
+) -> None:
+    """Telegram fails every sendMessage (5xx) while the bot retries its answer, and the bot is
+    killed (SIGKILL) meanwhile. getUpdates had already confirmed the update, so Telegram will
+    not send it again: the restarted bot answers it from the inbox."""
+    async with FakeBotAPI() as api:
+        env = bot_env(
+            TELEGRAM_BOT_TOKEN=api.token,
+            TELEGRAM_API_BASE=api.base_url,
+            DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}",
+            HTTP_HOST="127.0.0.1",
+            HTTP_PORT="0",
+            INBOX_REPLAY_AFTER_SECONDS="1",
+        )
+        first = await run_bot(env, tmp_path)
+        try:
+            await api.wait_until(lambda: bool(api.calls_of("getUpdates")), timeout=60)
+            api.fail_next(1000, status=502, method="sendMessage")
+            update_id = api.next_update_id()
+            await api.queue_update(message_update(update_id, 7403, "kako da dobijem pristup ezupu"))
+            await api.wait_until(  # Telegram failed it; the bot is retrying
+                lambda: any(c.method == "sendMessage" for c in api.calls), timeout=20)
+            # the bot's next long poll tells Telegram the update was received
+            await api.wait_until(
+                lambda: any(int(c.params.get("offset") or 0) > update_id
+                            for c in api.calls_of("getUpdates")), timeout=20)
+        finally:
+            first.send_signal(signal.SIGKILL)
+            await first.wait()
+        assert api.sent_to(7403) == []  # nothing reached the clerk
+        api.clear_failures()  # Telegram is well again
+
+        second = await run_bot(env, tmp_path)
+        try:
+            await api.wait_until(lambda: bool(api.sent_to(7403)), timeout=60,
+                                 what="the answer after the restart")
+            second.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(second.communicate(), 30)
+        finally:
+            if second.returncode is None:
+                second.kill()
+                await second.wait()
+    (answer,) = api.sent_to(7403)
+    assert "приступ подацима из службених евиденција преко еЗУП-а" in answer.text
