@@ -429,7 +429,10 @@ class OutboxRepository(Repository):
 
     @guarded
     async def add_many(self, rows: Iterable[dict[str, Any]]) -> int:
-        """Queue many messages at once (a broadcast); duplicates by ``dedupe_key`` are skipped."""
+        """Queue many messages at once (a broadcast); duplicates by ``dedupe_key`` are skipped.
+
+        Returns the driver's row count, for logs only: an executemany count is not reliable on
+        every driver (aiosqlite may report -1 or the last statement's count)."""
         now = utcnow()
         prepared = [
             {
