@@ -156,6 +156,43 @@ async def test_running_broadcast_can_be_cancelled(database: Database) -> None:
     assert counts["cancelled"] > 0 and await service.state(broadcast_id) == "cancelled"
 
 
+async def test_progress_edits_wait_for_each_other_instead_of_piling_up(
+    database: Database,
+) -> None:
+    """The admin's chat takes one message a second. Progress ticks while the last edit has not
+    gone out yet add nothing: piled-up edits once held a 10,000-clerk broadcast to 5/s."""
+    clock = Clock()
+    service = BroadcastService(database, clock=clock)
+    admin = await add_user(database, 840, role="admin")
+    await many_clerks(database, 60_001, 30)
+    broadcast_id, _ = await service.draft(admin, "Polako", Audience())
+    assert broadcast_id is not None
+    await service.start(admin, broadcast_id, admin_channel="telegram", admin_chat_id="840")
+    async with FakeBotAPI() as api:
+        bot = bot_for(api)
+        try:
+            dispatcher = dispatcher_for(database, bot, clock)
+            dispatcher._batch_size = 5
+            await dispatcher.run_once()  # the progress message itself, then 4 clerks
+            for _ in range(5):  # another instance delivers; nobody delivers the edits yet
+                async with database.uow() as uow:
+                    row = await uow.session.scalar(select(OutboxMessage).where(
+                        OutboxMessage.batch == f"broadcast:{broadcast_id}",
+                        OutboxMessage.status == "pending").limit(1))
+                    assert row is not None
+                    await uow.outbox.mark_sent(row.id)
+                    await uow.commit()
+                await service.tick()
+            progress = await statuses(database, f"broadcast:{broadcast_id}:progress")
+            assert progress == {"pending": 1}
+            await dispatcher.drain()
+            await service.tick()  # the edit went out: the next one may be queued
+            await dispatcher.drain()
+        finally:
+            await bot.session.close()
+    assert sum(delivered(api, "Polako").values()) == 31 - 5  # 5 went through "another instance"
+
+
 async def test_crash_halfway_resumes_without_duplicates_or_losses(database_url: str) -> None:
     """The dispatcher task is killed mid-broadcast, and another instance had claimed a batch
     and died before sending it. After the leases run out a fresh instance finishes the job."""

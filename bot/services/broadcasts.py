@@ -390,11 +390,17 @@ class BroadcastService:
             counts = BroadcastCounts.from_statuses(await uow.outbox.counts_by_status(batch))
             finished = row.queued_all and counts.waiting == 0
             message_id = await repo.progress_message_id(broadcast_id)
-            if not finished and message_id and self._shown.get(broadcast_id) != counts:
+            if (
+                not finished
+                and message_id
+                and self._shown.get(broadcast_id) != counts
+                and not await self._progress_edit_waiting(uow, broadcast_id)
+            ):
                 lang = await self._admin_language(uow, row)
                 await uow.outbox.add(
                     channel=row.admin_channel or "telegram", chat_id=row.admin_chat_id or "",
                     kind="broadcast_progress", priority=0, user_id=row.created_by,
+                    batch=self._progress_batch(broadcast_id),
                     payload=reply_to_payload(
                         self._progress_reply(broadcast_id, lang, counts, running=True),
                         edit_message_id=int(message_id)),
@@ -409,6 +415,16 @@ class BroadcastService:
                 await uow.commit()
             if won:
                 await self._finish(broadcast_id)
+
+    @classmethod
+    def _progress_batch(cls, broadcast_id: int) -> str:
+        return f"{cls.batch(broadcast_id)}:progress"
+
+    async def _progress_edit_waiting(self, uow: UnitOfWork, broadcast_id: int) -> bool:
+        """One progress edit at a time: the admin's chat takes one message a second, so edits
+        queued faster would pile up there (and, waiting past their lease, be claimed twice)."""
+        counts = await uow.outbox.counts_by_status(self._progress_batch(broadcast_id))
+        return bool(counts.get("pending") or counts.get("sending"))
 
     async def _admin_language(self, uow: UnitOfWork, row: Broadcast) -> str:
         admin = await uow.users.get(row.created_by) if row.created_by else None
