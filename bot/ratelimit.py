@@ -51,6 +51,7 @@ class LocalRateLimiter:
         # a burst that Telegram, counting arrivals, could see as more than its limit.
         self._min_spacing = 0.8 * self._interval
         self._last_sent = float("-inf")
+        self._gate = asyncio.Lock()  # FIFO
 
     def try_reserve(self, chat_id: str) -> tuple[float, bool]:
         """(moment on `clock`, reserved). A chat still within its gap gets the moment it is
@@ -77,16 +78,20 @@ class LocalRateLimiter:
                 await asyncio.sleep(delay)
             if reserved:
                 break
-        while True:  # the real send moments: no burst after a stall, at most N in any second
-            now = self._clock()
-            wait = self._last_sent + self._min_spacing - now
-            if len(self._recent) == self._window:
-                wait = max(wait, self._recent[0] + 1.0 - now)
-            if wait <= 0:
-                break
-            await asyncio.sleep(wait)
-        self._last_sent = self._clock()
-        self._recent.append(self._last_sent)
+        # The real send moments: no burst after a stall, at most N in any second. Through a
+        # gate, one at a time in the order they arrive: waiting here in a free-for-all, an
+        # unlucky message could lose every race, outlive its lease and be sent twice.
+        async with self._gate:
+            while True:
+                now = self._clock()
+                wait = self._last_sent + self._min_spacing - now
+                if len(self._recent) == self._window:
+                    wait = max(wait, self._recent[0] + 1.0 - now)
+                if wait <= 0:
+                    break
+                await asyncio.sleep(wait)
+            self._last_sent = self._clock()
+            self._recent.append(self._last_sent)
 
     def pause(self, seconds: float) -> None:
         self._next_global = max(self._next_global, self._clock() + seconds)

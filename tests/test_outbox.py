@@ -171,6 +171,20 @@ def test_rate_limiter_spaces_sends_globally_and_per_chat():
     assert group.try_reserve("-100200") == (pytest.approx(103.0), False)  # 20 a minute to a group
 
 
+async def test_sends_held_back_by_the_one_second_window_go_in_order() -> None:
+    """Messages the window holds back leave first come, first served: none is overtaken again
+    and again until it outlives its lease (it would then be claimed and sent twice)."""
+    limiter = LocalRateLimiter(per_second=40.9, per_chat_interval=0)  # window of 40 a second
+    order: list[int] = []
+
+    async def send(number: int) -> None:
+        await limiter.acquire(str(number))
+        order.append(number)
+
+    await asyncio.gather(*(send(number) for number in range(120)))
+    assert order == sorted(order)
+
+
 async def test_a_chat_in_its_gap_does_not_hold_up_a_broadcast() -> None:
     """Progress edits to the admin's chat (one a second) go between broadcast messages to
     other chats without stalling them."""
