@@ -201,7 +201,10 @@ class OutboxDispatcher:
             while not stop.is_set():
                 if waiting < self._batch_size:
                     try:
-                        claimed = await self._claim()
+                        # Shielded: a dispatcher cancelled mid-claim leaves a finished claim
+                        # (its rows become due again when the lease runs out), never a
+                        # transaction cut in half.
+                        claimed = await asyncio.shield(self._claim())
                     except StorageUnavailable:
                         log.warning("outbox: database unavailable, retrying shortly")
                         claimed = []

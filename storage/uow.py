@@ -48,16 +48,23 @@ class WriterQueue:
     one ends. Other processes on the same file are still handled by the busy timeout.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float = 30.0) -> None:
         self._lock = asyncio.Lock()
         self._owner: asyncio.Task[Any] | None = None
+        self._timeout = timeout
 
     async def acquire(self) -> None:
         task = asyncio.current_task()
         if task is not None and task is self._owner:
             # It would wait for itself forever; SQLite would fail it after the busy timeout.
             raise RuntimeError("a writing unit of work inside another one in the same task")
-        await self._lock.acquire()
+        try:
+            # Bounded like SQLite's own busy timeout: a writer that never lets go must turn
+            # into "try again later", not freeze every other write of the process.
+            await asyncio.wait_for(self._lock.acquire(), self._timeout)
+        except TimeoutError:
+            log.error("storage.writer_queue_timeout owner=%r", self._owner)
+            raise StorageUnavailable("database busy: no write turn within the timeout") from None
         self._owner = task
 
     def release(self) -> None:
