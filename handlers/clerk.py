@@ -43,10 +43,15 @@ def decision_of(reply: Reply) -> str:
 
 
 async def answer_question(
-    message: Message, bot: Bot, user: UserProfile, answers: AnswerService, metrics: Metrics
+    message: Message,
+    bot: Bot,
+    user: UserProfile,
+    answers: AnswerService,
+    metrics: Metrics,
+    text: str | None = None,
 ) -> None:
     """A question in the clerk's words -> answer, a short list to choose from, or a mentor."""
-    reply = await answers.ask(user, message.text or "")
+    reply = await answers.ask(user, (message.text or "") if text is None else text)
     metrics.decisions.labels(decision=decision_of(reply)).inc()
     log.info("question.answered user_id=%s decision=%s", user.id, decision_of(reply))
     await send_reply(bot, message.chat.id, reply)
@@ -72,11 +77,7 @@ async def on_captioned_media(
     """A screenshot with a question under it: the question is answered, and the clerk learns
     that the picture itself was not read (a mentor can look at it)."""
     await send_reply(bot, message.chat.id, answers.caption_note(user))
-    reply = await answers.ask(user, message.caption or "")
-    metrics.decisions.labels(decision=decision_of(reply)).inc()
-    log.info("question.answered user_id=%s decision=%s source=caption", user.id,
-             decision_of(reply))
-    await send_reply(bot, message.chat.id, reply)
+    await answer_question(message, bot, user, answers, metrics, text=message.caption or "")
 
 
 # -- buttons -------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from bot.i18n import tr
 from bot.services.audit import PRIVACY_DELETE, RETENTION_RUN, record_in
 from bot.services.messages import reply_to_payload
 from bot.services.replies import Button, Reply
-from bot.services.users import UserProfile
+from bot.services.users import UserProfile, profile_of
 from storage.models import OutboxMessage, User
 from storage.operations import REDACTED, PrivacyRepository, months_before
 from storage.types import utcnow
@@ -415,17 +415,7 @@ class PrivacyService:
             user = await uow.users.get(user_id)
             if user is None or is_tombstone(user.external_id):
                 return
-            profile = UserProfile(
-                id=user.id,
-                channel=user.channel,
-                external_id=user.external_id,
-                display_name=user.display_name or "",
-                language=user.language,
-                municipality=user.municipality,
-                role=user.role,
-                active=user.active,
-                onboarded=user.onboarded,
-            )
+            profile = profile_of(user)
             training_ids = [
                 r.training_id for r in await self._upcoming_registrations(uow, user_id, now)
             ]

@@ -32,7 +32,8 @@ class UserProfile:
         return self.role == "admin"
 
 
-def _profile(row: User) -> UserProfile:
+def profile_of(row: User) -> UserProfile:
+    """The user's row as the services see it."""
     return UserProfile(
         id=row.id,
         channel=row.channel,
@@ -81,7 +82,7 @@ class UserService:
         async with self._database.uow(read_only=True) as uow:
             known = await uow.users.get_by_external(channel, external_id)
             if known is not None and _up_to_date(known, name, admin):
-                return _profile(known)
+                return profile_of(known)
         async with self._database.uow() as uow:
             row, created = await uow.users.get_or_create(
                 channel,
@@ -97,7 +98,7 @@ class UserService:
                     row.display_name = name
                 if admin and row.role != "admin":
                     row.role = "admin"
-            profile = _profile(row)
+            profile = profile_of(row)
             await uow.commit()
             return profile
 
@@ -107,7 +108,7 @@ class UserService:
     async def get(self, user_id: int) -> UserProfile | None:
         async with self._database.uow() as uow:
             row = await uow.users.get(user_id)
-            return None if row is None else _profile(row)
+            return None if row is None else profile_of(row)
 
     async def set_language(self, user_id: int, language: str) -> UserProfile:
         return await self._update(user_id, language=normalize_language(language))
@@ -133,6 +134,6 @@ class UserService:
                 raise LookupError(f"user {user_id} does not exist")
             for name, value in changes.items():
                 setattr(row, name, value)
-            profile = _profile(row)
+            profile = profile_of(row)
             await uow.commit()
             return profile

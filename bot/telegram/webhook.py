@@ -4,7 +4,6 @@ and a JSON body that is not an update would be accepted and fail later, unseen).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiogram import Bot
@@ -27,10 +26,8 @@ class CheckedRequestHandler(SimpleRequestHandler):
             return bad_request("the body is not JSON")
         if not looks_like_update(body):
             return bad_request("the body is not a Telegram update")
-        task = asyncio.create_task(self._background_feed_update(bot=bot, update=body))
-        self._background_feed_update_tasks.add(task)
-        task.add_done_callback(self._background_feed_update_tasks.discard)
-        return web.json_response({}, dumps=bot.session.json_dumps)
+        # aiohttp keeps the body it read, so aiogram's own handling reads it again for free.
+        return await super()._handle_request_background(bot, request)
 
 
 def bad_request(description: str) -> web.Response:
