@@ -23,7 +23,8 @@ test: install
 	$(PY) -m knowledge_base check
 	$(PY) -m bot.i18n_build --check
 	$(PY) -m pytest -q
-	$(PY) -m knowledge_base eval knowledge_base/eval/test.jsonl
+	$(PY) -m knowledge_base eval knowledge_base/eval/test.jsonl --ratchet knowledge_base/eval/ratchet.json
+	$(PY) -m knowledge_base eval knowledge_base/eval/blind.jsonl --ratchet knowledge_base/eval/ratchet.json
 
 lint: install
 	$(PY) -m ruff check .
@@ -32,6 +33,8 @@ lint: install
 eval: install
 	$(PY) -m knowledge_base eval knowledge_base/eval/dev.jsonl
 	$(PY) -m knowledge_base eval knowledge_base/eval/test.jsonl
+	$(PY) -m knowledge_base eval knowledge_base/eval/blind.jsonl
+	$(PY) -m knowledge_base crossval
 
 bench: install
 	$(PY) bench/bench_matcher.py

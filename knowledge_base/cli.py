@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from knowledge_base.baselines import PlainBM25Baseline, RapidfuzzBaseline
-from knowledge_base.evaluation import evaluate, format_reports, read_examples
+from knowledge_base.evaluation import evaluate, format_reports, ratchet_failures, read_examples
 from knowledge_base.loader import check_knowledge_base, load_knowledge_base
 from knowledge_base.matcher import Matcher, MatchResult
 from knowledge_base.model import KnowledgeBase, KnowledgeBaseError
@@ -96,6 +96,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for baseline in (RapidfuzzBaseline(entries), PlainBM25Baseline(entries)):
             reports.append(evaluate(baseline.name, baseline.match, examples, kb))
     ok = all(reports[0].targets().values())
+    if args.ratchet is not None:
+        falls = ratchet_failures(reports[0], args.ratchet, args.file.name)
+        for line in falls:
+            print(f"RATCHET {args.file.name}: {line}", file=sys.stderr)
+        ok = not falls
     if args.json:
         print(
             json.dumps(
@@ -113,6 +118,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"{args.file}: {len(examples)} questions, matcher took {elapsed:.2f} s")
         print(format_reports(reports, show_failures=args.failures))
     return 0 if ok else 1
+
+
+def cmd_crossval(args: argparse.Namespace) -> int:
+    from knowledge_base.tune import tune
+
+    kb = _load(args.content_dir)
+    if kb is None:
+        return 2
+    print(tune(kb, read_examples(args.dev), write=False))
+    return 0
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -147,7 +162,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--failures", action="store_true", help="list every question not answered right"
     )
     ev.add_argument("--no-baselines", action="store_true")
-    tune = sub.add_parser("tune", help="grid-search weights and thresholds on a dev file")
+    ev.add_argument(
+        "--ratchet",
+        type=Path,
+        default=None,
+        help="JSON of the levels main has reached; exit 1 only when a figure falls below them",
+    )
+    cv = sub.add_parser(
+        "crossval", help="out-of-fold figures on held-out KB phrasings and entries (no writing)"
+    )
+    cv.add_argument("dev", type=Path, nargs="?", default=Path("knowledge_base/eval/dev.jsonl"))
+    tune = sub.add_parser(
+        "tune", help="fit the decision model on cross-validated KB queries and a dev file"
+    )
     tune.add_argument("file", type=Path)
     from knowledge_base.drafts import add_parser as add_drafts_parser
 
@@ -161,7 +188,13 @@ def main(argv: list[str] | None = None) -> int:
         if reconfigure is not None:
             reconfigure(encoding="utf-8", errors="replace")
     args = build_parser().parse_args(argv)
-    commands = {"check": cmd_check, "match": cmd_match, "eval": cmd_eval, "tune": cmd_tune}
+    commands = {
+        "check": cmd_check,
+        "match": cmd_match,
+        "eval": cmd_eval,
+        "tune": cmd_tune,
+        "crossval": cmd_crossval,
+    }
     if args.command == "drafts":
         from knowledge_base.drafts import cmd_drafts
 

@@ -32,8 +32,17 @@ HEADER = (
     "# unos u knowledge_base/content/<usluga>.yaml. 'reviewed' je datum izvoza.\n"
 )
 KNOWN_SERVICES = (
-    "project", "ezup", "esanduce", "edostava", "eplacanje", "episarnica", "eid", "epecat",
-    "lei", "other", "bot",
+    "project",
+    "ezup",
+    "esanduce",
+    "edostava",
+    "eplacanje",
+    "episarnica",
+    "eid",
+    "epecat",
+    "lei",
+    "other",
+    "bot",
 )
 
 

@@ -226,3 +226,32 @@ def format_reports(reports: list[SystemReport], *, show_failures: bool = False) 
                 f"got={result.decision}:{result.entry_id} {result.score:.3f} [{offered}]"
             )
     return "\n".join(lines)
+
+
+# -- ratchet -------------------------------------------------------------------------------
+# The levels main has reached on a question file: {"<file name>": {"correct": min,
+# "correct_or_clarified": min, "wrong": max, "oos-answered": max, "tag:english:correct": min}}.
+# CI fails when a figure falls below its level; raise the levels as the figures improve.
+_AT_MOST = ("wrong", "oos-answered")
+
+
+def _figure(report: SystemReport, key: str) -> float:
+    tally = report.total
+    if key.startswith("tag:"):
+        _, tag, key = key.split(":", 2)
+        tally = report.by_tag.get(tag, Tally())
+    if key == "correct_or_clarified":
+        return tally.rate("correct") + tally.rate("clarified")
+    return tally.rate(key)
+
+
+def ratchet_failures(report: SystemReport, path: Path, file_name: str) -> list[str]:
+    levels = json.loads(path.read_text(encoding="utf-8")).get(file_name, {})
+    failures: list[str] = []
+    for key, level in levels.items():
+        value = _figure(report, key)
+        at_most = key.rsplit(":", 1)[-1] in _AT_MOST
+        if (value > level + 1e-9) if at_most else (value < level - 1e-9):
+            sign = "<=" if at_most else ">="
+            failures.append(f"{key} is {value:.1%}, main has reached {sign} {level:.1%}")
+    return failures

@@ -30,20 +30,36 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from operator import itemgetter
 from typing import Literal
 
 from rapidfuzz import fuzz, process
 
 from knowledge_base.analysis import MAX_TERMS, Analyzer, close, content_words
-from knowledge_base.model import Entry, KnowledgeBase
+from knowledge_base.decision import SIGNALS, DecisionModel
+from knowledge_base.english import Glossary, is_english, load_glossary, to_serbian
+from knowledge_base.focus import focus, is_failure_report
+from knowledge_base.model import Entry, KnowledgeBase, Service
 
 Decision = Literal["answer", "clarify", "escalate"]
 
 MAX_QUESTION_CHARS = 1000
 _TAG = re.compile(r"<[^>]*>|&[a-z#0-9]+;")
 MAX_FUZZY_CHARS = 200
+TIE = 0.03  # two entries this close are a choice for the clerk, whatever the model says
+_E_NAME = re.compile(r"\be[A-ZŠČĆŽĐ]\w*")
 MAX_TYPO_SEARCHES = 8  # per question; further unknown words count as unknown
+
+
+@lru_cache(maxsize=1)
+def default_model() -> DecisionModel:
+    return DecisionModel.load()
+
+
+@lru_cache(maxsize=1)
+def default_glossary() -> Glossary:
+    return load_glossary()
 
 
 def _char_grams(text: str, n: int = 4) -> list[str]:
@@ -64,6 +80,28 @@ class MatchResult:
     entry_id: str | None
     score: float
     candidates: list[Candidate] = field(default_factory=list)
+    confidence: float = 0.0  # the decision model's probability that `entry_id` is right
+    reason: str = ""  # why not answered: failure (a report that something is broken), uncovered,
+    # unsure, unknown
+    english: bool = False  # the question was written in English
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """A question as the decision sees it (see `Matcher.assess`)."""
+
+    question: str
+    asked: str  # the part that asks something, in Serbian
+    english: bool
+    failure: bool
+    ranked: list[tuple[float, int]]  # (score, entry index), best first
+    signals: tuple[float, ...]  # of the best candidate, in the order of decision.SIGNALS
+
+
+def is_chitchat(entry_id: str) -> bool:
+    """Greetings and thanks: answered when they are all a message says, never offered as a
+    choice for a real question."""
+    return entry_id.startswith("chitchat-")
 
 
 @dataclass(frozen=True)
@@ -147,17 +185,33 @@ class Matcher:
         entries: Sequence[Entry],
         synonyms: Sequence[Sequence[str]] = (),
         config: MatcherConfig | None = None,
+        model: DecisionModel | None = None,
+        glossary: Glossary | None = None,
+        services: Sequence[Service] = (),
     ):
         self.config = config or MatcherConfig()
         self.analyzer = Analyzer(synonyms)
         self.entries = list(entries)
+        self.model = model or default_model()
+        self.glossary = glossary or default_glossary()
+        # a service is named by its e-name in the title (eZUP, eSanduče, ePlaćanje, eID ...)
+        self._service_terms = {
+            s.id: frozenset(self.analyzer.terms(s.title_sr.split()[0]))
+            for s in services
+            if _E_NAME.match(s.title_sr)
+        }
         self._cache: dict[str, _Lookup] = {}
+        # entries written for an error message ("podaci nisu validni") may answer a report of it
+        self._about_failure = [
+            sum(is_failure_report(p) for p in [e.question, *e.alternatives]) >= 2
+            for e in self.entries
+        ]
         self._not_covered: list[frozenset[str]] = []
         self._build()
 
     @classmethod
     def from_knowledge_base(cls, kb: KnowledgeBase, config: MatcherConfig | None = None) -> Matcher:
-        matcher = cls(list(kb.entries.values()), kb.synonyms, config)
+        matcher = cls(list(kb.entries.values()), kb.synonyms, config, services=kb.services)
         matcher.set_not_covered(kb.not_covered)
         return matcher
 
@@ -493,35 +547,121 @@ class Matcher:
             + cfg.w_known * f.known
         )
 
-    def decide(self, question: str, features: list[Features]) -> MatchResult:
-        cfg = self.config
-        ranked = sorted(((self.score(f), f.index) for f in features), key=lambda x: -x[0])
-        if not ranked:
-            return MatchResult(question, "escalate", None, 0.0, [])
-        top = [Candidate(self.entries[i].id, round(s, 4)) for s, i in ranked[:3]]
-        best = ranked[0][0]
+    def assess(self, question: str) -> Assessment:
+        """Everything the decision needs about a question: what is asked (courtesy dropped,
+        English carried into Serbian), the ranked candidates and the signals of the best one."""
+        text = question[:MAX_QUESTION_CHARS]
+        english = is_english(text)
+        asked = focus(text)
+        if english:
+            asked = to_serbian(asked, self.glossary)
+        features, _ = self.features(asked, everything=True)
+        ranked = sorted(((self.score(f), f) for f in features), key=lambda sf: -sf[0])
+        signals: tuple[float, ...] = ()
+        if ranked:
+            signals = self._signals(asked, ranked, english)
+        return Assessment(
+            question=question,
+            asked=asked,
+            english=english,
+            failure=is_failure_report(text),
+            ranked=[(s, f.index) for s, f in ranked],
+            signals=signals,
+        )
+
+    def _signals(
+        self, asked: str, ranked: list[tuple[float, Features]], english: bool
+    ) -> tuple[float, ...]:
+        best_score, best = ranked[0]
         second = ranked[1][0] if len(ranked) > 1 else 0.0
-        if best >= cfg.answer_threshold and best - second >= cfg.answer_margin:
-            return MatchResult(question, "answer", top[0].entry_id, top[0].score, top)
-        if best >= cfg.clarify_threshold:
-            offered = [c for c in top if c.score >= best - cfg.clarify_window]
-            if len(offered) < 2:
-                offered = top[:2]  # a choice needs two options when there are two
-            return MatchResult(question, "clarify", top[0].entry_id, top[0].score, offered)
-        return MatchResult(question, "escalate", top[0].entry_id, top[0].score, top)
+        terms = set(self.analyzer.terms(asked, limit=MAX_TERMS))
+        named = {sid for sid, words in self._service_terms.items() if words & terms}
+        service = self.entries[best.index].service
+        return (
+            best_score,
+            best_score - second,
+            best.coverage,
+            best.focus,
+            best.dice,
+            best.phrase_cover,
+            best.fuzzy,
+            best.ngrams,
+            best.known,
+            best.evidence,
+            math.log1p(len(terms)),
+            1.0 if service in named else 0.0,
+            1.0 if named and service not in named else 0.0,
+            1.0 if self._uncovered(terms, best.index) else 0.0,
+            1.0 if english else 0.0,
+        )
+
+    def decide(self, assessment: Assessment, model: DecisionModel | None = None) -> MatchResult:
+        model = model or self.model
+        question = assessment.question
+        ranked = assessment.ranked
+        if not ranked:
+            return MatchResult(
+                question, "escalate", None, 0.0, [], reason="unknown", english=assessment.english
+            )
+        top = [Candidate(self.entries[i].id, round(s, 4)) for s, i in ranked[:4]]
+        confidence = model.probability(assessment.signals)
+        confidence = round(confidence, 4)
+        english = assessment.english
+        best = top[0]
+        if assessment.failure and not self._about_failure[ranked[0][1]]:
+            return MatchResult(
+                question,
+                "escalate",
+                best.entry_id,
+                best.score,
+                top[:3],
+                reason="failure",
+                confidence=confidence,
+                english=english,
+            )
+        uncovered = bool(assessment.signals[SIGNALS.index("uncovered")])
+        tie = assessment.signals[SIGNALS.index("margin")] < TIE
+        if confidence >= model.answer_at and not uncovered and not tie:
+            return MatchResult(
+                question,
+                "answer",
+                best.entry_id,
+                best.score,
+                top[:3],
+                confidence=confidence,
+                english=english,
+            )
+        if confidence >= model.clarify_at or uncovered:
+            offered = [c for c in top if not is_chitchat(c.entry_id)][:3]
+            if offered:
+                return MatchResult(
+                    question,
+                    "clarify",
+                    offered[0].entry_id,
+                    offered[0].score,
+                    offered,
+                    reason="uncovered" if uncovered else "",
+                    confidence=confidence,
+                    english=english,
+                )
+        return MatchResult(
+            question,
+            "escalate",
+            best.entry_id,
+            best.score,
+            top[:3],
+            reason="failure" if assessment.failure else "uncovered" if uncovered else "unsure",
+            confidence=confidence,
+            english=english,
+        )
 
     def match(self, question: str) -> MatchResult:
         """Never raises on any text; work is bounded by MAX_QUESTION_CHARS and MAX_TERMS."""
-        features, _ = self.features(question)
-        result = self.decide(question, features)
-        if result.decision == "answer" and self._not_covered and self._names_uncovered(result):
-            offered = result.candidates[:3] if len(result.candidates) > 1 else result.candidates
-            return MatchResult(question, "clarify", result.entry_id, result.score, offered)
-        return result
+        return self.decide(self.assess(question))
 
-    def _names_uncovered(self, result: MatchResult) -> bool:
-        terms = set(self.analyzer.terms(result.question[:MAX_QUESTION_CHARS], limit=MAX_TERMS))
-        index = next(i for i, e in enumerate(self.entries) if e.id == result.entry_id)
+    def _uncovered(self, terms: set[str], index: int) -> bool:
+        """Does the question name a subject the KB does not cover, which the entry does not
+        speak of either?"""
         vocabulary = self._forward[index]
         return any(
             subject <= terms and not subject <= vocabulary.keys() for subject in self._not_covered

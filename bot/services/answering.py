@@ -6,6 +6,7 @@ can show what clerks ask and what the bot could not answer. Replies are channel-
 
 from __future__ import annotations
 
+import dataclasses
 import html
 
 from bot.i18n import tr
@@ -32,6 +33,25 @@ def in_script(language: str, text: str) -> str:
     return to_cyrillic(text) if language == "sr-Cyrl" else text
 
 
+def reader_for(user: UserProfile, question: str, result: MatchResult) -> UserProfile:
+    """The reply follows the question: a Cyrillic question from a clerk on the default Latin
+    script is answered in Cyrillic, an English one gets English guidance (the entries themselves
+    are Serbian, and the reply says so). A clerk who chose Cyrillic or English keeps it."""
+    if user.language != "sr-Latn":
+        return user
+    if result.english:
+        return dataclasses.replace(user, language="en")
+    if is_cyrillic(question):
+        return dataclasses.replace(user, language="sr-Cyrl")
+    return user
+
+
+def is_cyrillic(text: str) -> bool:
+    letters = [ch for ch in text if ch.isalpha()]
+    cyrillic = sum(1 for ch in letters if "\u0400" <= ch <= "\u04ff")
+    return bool(letters) and cyrillic * 2 > len(letters)
+
+
 class AnswerService:
     """Turns a question into an answer, a short list of choices, or an offer of a mentor."""
 
@@ -56,6 +76,7 @@ class AnswerService:
             return Reply(tr(user.language, "Napišite pitanje rečima, na primer: kako do eZUP-a?"))
         result = self._matcher.match(question)
         question_id = await self._record(user, question[:MAX_STORED_QUESTION], result)
+        user = reader_for(user, question, result)
         if len(question) > LONG_QUESTION:
             return self._too_long(user, question_id)
         if result.decision == "answer" and result.entry_id is not None:

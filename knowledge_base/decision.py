@@ -1,0 +1,122 @@
+"""How sure the matcher is that its first entry is the right one: a small calibrated model.
+
+Hand-set thresholds on one score answered questions that scored high for the wrong reason and
+escalated ones whose right entry was first with a low score. The model instead weighs several
+signals of the best candidate (see `SIGNALS`) and returns a probability that it is right. It is a
+logistic regression fitted by `python -m knowledge_base tune` on cross-validated queries (each
+phrasing matched with itself and its near-duplicates removed from the index, each entry's
+phrasings matched with the whole entry removed, and the dev set), never on the test or blind
+sets. Answer / clarify / escalate then follow from the probability; the two cut-offs are chosen
+on the same data so that wrong answers stay under the target.
+
+The fitted numbers live in `decision_model.json` beside this file, so a change of behaviour is
+visible in review. Plain numpy: a dozen weights need no machine-learning framework.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+MODEL_FILE = Path(__file__).with_name("decision_model.json")
+
+SIGNALS = (
+    "score",  # the matcher's mixed score of the best entry
+    "margin",  # its lead over the second entry
+    "coverage",  # share of the question the entry knows
+    "focus",  # share of what the entry is about that the question mentions
+    "dice",  # best overlap with one phrasing
+    "phrase_cover",  # best share of one phrasing found in the question
+    "fuzzy",  # best character similarity with one phrasing
+    "ngrams",  # character 4-gram cosine
+    "known",  # share of the question any entry knows
+    "evidence",  # BM25 strength, saturated
+    "log_terms",  # question length
+    "service_match",  # the question names the entry's service
+    "service_other",  # the question names only other services
+    "uncovered",  # the question names a subject the KB does not cover
+    "english",  # the question was written in English (matched through the glossary)
+)
+
+
+@dataclass(frozen=True)
+class DecisionModel:
+    weights: tuple[float, ...]
+    bias: float
+    means: tuple[float, ...]
+    scales: tuple[float, ...]
+    answer_at: float  # answer when the probability reaches this
+    clarify_at: float  # offer a choice when it reaches this; escalate below
+
+    def probability(self, signals: Sequence[float]) -> float:
+        z = self.bias
+        for w, x, m, s in zip(self.weights, signals, self.means, self.scales, strict=True):
+            z += w * (x - m) / s
+        return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
+
+    def save(self, path: Path = MODEL_FILE) -> None:
+        data = asdict(self)
+        data["signals"] = list(SIGNALS)
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path = MODEL_FILE) -> DecisionModel:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if tuple(data.pop("signals", SIGNALS)) != SIGNALS:
+            raise ValueError(
+                f"{path}: fitted for other signals; run `python -m knowledge_base tune`"
+            )
+        return cls(
+            weights=tuple(data["weights"]),
+            bias=float(data["bias"]),
+            means=tuple(data["means"]),
+            scales=tuple(data["scales"]),
+            answer_at=float(data["answer_at"]),
+            clarify_at=float(data["clarify_at"]),
+        )
+
+    def with_cutoffs(self, answer_at: float, clarify_at: float) -> DecisionModel:
+        return DecisionModel(
+            self.weights, self.bias, self.means, self.scales, answer_at, clarify_at
+        )
+
+
+def fit(
+    rows: Sequence[Sequence[float]],
+    labels: Sequence[int],
+    sample_weights: Sequence[float] | None = None,
+    l2: float = 1.0,
+) -> DecisionModel:
+    """L2-regularised logistic regression by Newton's method (standardised inputs)."""
+    x = np.asarray(rows, dtype=float)
+    y = np.asarray(labels, dtype=float)
+    sw = np.ones(len(y)) if sample_weights is None else np.asarray(sample_weights, dtype=float)
+    means = x.mean(axis=0)
+    scales = x.std(axis=0)
+    scales[scales < 1e-9] = 1.0
+    z = (x - means) / scales
+    design = np.hstack([np.ones((len(y), 1)), z])
+    beta = np.zeros(design.shape[1])
+    penalty = np.full(design.shape[1], l2)
+    penalty[0] = 0.0
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-np.clip(design @ beta, -40, 40)))
+        gradient = design.T @ (sw * (p - y)) + penalty * beta
+        hessian = (design * (sw * p * (1 - p))[:, None]).T @ design + np.diag(penalty)
+        step = np.linalg.solve(hessian + 1e-9 * np.eye(len(beta)), gradient)
+        beta -= step
+        if float(np.abs(step).max()) < 1e-8:
+            break
+    return DecisionModel(
+        weights=tuple(float(v) for v in beta[1:]),
+        bias=float(beta[0]),
+        means=tuple(float(v) for v in means),
+        scales=tuple(float(v) for v in scales),
+        answer_at=0.5,
+        clarify_at=0.2,
+    )

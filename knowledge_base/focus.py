@@ -1,0 +1,123 @@
+"""Finding the question inside a clerk's message, and telling a failure report from a question.
+
+Clerks write the way people write to a helpdesk: "Dobar dan, Marija iz opštine Ivanjica, radim na
+pisarnici. Kako da pošaljem rešenje u eSanduče? Hvala unapred." Only the middle sentence is what
+is asked; the greeting, the self-introduction (with a town name no entry knows) and the thanks
+only dilute the match. `focus` keeps the clauses that are not courtesy; when nothing else is
+left, the message *is* courtesy and is kept whole (so "Hvala!" still finds the thanks entry).
+
+`is_failure_report` recognises "it does not work right now" messages ("ne radi mi eZUP, greška
+500", "aktivacioni kod ne prolazi", "POS terminal ne radi"): they are support incidents for a
+mentor, not how-to questions, however close a how-to entry looks.
+
+Both work on normalised text (Latin, folded diacritics, lower case), so they hold for Cyrillic
+and for text without diacritics alike.
+"""
+
+from __future__ import annotations
+
+import re
+
+from knowledge_base.normalize import normalize
+
+# Sentences and clauses: a comma, semicolon or dash also separates "Dobar dan, ja sam ..., kako".
+_SENTENCES = re.compile(r"(?<=[.!?…])\s+|\n+|[;:]\s+|\s[-–—]\s")
+_CLAUSES = re.compile(r",\s*")
+
+_GREETING = re.compile(
+    r"^(dobar dan|dobro jutro|dobro vece|dobar vece|pozdrav\w*|zdravo|cao|hej|ej|hello|hi|hey|"
+    r"good (morning|afternoon|evening|day)|dear \w+|postovan\w*|uvazen\w*|kolege|kolega|koleginice)"
+    r"\b"
+)
+_THANKS = re.compile(
+    r"\b(hvala|zahvaljujem|zahvalni?|unapred|thanks?|thank you|cheers|srdacan pozdrav|"
+    r"srdacno|lep pozdrav|lp|s postovanjem|best regards|regards|kind regards)\b"
+)
+_INTRO = re.compile(
+    r"\b(ja sam|zovem se|moje ime|radim (u|na|kao)|zaposlen\w* (sam|u|na)|pisem (vam )?iz|"
+    r"javljam (vam )?se( iz)?|obracam (vam )?se|ovde \w+ iz|ja sam iz|mi smo iz|"
+    r"iz (opstin\w*|grad\w*|opstinsk\w*|gradsk\w*|uprav\w*|lokaln\w*)|"
+    r"(sluzbeni\w*|referent\w*|sef\w*|nacelni\w*|koordinator\w*) (u|na|za)|"
+    r"my name|i am|i m|im from|i work|i am from|working (at|in|for)|we are from|"
+    r"nov\w* (sam )?(sam|kolega|koleginica|zaposlen\w*))\b"
+)
+# Words that make a clause a question (or a request) even when it begins like an introduction.
+_ASKING = re.compile(
+    r"\b(kako|sta|sto|da li|dal|gde|kada|kad|koji|koja|koje|kojim|ko|zasto|koliko|moze|mozemo|"
+    r"mogu|smemo|treba|trebamo|trebam|zanima|interesuje|pitanje|pitam|molim|objasni\w*|"
+    r"how|what|where|when|which|who|why|can|could|should|do we|do i|is it|is there|need)\b"
+)
+_SHORT_COURTESY_WORDS = 6  # a greeting or thanks clause longer than this says something else
+
+
+def _is_courtesy(clause: str) -> bool:
+    text = normalize(clause)
+    if not text:
+        return True
+    words = text.split()
+    if _GREETING.match(text) and len(words) <= 4:
+        return True
+    if _THANKS.search(text) and len(words) <= _SHORT_COURTESY_WORDS and not _ASKING.search(text):
+        return True
+    return bool(_INTRO.search(text)) and not _ASKING.search(text)
+
+
+def _strip_greeting(clause: str) -> str:
+    """'Dobar dan kako da ...' -> 'kako da ...' (a greeting glued to the question)."""
+    text = normalize(clause)
+    found = _GREETING.match(text)
+    if found and len(text.split()) > 4:
+        rest = text[found.end() :].strip()
+        return rest or clause
+    return clause
+
+
+def focus(message: str) -> str:
+    """The part of `message` that asks something; the whole message when all is courtesy."""
+    kept: list[str] = []
+    for sentence in _SENTENCES.split(message):
+        clauses = [c for c in _CLAUSES.split(sentence) if c.strip()]
+        for clause in clauses:
+            if not _is_courtesy(clause):
+                kept.append(_strip_greeting(clause))
+    if not kept:
+        return message
+    return ", ".join(kept)
+
+
+# -- failure reports -----------------------------------------------------------------------
+
+_FAILURE = re.compile(
+    r"\b("
+    r"ne radi|ne rade|nece da radi|ne funkcionis\w*|ne funkcionira|ne ide|nije u funkciji|"
+    r"ne prolazi|ne prolaze|ne prihvata|odbija|odbio|odbijen\w*|izbacuje|izbaci|"
+    r"pao|pala|palo|pada|puca|zabagova\w*|zaglavi\w*|zablokira\w*|blokiran\w*|"
+    r"ne ucitava|ne otvara se|nece da se otvori|ne prima|ne primaju|ne stize|ne stizu|"
+    r"ne mogu da (pristupim|posaljem|otvorim|potpisem|udjem)|"
+    r"ne mozemo da (pristupimo|posaljemo|otvorimo|potpisemo|udjemo)|"
+    r"od jutros|od juce|od danas|vec (sat|dva sata|ceo dan|danima)|trenutno ne|"
+    r"ne mogu da se (prijavim|ulogujem|logujem|ulogujemo|prijavimo|povezem)|"
+    r"ne mozemo da se (prijavimo|ulogujemo)|ne mogu da udjem|ne mozemo da udjemo|"
+    r"nema veze|nema konekcije|ne konektuje|ne povezuje|istekla sesija|"
+    r"gresk\w*|greska|gresci|error\w*|bug|kvar\w*|otkaz\w*|"
+    r"doesn t work|does not work|isn t working|is not working|not working|won t|wont|"
+    r"can t log|cannot log|can t sign|cannot sign|is down|went down|broken|fails|failed|failing|"
+    r"crash\w*|rejected|rejects|refuses|refused"
+    r")\b"
+)
+# A how-to question that merely mentions a failure ("šta da radimo ako stranka ne može da otvori
+# dokument", "kome prijavljujemo kvar") is not a report: these words mark such a question.
+_HOW_TO_ABOUT_FAILURE = re.compile(
+    r"\b(kome (da )?(se )?(prijav\w*|javi\w*|obrati\w*)|gde (da )?(prijav\w*|javi\w*)|"
+    r"kako (da )?(prijav\w*|javi\w*)|sta ako|sta da radimo ako|sta raditi ako|u slucaju|"
+    r"ako stranka|ako gradjanin|ako primalac|who do i report|whom|where do i report|"
+    r"how do i report|what if)\b"
+)
+
+
+def is_failure_report(message: str) -> bool:
+    """Does the clerk report that something is broken now (an incident for a mentor)?"""
+    text = normalize(message)
+    if not _FAILURE.search(text):
+        return False
+    return not _HOW_TO_ABOUT_FAILURE.search(text)

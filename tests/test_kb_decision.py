@@ -1,0 +1,166 @@
+"""The question inside a message, English, failure reports, the decision model and the ratchet."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from knowledge_base.crossval import held_out_entries, held_out_phrasings
+from knowledge_base.decision import SIGNALS, DecisionModel, fit
+from knowledge_base.english import is_english, load_glossary, to_serbian
+from knowledge_base.evaluation import Example, evaluate, ratchet_failures
+from knowledge_base.focus import focus, is_failure_report
+from knowledge_base.loader import load_knowledge_base
+from knowledge_base.matcher import Matcher
+
+
+@pytest.fixture(scope="module")
+def kb():
+    return load_knowledge_base()
+
+
+@pytest.fixture(scope="module")
+def matcher(kb) -> Matcher:
+    return Matcher.from_knowledge_base(kb)
+
+
+def test_greeting_introduction_and_thanks_are_not_what_is_asked() -> None:
+    message = (
+        "Poštovani, ja sam Jelena, referent u opštini Bač. "
+        "Kako da dobijemo pristup eZUP-u za naše službenike? Unapred hvala!"
+    )
+    assert focus(message) == "Kako da dobijemo pristup eZUP-u za naše službenike?"
+    cyrillic = "Здраво, ја сам Милан из општине Ћићевац. Како да пошаљем решење у еСандуче?"
+    assert focus(cyrillic) == "Како да пошаљем решење у еСандуче?"
+
+
+def test_a_message_that_is_only_courtesy_is_kept_whole() -> None:
+    assert focus("Hvala puno!") == "Hvala puno!"
+    assert focus("Dobar dan") == "Dobar dan"
+
+
+def test_long_message_finds_the_question_inside(matcher: Matcher) -> None:
+    message = (
+        "Dobar dan, Marija iz opštine Ivanjica, radim na pisarnici. "
+        "Kako da pošaljem rešenje građaninu u eSanduče? Hvala unapred."
+    )
+    result = matcher.match(message)
+    assert (result.decision, result.entry_id) == ("answer", "esanduce-send-decision")
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        "ne radi mi eZUP, greška 500",
+        "Od jutros ne možemo da pristupimo eSandučetu",
+        "POS terminal na šalteru ne prima kartice",
+        "aktivacioni kod za ConsentID ne prolazi",
+        "eZUP is not working since this morning",
+    ],
+)
+def test_failure_reports_go_to_a_mentor_not_to_a_how_to(matcher: Matcher, report: str) -> None:
+    assert is_failure_report(report)
+    result = matcher.match(report)
+    assert result.decision == "escalate"
+    assert result.reason == "failure"
+
+
+def test_a_question_about_what_to_do_when_something_fails_is_not_a_report() -> None:
+    assert not is_failure_report("Šta ako stranka ne može da otvori dokument koji smo poslali?")
+    assert not is_failure_report("Kome da prijavimo kvar na eZUP-u?")
+
+
+def test_english_is_recognised_and_carried_into_serbian() -> None:
+    assert is_english("How do I activate ConsentID?")
+    assert not is_english("Kako da aktiviram ConsentID?")
+    assert not is_english("Како да активирам ConsentID?")
+    glossary = load_glossary()
+    assert to_serbian("Who issues qualified electronic certificates?", glossary) == (
+        "ko izdaje kvalifikovani elektronski sertifikati"
+    )
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("How do I activate ConsentID?", "eid-consentid"),
+        (
+            "Which local governments participate in the eGovernment for All project?",
+            "project-participants",
+        ),
+        ("How do we send a decision to a citizen's e-inbox?", "esanduce-send-decision"),
+    ],
+)
+def test_english_questions_find_their_entries(matcher: Matcher, question: str, expected: str):
+    result = matcher.match(question)
+    assert result.english
+    assert result.decision == "answer"
+    assert result.entry_id == expected
+
+
+def test_chitchat_is_never_offered_as_a_choice(matcher: Matcher, kb) -> None:
+    for entry in kb.entries.values():
+        for phrasing in entry.alternatives[:3]:
+            result = matcher.match(phrasing + " i jos nesto o portalu")
+            if result.decision == "clarify":
+                assert not any(c.entry_id.startswith("chitchat-") for c in result.candidates)
+
+
+def test_the_model_learns_which_signal_tells_right_from_wrong() -> None:
+    n = len(SIGNALS)
+    rows = [[0.0] * n for _ in range(40)]
+    labels = []
+    for k, row in enumerate(rows):
+        row[SIGNALS.index("margin")] = k / 40
+        labels.append(int(k >= 20))
+    model = fit(rows, labels)
+    low, high = [0.0] * n, [0.0] * n
+    low[SIGNALS.index("margin")] = 0.1
+    high[SIGNALS.index("margin")] = 0.9
+    assert model.probability(low) < 0.2 < 0.8 < model.probability(high)
+
+
+def test_model_file_round_trips(tmp_path: Path) -> None:
+    n = len(SIGNALS)
+    model = DecisionModel(tuple(range(n)), 0.5, (0.0,) * n, (1.0,) * n, 0.7, 0.3)
+    model.save(tmp_path / "m.json")
+    assert DecisionModel.load(tmp_path / "m.json") == model
+    data = json.loads((tmp_path / "m.json").read_text())
+    data["signals"] = ["other"]
+    (tmp_path / "m.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError):
+        DecisionModel.load(tmp_path / "m.json")
+
+
+def test_cross_validation_never_matches_a_phrasing_against_itself(kb, matcher) -> None:
+    seen = 0
+    for query in held_out_phrasings(kb, matcher, folds=5):
+        entry = next(e for e in query.matcher.entries if e.id == query.expected)
+        assert query.question not in [entry.question, *entry.alternatives]
+        seen += 1
+        if seen > 200:
+            break
+    assert seen > 200
+
+
+def test_held_out_entries_are_absent_from_their_index(kb, matcher) -> None:
+    query = next(iter(held_out_entries(kb, matcher, folds=5)))
+    assert query.expected is None
+    ids = {e.id for e in query.matcher.entries}
+    owner = [e.id for e in kb.entries.values() if query.question in [e.question, *e.alternatives]]
+    assert owner and not set(owner) & ids
+
+
+def test_ratchet_fails_only_when_a_figure_falls(tmp_path: Path, kb, matcher) -> None:
+    examples = [
+        Example("kako da dobijem pristup ezupu", "ezup-access-request"),
+        Example("koliko je sati u Tokiju", None),
+    ]
+    report = evaluate("matcher", matcher.match, examples, kb)
+    levels = tmp_path / "ratchet.json"
+    levels.write_text(json.dumps({"x.jsonl": {"correct": 1.0, "oos-answered": 0.0}}))
+    assert ratchet_failures(report, levels, "x.jsonl") == []
+    levels.write_text(json.dumps({"x.jsonl": {"correct": 1.01}}))
+    assert ratchet_failures(report, levels, "x.jsonl")
