@@ -80,6 +80,12 @@ class DecisionModel:
             clarify_at=float(data["clarify_at"]),
         )
 
+    @classmethod
+    def neutral(cls) -> DecisionModel:
+        """A model that knows nothing yet: what `tune` matches with before it has fitted one."""
+        n = len(SIGNALS)
+        return cls((0.0,) * n, 0.0, (0.0,) * n, (1.0,) * n, 0.5, 0.5)
+
     def with_cutoffs(self, answer_at: float, clarify_at: float) -> DecisionModel:
         return DecisionModel(
             self.weights, self.bias, self.means, self.scales, answer_at, clarify_at

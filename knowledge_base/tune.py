@@ -68,7 +68,11 @@ def _row(
 
 
 def collect(kb: KnowledgeBase, dev: Sequence[Example]) -> list[Row]:
-    matcher = Matcher.from_knowledge_base(kb)
+    # the signals do not depend on the model: match with a neutral one (the file may be stale)
+    matcher = Matcher(
+        list(kb.entries.values()), kb.synonyms, model=DecisionModel.neutral(), services=kb.services
+    )
+    matcher.set_not_covered(kb.not_covered)
     rows: list[Row] = []
     for query in queries(kb, matcher, FOLDS):
         row = _row(query.assessment, query.matcher, query.expected, query.kind, query.fold)
