@@ -86,7 +86,8 @@ def _words(chunk: str, glossary: Glossary) -> list[str]:
         if translated is None and token.endswith("s"):
             translated = glossary.words.get(token[:-1])
         if translated is not None:
-            result.append(translated)
+            if translated:  # an empty translation drops a filler word ("exactly")
+                result.append(translated)
         elif token not in _ENGLISH:
             result.append(token)
     return result
