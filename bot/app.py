@@ -21,6 +21,7 @@ from bot.services.users import UserService
 from knowledge_base.loader import load_knowledge_base
 from knowledge_base.matcher import Matcher
 from knowledge_base.model import KnowledgeBase
+from storage.clock import Clock, utcnow
 from storage.uow import Database
 
 
@@ -59,9 +60,15 @@ def schedule_jobs(services: AppServices, scheduler: Scheduler) -> None:
     scheduler.daily("privacy-retention", 3, 30, services.privacy.apply_retention)
 
 
-async def build_services(settings: Settings, *, migrate: bool = True) -> AppServices:
-    """Upgrade the schema, load and index the KB once, and build the services on top."""
-    database = Database.from_url(settings.database_url)
+async def build_services(
+    settings: Settings, *, migrate: bool = True, clock: Clock = utcnow
+) -> AppServices:
+    """Upgrade the schema, load and index the KB once, and build the services on top.
+
+    ``clock`` is the program's one business clock (the machine's UTC clock unless a test
+    passes its own): the database stamps rows by it and every service, scheduled job, the
+    outbox dispatcher and the inbox read it back as ``database.clock``."""
+    database = Database.from_url(settings.database_url, clock=clock)
     if migrate:
         await database.upgrade()
     knowledge_base = load_knowledge_base()

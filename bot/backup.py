@@ -24,8 +24,9 @@ import shlex
 import sqlite3
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
+
+from storage.clock import Clock, utcnow
 
 __all__ = ["BackupResult", "backup_sqlite", "main", "pg_dump_command"]
 
@@ -58,13 +59,18 @@ def _table_counts(connection: sqlite3.Connection) -> dict[str, int]:
 
 
 def backup_sqlite(
-    source: Path, target: Path, *, force: bool = False, pages_per_step: int = 1024
+    source: Path,
+    target: Path,
+    *,
+    force: bool = False,
+    pages_per_step: int = 1024,
+    clock: Clock = utcnow,
 ) -> BackupResult:
     """Copy the SQLite database `source` to `target` (a file, or a folder to put it in)."""
     if not source.exists():
         raise BackupError(f"the database file {source} does not exist")
     if target.is_dir():
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        stamp = clock().strftime("%Y%m%d-%H%M%S")
         target = target / f"bot-{stamp}.sqlite3"
     if target.resolve() == source.resolve():
         raise BackupError("the backup cannot be the database file itself")

@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from bot.ratelimit import LocalRateLimiter, SendRateLimiter
+from storage.clock import Clock
 from storage.errors import StorageUnavailable
-from storage.types import utcnow
 from storage.uow import Database
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class OutboxDispatcher:
         batch_size: int = 60,
         lease_seconds: float = 120.0,
         idle_seconds: float = 0.5,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock | None = None,
     ) -> None:
         self._database = database
         self._senders = senders
@@ -79,7 +79,7 @@ class OutboxDispatcher:
         self._batch_size = batch_size
         self._lease = lease_seconds
         self._idle = idle_seconds
-        self._clock = clock
+        self._clock = clock or database.clock  # the program's one clock
         self.on_delivered: list[Callable[[Outgoing, SendOutcome], Any]] = []
 
     async def run_once(self) -> int:

@@ -22,7 +22,6 @@ from typing import Any
 import yaml
 
 from storage.mentor import KnowledgeDraft, MentorRepository
-from storage.types import utcnow
 from storage.uow import Database
 
 HEADER = (
@@ -84,7 +83,8 @@ def draft_entry(draft: KnowledgeDraft, today: date) -> dict[str, Any]:
 async def export_drafts(database: Database, directory: Path) -> list[Path]:
     """Write every draft; returns the files written. Drafts are marked exported."""
     directory.mkdir(parents=True, exist_ok=True)
-    today = utcnow().date()
+    now = database.clock()
+    today = now.date()
     async with database.uow() as uow:
         repo = uow.repository(MentorRepository)
         drafts = await repo.drafts()
@@ -93,7 +93,7 @@ async def export_drafts(database: Database, directory: Path) -> list[Path]:
             entry = draft_entry(draft, today)
             by_service[entry["service"]].append(entry)
             if draft.exported_at is None:
-                draft.exported_at = utcnow()
+                draft.exported_at = now
         await uow.commit()
     written: list[Path] = []
     for service, entries in sorted(by_service.items()):

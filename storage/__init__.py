@@ -2,14 +2,17 @@
 
 Public API (import from ``storage``):
 
-* ``Database.from_url(url=None)`` -> ``.uow()``, ``.upgrade()``, ``.ping()``, ``.dispose()``
+* ``Database.from_url(url=None, clock=utcnow)`` -> ``.uow()``, ``.upgrade()``, ``.ping()``,
+  ``.dispose()``, ``.clock``
 * ``UnitOfWork``: ``async with db.uow() as uow: ...; await uow.commit()`` with ``uow.users``,
   ``uow.questions``, ``uow.feedback``, ``uow.processed_updates``
 * models ``User``, ``Question``, ``Feedback``, ``ProcessedUpdate``
 * ``create_engine``, ``default_database_url``, ``validate_database_url``, ``upgrade_schema``
+* ``Clock`` and ``utcnow`` (the machine's clock, the default): see ``storage.clock``
 * errors ``StorageError``, ``StorageUnavailable``, ``InvalidDatabaseURL``
 """
 
+from storage.clock import Clock, utcnow
 from storage.db import (
     create_engine,
     current_revision,
@@ -28,10 +31,10 @@ from storage.errors import (
     is_transient,
 )
 from storage.models import Feedback, ProcessedUpdate, Question, User
-from storage.types import utcnow
 from storage.uow import Database, UnitOfWork
 
 __all__ = [
+    "Clock",
     "Database",
     "Feedback",
     "InvalidDatabaseURL",

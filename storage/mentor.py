@@ -25,10 +25,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from storage.clock import stamp
 from storage.errors import guarded
 from storage.models import Base, OutboxMessage, Question, User
 from storage.repositories import Repository
-from storage.types import JSONType, UTCDateTime, utcnow
+from storage.types import JSONType, UTCDateTime
 
 __all__ = [
     "CLOSE_REASONS",
@@ -90,14 +91,14 @@ class MentorRequest(Base):
     answered_by: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), default=None
     )
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     first_answer_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     last_answer_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     closed_reason: Mapped[str | None] = mapped_column(String(16), default=None)
     rating: Mapped[int | None] = mapped_column(Integer, default=None)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp, onupdate=stamp)
 
 
 class MentorMessage(Base):
@@ -117,7 +118,7 @@ class MentorMessage(Base):
     )
     text: Mapped[str] = mapped_column(Text)
     attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp)
 
 
 class RoleChange(Base):
@@ -133,7 +134,7 @@ class RoleChange(Base):
     target_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     old_role: Mapped[str] = mapped_column(String(16))
     new_role: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp)
 
 
 class KnowledgeDraft(Base):
@@ -152,7 +153,7 @@ class KnowledgeDraft(Base):
     created_by: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), default=None
     )
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp)
     exported_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
 
@@ -312,7 +313,7 @@ class MentorRepository(Repository):
             user_id=user_id,
             text=text,
             attachments=list(attachments or []),
-            created_at=created_at or utcnow(),
+            created_at=created_at or self.now(),
         )
         self.session.add(message)
         await self.session.flush()
@@ -357,7 +358,7 @@ class MentorRepository(Repository):
             target_id=target_id,
             old_role=old_role,
             new_role=new_role,
-            created_at=utcnow(),
+            created_at=self.now(),
         )
         self.session.add(change)
         await self.session.flush()

@@ -27,7 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from storage.types import JSONType, UTCDateTime, utcnow
+from storage.clock import stamp
+from storage.types import JSONType, UTCDateTime
 
 __all__ = [
     "CHANNELS",
@@ -111,8 +112,8 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     onboarded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     services_of_interest: Mapped[list[str] | None] = mapped_column(JSONType, default=None)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp, onupdate=stamp)
 
 
 class Question(Base):
@@ -133,7 +134,7 @@ class Question(Base):
     candidates: Mapped[list[str]] = mapped_column(JSONType, default=list)
     # The entry the clerk picked from a clarify list (what the matcher should have answered).
     chosen_entry_id: Mapped[str | None] = mapped_column(String(128), default=None)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp)
 
 
 class Feedback(Base):
@@ -148,8 +149,8 @@ class Feedback(Base):
     question_id: Mapped[int] = mapped_column(ForeignKey("questions.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     value: Mapped[str] = mapped_column(String(8))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp, onupdate=stamp)
 
 
 class ProcessedUpdate(Base):
@@ -164,7 +165,7 @@ class ProcessedUpdate(Base):
 
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    processed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp)
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     replays: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -199,12 +200,12 @@ class OutboxMessage(Base):
     priority: Mapped[int] = mapped_column(Integer, default=100)  # lower goes first
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    not_before: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp)
     # Past this moment the message is pointless (a reminder for a training that has started):
     # it is marked expired and logged instead of sent.
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     last_error: Mapped[str | None] = mapped_column(String(500), default=None)
     external_message_id: Mapped[str | None] = mapped_column(String(64), default=None)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

@@ -48,10 +48,11 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
+from storage.clock import stamp
 from storage.errors import guarded
 from storage.models import Base, OutboxMessage, Question, User
 from storage.repositories import Repository
-from storage.types import JSONType, UTCDateTime, utcnow
+from storage.types import JSONType, UTCDateTime
 
 __all__ = [
     "FINAL_OUTBOX_STATUSES",
@@ -91,7 +92,7 @@ class AuditEntry(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp)
     actor_user_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), default=None
     )
@@ -120,7 +121,7 @@ class PrivacyRequest(Base):
     )
     kind: Mapped[str] = mapped_column(String(16))
     summary: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp)
 
 
 # --------------------------------------------------------------------------- schema discovery
@@ -248,7 +249,7 @@ class AuditRepository(Repository):
     ) -> AuditEntry:
         """Append one entry (flushes: ``.id`` is set). Never commits."""
         entry = AuditEntry(
-            at=at or utcnow(),
+            at=at or self.now(),
             actor_user_id=actor_user_id,
             actor_channel=actor_channel,
             actor_external_id=None if actor_external_id is None else str(actor_external_id)[:64],
@@ -293,7 +294,7 @@ class PrivacyRepository(Repository):
         if kind not in PRIVACY_KINDS:
             raise ValueError(f"unknown privacy request kind {kind!r}")
         row = PrivacyRequest(
-            user_id=user_id, kind=kind, summary=_plain(summary), created_at=at or utcnow()
+            user_id=user_id, kind=kind, summary=_plain(summary), created_at=at or self.now()
         )
         self.session.add(row)
         await self.session.flush()
@@ -452,7 +453,7 @@ class PrivacyRepository(Repository):
         user.active = False
         user.onboarded = False
         user.role = "clerk"
-        user.updated_at = utcnow()
+        user.updated_at = self.now()
         await self.session.flush()
         return counts
 

@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.clock import Clock, clock_of
 from storage.errors import guarded
 from storage.models import (
     CHANNELS,
@@ -26,7 +27,6 @@ from storage.models import (
     Question,
     User,
 )
-from storage.types import utcnow
 
 __all__ = [
     "FeedbackRepository",
@@ -44,10 +44,19 @@ def _check(value: str, allowed: tuple[str, ...], what: str) -> None:
 
 
 class Repository:
-    """Base class: holds the session. Subclasses decorate public methods with ``@guarded``."""
+    """Base class: holds the session. Subclasses decorate public methods with ``@guarded``.
 
-    def __init__(self, session: AsyncSession) -> None:
+    Stored times come from ``self.now()``: the clock of the unit of work (by default the one of
+    the `Database` whose session this is), so rows are stamped by the same clock that later
+    decides whether they are due."""
+
+    def __init__(self, session: AsyncSession, clock: Clock | None = None) -> None:
         self.session = session
+        self.clock: Clock = clock or clock_of(session.get_bind())
+
+    def now(self) -> datetime:
+        """Business time by the unit of work's clock (see `storage.clock`)."""
+        return self.clock()
 
     @property
     def dialect_name(self) -> str:
@@ -188,7 +197,7 @@ class QuestionRepository(Repository):
             entry_id=entry_id,
             score=float(score),
             candidates=list(candidates),
-            created_at=created_at or utcnow(),
+            created_at=created_at or self.now(),
         )
         self.session.add(question)
         await self.session.flush()
@@ -264,7 +273,7 @@ class FeedbackRepository(Repository):
     async def record(self, question_id: int, user_id: int, value: str) -> Feedback:
         """Store a 👍/👎; a second tap by the same user on the same answer replaces the value."""
         _check(value, FEEDBACK_VALUES, "feedback value")
-        now = utcnow()
+        now = self.now()
         stmt = self._insert(Feedback).values(
             question_id=question_id, user_id=user_id, value=value, created_at=now, updated_at=now
         )
@@ -313,7 +322,7 @@ class ProcessedUpdateRepository(Repository):
         table = ProcessedUpdate.__table__
         stmt = (
             self._insert(table)
-            .values(channel=channel, update_id=int(update_id), processed_at=utcnow(),
+            .values(channel=channel, update_id=int(update_id), processed_at=self.now(),
                     payload=payload if payload is not None else null())
             .on_conflict_do_nothing(index_elements=["channel", "update_id"])
             .returning(table.c.update_id)
@@ -330,7 +339,7 @@ class ProcessedUpdateRepository(Repository):
         stmt = (
             update(ProcessedUpdate)
             .where(ProcessedUpdate.channel == channel, ProcessedUpdate.update_id.in_(ids))
-            .values(done_at=utcnow(), payload=null())  # SQL NULL, not JSON null
+            .values(done_at=self.now(), payload=null())  # SQL NULL, not JSON null
         )
         await self.session.execute(stmt, execution_options={"synchronize_session": False})
 
@@ -354,7 +363,7 @@ class ProcessedUpdateRepository(Repository):
         )
         if self.dialect_name == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True)
-        now = utcnow()
+        now = self.now()
         taken: list[dict[str, Any]] = []
         for row in await self.session.scalars(stmt):
             if not row.payload or row.replays >= max_replays:
@@ -412,9 +421,9 @@ class OutboxRepository(Repository):
             "priority": priority,
             "status": "pending",
             "attempts": 0,
-            "not_before": not_before or utcnow(),
+            "not_before": not_before or self.now(),
             "expires_at": expires_at,
-            "created_at": utcnow(),
+            "created_at": self.now(),
         }
         stmt = (
             self._insert(OutboxMessage)
@@ -433,7 +442,7 @@ class OutboxRepository(Repository):
 
         Returns the driver's row count, for logs only: an executemany count is not reliable on
         every driver (aiosqlite may report -1 or the last statement's count)."""
-        now = utcnow()
+        now = self.now()
         prepared = [
             {
                 "user_id": None, "dedupe_key": None, "batch": None, "priority": 100,
@@ -464,7 +473,7 @@ class OutboxRepository(Repository):
     ) -> list[OutboxMessage]:
         """Take up to ``limit`` due messages for sending (``FOR UPDATE SKIP LOCKED`` on
         PostgreSQL, so several instances never take the same row)."""
-        now = now or utcnow()
+        now = now or self.now()
         due = or_(
             and_(OutboxMessage.status == "pending", OutboxMessage.not_before <= now),
             and_(OutboxMessage.status == "sending", OutboxMessage.lease_until < now),
@@ -493,7 +502,7 @@ class OutboxRepository(Repository):
         await self.session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == message_id)
-            .values(status="sent", sent_at=utcnow(), lease_until=None,
+            .values(status="sent", sent_at=self.now(), lease_until=None,
                     external_message_id=external_message_id)
         )
 

@@ -26,10 +26,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from storage.clock import stamp
 from storage.errors import guarded
 from storage.models import Base, OutboxMessage, User
 from storage.repositories import Repository
-from storage.types import JSONType, UTCDateTime, utcnow
+from storage.types import JSONType, UTCDateTime
 
 __all__ = [
     "AUDIENCE_KINDS",
@@ -84,8 +85,8 @@ class Training(Base):
     created_by: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), default=None
     )
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp, onupdate=stamp)
 
 
 class Registration(Base):
@@ -103,8 +104,8 @@ class Registration(Base):
     status: Mapped[str] = mapped_column(String(16))
     # Order of arrival: the waiting list moves up by it.
     position: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp, onupdate=stamp)
 
 
 class Broadcast(Base):
@@ -135,7 +136,7 @@ class Broadcast(Base):
     blocked: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
     cancelled: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
@@ -210,7 +211,7 @@ class TrainingRepository(Repository):
         else:
             row.status = status
             row.position = position
-            row.updated_at = utcnow()
+            row.updated_at = self.now()
         await self.session.flush()
         return row
 
@@ -256,7 +257,7 @@ class TrainingRepository(Repository):
         already sent for an earlier time, expired) becomes pending at the new time: that is
         how a reminder follows a training that moved, and comes back after a re-registration.
         """
-        now = utcnow()
+        now = self.now()
         stmt = self._insert(OutboxMessage).values(
             channel=channel, chat_id=chat_id, user_id=user_id, kind="reminder", payload=payload,
             dedupe_key=dedupe_key, batch=None, priority=50, status="pending", attempts=0,
@@ -328,9 +329,9 @@ class BroadcastRepository(Repository):
         _check(new, BROADCAST_STATES, "broadcast state")
         values: dict[str, Any] = {"state": new}
         if new == "running":
-            values["started_at"] = utcnow()
+            values["started_at"] = self.now()
         if new in ("done", "cancelled"):
-            values["finished_at"] = utcnow()
+            values["finished_at"] = self.now()
         result = await self.session.execute(
             update(Broadcast)
             .where(Broadcast.id == broadcast_id, Broadcast.state.in_(tuple(old)))

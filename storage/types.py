@@ -10,12 +10,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-__all__ = ["JSONType", "UTCDateTime", "utcnow"]
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware, in UTC."""
-    return datetime.now(UTC)
+__all__ = ["JSONType", "UTCDateTime"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from storage.clock import CLOCK_OPTION, Clock, utcnow
 from storage.db import READ_ONLY_OPTION, create_engine, current_revision, upgrade_schema
 from storage.errors import StorageUnavailable, is_transient, translate_errors
 from storage.repositories import (
@@ -90,10 +91,12 @@ class UnitOfWork:
         self,
         session_factory: async_sessionmaker[AsyncSession],
         writers: WriterQueue | None = None,
+        clock: Clock = utcnow,
     ) -> None:
         self._session_factory = session_factory
         self._writers = writers
         self._session: AsyncSession | None = None
+        self.clock = clock
 
     @property
     def session(self) -> AsyncSession:
@@ -109,11 +112,11 @@ class UnitOfWork:
             await self._writers.acquire()
         session = self._session_factory()
         self._session = session
-        self.users = UserRepository(session)
-        self.questions = QuestionRepository(session)
-        self.feedback = FeedbackRepository(session)
-        self.processed_updates = ProcessedUpdateRepository(session)
-        self.outbox = OutboxRepository(session)
+        self.users = UserRepository(session, self.clock)
+        self.questions = QuestionRepository(session, self.clock)
+        self.feedback = FeedbackRepository(session, self.clock)
+        self.processed_updates = ProcessedUpdateRepository(session, self.clock)
+        self.outbox = OutboxRepository(session, self.clock)
         return self
 
     async def __aexit__(
@@ -156,7 +159,7 @@ class UnitOfWork:
     def repository(self, repository_class: type[R]) -> R:
         """A feature's repository over this unit of work's session (no need to list every
         repository here: `uow.repository(TrainingRepository)`)."""
-        return repository_class(self.session)
+        return repository_class(self.session, self.clock)
 
     async def commit(self) -> None:
         with translate_errors():
@@ -172,23 +175,33 @@ class UnitOfWork:
 
 
 class Database:
-    """Engine + session factory. One per process; ``uow()`` per use case; ``dispose()`` at exit."""
+    """Engine + session factory. One per process; ``uow()`` per use case; ``dispose()`` at exit.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    ``clock`` is the program's one business clock (`storage.clock`): repositories and the
+    timestamp column defaults stamp rows by it, and services built on this database read "now"
+    from ``database.clock``, so what is stored and what decides "due" never disagree.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, clock: Clock = utcnow) -> None:
         self.engine = engine
+        self.clock = clock
+        # The clock rides on the engine as an execution option, so column defaults see it too.
+        clocked = engine.execution_options(**{CLOCK_OPTION: clock})
         self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
-            engine, expire_on_commit=False, autoflush=True
+            clocked, expire_on_commit=False, autoflush=True
         )
-        self._read_only_engine = engine.execution_options(**{READ_ONLY_OPTION: True})
+        self._read_only_engine = clocked.execution_options(**{READ_ONLY_OPTION: True})
         self.read_only_sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self._read_only_engine, expire_on_commit=False
         )
         self._writers = WriterQueue() if engine.dialect.name == "sqlite" else None
 
     @classmethod
-    def from_url(cls, url: str | URL | None = None, **engine_options: Any) -> Database:
+    def from_url(
+        cls, url: str | URL | None = None, *, clock: Clock = utcnow, **engine_options: Any
+    ) -> Database:
         """Validate ``url`` (None -> the default SQLite file) and create the engine."""
-        return cls(create_engine(url, **engine_options))
+        return cls(create_engine(url, **engine_options), clock=clock)
 
     @property
     def url(self) -> URL:
@@ -206,8 +219,8 @@ class Database:
         lock, so it never waits for writers; on PostgreSQL the transaction is READ ONLY.
         """
         if read_only:
-            return UnitOfWork(self.read_only_sessionmaker)
-        return UnitOfWork(self.sessionmaker, self._writers)
+            return UnitOfWork(self.read_only_sessionmaker, clock=self.clock)
+        return UnitOfWork(self.sessionmaker, self._writers, self.clock)
 
     async def upgrade(self, revision: str = "head") -> None:
         """Run migrations up to ``revision`` on this database."""

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.pool import NullPool
 
+from storage.clock import Clock, utcnow
 from storage.db import create_engine, upgrade_schema, with_server_settings
 from storage.uow import Database
 
@@ -98,9 +99,17 @@ async def database_url(empty_database_url: str) -> str:
 
 
 @pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    """A ``storage.Database`` on a migrated database; disposed after the test."""
-    db = Database.from_url(database_url)
+def clock() -> Clock:
+    """The program's clock for ``database``: the machine's. A module that moves time by hand
+    overrides this fixture (``return tests.fakes.clock.Clock()``) and hands the same clock to
+    its services, so rows are stamped by the clock that decides what is due."""
+    return utcnow
+
+
+@pytest.fixture
+async def database(database_url: str, clock: Clock) -> AsyncIterator[Database]:
+    """A ``storage.Database`` on a migrated database, on ``clock``; disposed after the test."""
+    db = Database.from_url(database_url, clock=clock)
     try:
         yield db
     finally:

@@ -7,7 +7,7 @@ import io
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,17 +18,16 @@ from bot.services.reports import ReportService, group_similar, percentile
 from bot.services.roles import RoleService
 from bot.services.users import UserService
 from storage.uow import Database
+from tests.fakes.clock import Clock, ordinary_wednesday
 
 ROOT = Path(__file__).resolve().parent.parent
-NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+NOW = ordinary_wednesday(12).astimezone(UTC)  # a working Wednesday noon after the real today
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
+@pytest.fixture
+def clock() -> Clock:
+    """The clock of `database` (tests/conftest.py) and of the services: NOW until moved."""
+    return Clock(NOW)
 
 
 async def _seed(database: Database, clock: Clock) -> None:
@@ -76,8 +75,7 @@ async def _seed(database: Database, clock: Clock) -> None:
     clock.now = NOW
 
 
-async def test_statistics_for_admins_with_chart_and_csv(database: Database):
-    clock = Clock(NOW)
+async def test_statistics_for_admins_with_chart_and_csv(database: Database, clock: Clock):
     await _seed(database, clock)
     users = UserService(database, frozenset({"900"}))
     admin = await users.get_or_register("telegram", "900")
@@ -124,9 +122,8 @@ def test_percentiles_and_grouping():
 
 
 async def test_drafts_export_writes_kb_yaml_without_personal_data(
-    database: Database, database_url: str, tmp_path: Path
+    database: Database, database_url: str, tmp_path: Path, clock: Clock
 ):
-    clock = Clock(NOW)
     users = UserService(database, frozenset({"900"}))
     roles = RoleService(database, frozenset({"900"}))
     admin = await users.get_or_register("telegram", "900", display_name="Admin")

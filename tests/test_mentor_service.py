@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
 
 import pytest
 from aiogram import Bot
@@ -24,34 +23,30 @@ from storage.mentor import MentorRepository, MentorRequest
 from storage.models import OutboxMessage
 from storage.uow import Database
 from tests.fakes.bot_api import BOT_TOKEN, FakeBotAPI
+from tests.fakes.clock import Clock, belgrade, ordinary_week, today
 
-BELGRADE = ZoneInfo("Europe/Belgrade")
 GROUP = -100500
 ADMIN_TG = "900"
 
 
-class Clock:
-    def __init__(self, local: datetime) -> None:
-        self.now = local.replace(tzinfo=BELGRADE).astimezone(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-def local(year: int, month: int, day: int, hour: int, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute)
-
-
-# Wednesday 2 December 2026, 10:00 in Belgrade: an ordinary working morning.
-WEDNESDAY_10 = local(2026, 12, 2, 10)
+# The week after the real today whose days (and the Monday after) are all working days.
+MONDAY = ordinary_week()
+FRIDAY, NEXT_MONDAY = MONDAY + timedelta(days=4), MONDAY + timedelta(days=7)
 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock(WEDNESDAY_10)
+    """Wednesday 10:00 in Belgrade of that week; `database` (tests/conftest.py) runs on it too."""
+    return Clock(belgrade(MONDAY + timedelta(days=2), 10))
+
+
+def orthodox_easter(year: int) -> date:
+    """Orthodox Easter (Meeus' Julian algorithm, shifted to the Gregorian calendar; 1900-2099)."""
+    a, b, c = year % 4, year % 7, year % 19
+    d = (19 * c + 15) % 30
+    e = (2 * a + 4 * b - d + 34) % 7
+    month, day = divmod(d + e + 114, 31)
+    return date(year, month, day + 1) + timedelta(days=13)
 
 
 @pytest.fixture
@@ -123,21 +118,29 @@ async def test_request_is_stored_before_the_clerk_hears_its_number_and_answer_ti
 
 
 async def test_expected_answer_time_skips_the_night_the_weekend_and_holidays(
-    database: Database, users: UserService
+    database: Database, users: UserService, mentoring: MentoringService, clock: Clock
 ):
-    friday_afternoon = Clock(local(2026, 12, 4, 15))
-    service = MentoringService(database, MentorConfig(mentor_chat_id=GROUP), clock=friday_afternoon)
+    clock.set(belgrade(FRIDAY, 15))  # Friday afternoon
     clerk, question_id = await clerk_with_question(database, users)
-    created = await service.create_request(clerk, question_id=question_id)
-    assert "u ponedeljak, 07.12., do 11:00" in created.reply.text
+    created = await mentoring.create_request(clerk, question_id=question_id)
+    assert f"u ponedeljak, {NEXT_MONDAY:%d.%m.}, do 11:00" in created.reply.text
 
     hours = WorkingHours()
-    # 7 January (Orthodox Christmas) 2027 is a Thursday and a public holiday.
-    assert not hours.is_workday(date(2027, 1, 7))
-    start = datetime(2027, 1, 6, 15, tzinfo=BELGRADE)
-    assert hours.add_working_time(start, timedelta(hours=2)) == datetime(
-        2027, 1, 8, 9, tzinfo=BELGRADE
-    )
+    # Public holidays of the years to come: Orthodox Christmas (7 January), Orthodox Good
+    # Friday and Easter Monday. Two working hours from 15:00 on the working day before
+    # Christmas end at 09:00 on the next working day after it.
+    for year in range(today().year, today().year + 3):
+        christmas = date(year, 1, 7)
+        easter = orthodox_easter(year)
+        for holiday in (christmas, easter - timedelta(days=2), easter + timedelta(days=1)):
+            assert not hours.is_workday(holiday), holiday
+        before, after = christmas - timedelta(days=1), christmas + timedelta(days=1)
+        while not hours.is_workday(before):
+            before -= timedelta(days=1)
+        while not hours.is_workday(after):
+            after += timedelta(days=1)
+        start = belgrade(before, 15)
+        assert hours.add_working_time(start, timedelta(hours=2)) == belgrade(after, 9), year
 
 
 async def test_the_same_question_or_update_never_opens_a_second_request(
@@ -278,12 +281,14 @@ async def test_unclaimed_request_reminds_the_group_after_30_minutes_and_admins_a
     assert [m.chat_id for m in to_admins] == [ADMIN_TG]
 
 
-async def test_sla_counts_only_working_hours(database: Database, users: UserService):
-    clock = Clock(local(2026, 12, 4, 15, 50))  # Friday 15:50
-    service = MentoringService(database, MentorConfig(mentor_chat_id=GROUP), clock=clock)
+async def test_sla_counts_only_working_hours(
+    database: Database, users: UserService, mentoring: MentoringService, clock: Clock
+):
+    service = mentoring
+    clock.set(belgrade(FRIDAY, 15, 50))  # Friday 15:50
     clerk, question_id = await clerk_with_question(database, users)
     await service.create_request(clerk, question_id=question_id)
-    clock.now = Clock(local(2026, 12, 7, 8, 15)).now  # Monday 08:15: 25 working minutes
+    clock.set(belgrade(NEXT_MONDAY, 8, 15))  # Monday 08:15: 25 working minutes
     assert await service.check_sla() == 0
     clock.advance(minutes=6)
     assert await service.check_sla() == 1
@@ -339,7 +344,7 @@ async def test_mentor_is_told_when_the_clerk_blocked_the_bot(
 async def test_answer_committed_before_a_crash_is_delivered_exactly_once_after_restart(
     database_url: str, users: UserService, clock: Clock
 ):
-    first = Database.from_url(database_url)
+    first = Database.from_url(database_url, clock=clock)
     users = UserService(first, frozenset({ADMIN_TG}))
     service = MentoringService(first, MentorConfig(mentor_chat_id=GROUP), clock=clock)
     roles = RoleService(first, frozenset({ADMIN_TG}))
@@ -350,7 +355,7 @@ async def test_answer_committed_before_a_crash_is_delivered_exactly_once_after_r
     await service.answer(marko, number, "Odgovor koji mora da stigne.")
     await first.dispose()  # the process dies before its dispatcher ran
 
-    second = Database.from_url(database_url)
+    second = Database.from_url(database_url, clock=clock)
     try:
         async with FakeBotAPI() as api:
             bot = Bot(

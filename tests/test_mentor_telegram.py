@@ -5,29 +5,20 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
 import pytest
 
 from tests.conftest import BACKENDS, fresh_database_url
 from tests.fakes.bot_api import PHOTO, FakeBotAPI, callback_update
+from tests.fakes.clock import Clock  # a working Wednesday 10:00 after the real today
 from tests.fakes.mentor_harness import ADMIN_ID, MentorBot
 
 # The Telegram routers of the mentor queue (handlers/mentor.py, handlers/admin.py).
 pytest.importorskip("handlers.mentor", reason="the mentor queue's Telegram router is not wired yet")
 
-BELGRADE = ZoneInfo("Europe/Belgrade")
 UNKNOWN = "kolika je kvota za parking ispred opštine u subotu"
 _ids = itertools.count(30_001)
-
-
-class Clock:
-    def __init__(self) -> None:  # Wednesday 2 December 2026, 10:00 in Belgrade
-        self.now = datetime(2026, 12, 2, 10, tzinfo=BELGRADE).astimezone(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture(params=BACKENDS)

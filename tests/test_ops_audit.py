@@ -3,7 +3,7 @@ transaction as the action; only admins can read it."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 
 import pytest
 
@@ -17,8 +17,9 @@ from bot.services.audit import (
 from bot.services.users import UserProfile, UserService
 from storage.operations import AuditRepository
 from storage.uow import Database
+from tests.fakes.clock import BELGRADE, ordinary_wednesday
 
-AT = datetime(2027, 1, 10, 13, 5, tzinfo=UTC)  # 14:05 in Belgrade (winter time)
+AT = ordinary_wednesday(14, 5).astimezone(UTC)  # 14:05 in Belgrade, a day after the real today
 
 
 async def _admin_and_clerk(database: Database) -> tuple[UserProfile, UserProfile]:
@@ -80,7 +81,8 @@ async def test_time_is_shown_in_belgrade(database: Database) -> None:
     admin, _clerk = await _admin_and_clerk(database)
     audit = AuditService(database, clock=lambda: AT)
     await audit.record(admin, "kb.draft", "draft:3")
-    assert "10.01.2027 14:05" in (await audit.latest_reply(admin)).text
+    day = AT.astimezone(BELGRADE).strftime("%d.%m.%Y")
+    assert f"{day} 14:05" in (await audit.latest_reply(admin)).text
 
 
 async def test_clerk_cannot_read_the_audit(database: Database) -> None:

@@ -3,8 +3,9 @@ the same transaction; a refused attempt leaves none. Real services, real databas
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from bot.services.audience import Audience
@@ -16,8 +17,15 @@ from bot.services.trainings import TrainingDraft, TrainingService
 from bot.services.users import UserProfile, UserService
 from storage.operations import AuditEntry
 from storage.uow import Database
+from tests.fakes.clock import Clock, ordinary_wednesday
 
-NOW = datetime(2027, 2, 1, 9, 0, tzinfo=UTC)
+NOW = ordinary_wednesday(10).astimezone(UTC)  # a working morning after the real today
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """The clock of `database` (tests/conftest.py), which the services read: NOW."""
+    return Clock(NOW)
 
 
 async def _people(database: Database) -> tuple[UserProfile, UserProfile, UserProfile]:
@@ -53,7 +61,7 @@ async def test_role_changes_are_audited(database: Database) -> None:
 
 async def test_training_created_changed_and_cancelled_are_audited(database: Database) -> None:
     admin, _mentor, clerk = await _people(database)
-    trainings = TrainingService(database, clock=lambda: NOW)
+    trainings = TrainingService(database)
     draft = TrainingDraft(
         title="eZUP za matičare",
         service="ezup",
@@ -80,7 +88,7 @@ async def test_training_created_changed_and_cancelled_are_audited(database: Data
 
 async def test_broadcast_sent_and_cancelled_are_audited(database: Database) -> None:
     admin, _mentor, clerk = await _people(database)
-    broadcasts = BroadcastService(database, clock=lambda: NOW)
+    broadcasts = BroadcastService(database)
     first, _ = await broadcasts.draft(admin, "Sutra <b>nema</b> obuke.", Audience())
     second, _ = await broadcasts.draft(admin, "Drugo obaveštenje", Audience())
     assert first is not None and second is not None
@@ -99,7 +107,7 @@ async def test_broadcast_sent_and_cancelled_are_audited(database: Database) -> N
 
 async def test_mentor_claim_answer_draft_and_close_are_audited(database: Database) -> None:
     _admin, mentor, clerk = await _people(database)
-    mentoring = MentoringService(database, MentorConfig(mentor_chat_id=-1001), clock=lambda: NOW)
+    mentoring = MentoringService(database, MentorConfig(mentor_chat_id=-1001))
     created = await mentoring.create_request(clerk, text="Kako se menja šifra za eZUP?")
     number = created.number
     assert number is not None
@@ -121,7 +129,7 @@ async def test_mentor_claim_answer_draft_and_close_are_audited(database: Databas
 
 async def test_data_deletion_is_audited(database: Database) -> None:
     _admin, _mentor, clerk = await _people(database)
-    await PrivacyService(database, clock=lambda: NOW).delete_user(clerk.id, actor=clerk)
+    await PrivacyService(database).delete_user(clerk.id, actor=clerk)
     entries = [e for e in await _entries(database) if e.action == "privacy.delete"]
     assert [(e.actor_user_id, e.target, e.at) for e in entries] == [
         (clerk.id, f"user:{clerk.id}", NOW)

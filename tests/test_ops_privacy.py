@@ -24,16 +24,15 @@ from storage.models import Feedback, OutboxMessage, Question, User
 from storage.operations import AuditEntry, PrivacyRequest, months_before, user_links
 from storage.trainings import Registration, Training
 from storage.uow import Database
+from tests.fakes.clock import Clock, ordinary_wednesday
 
-NOW = datetime(2027, 3, 15, 9, 30, tzinfo=UTC)
+NOW = ordinary_wednesday(10, 30).astimezone(UTC)  # a working morning after the real today
 
 
-class Clock:
-    def __init__(self, now: datetime = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
+@pytest.fixture
+def clock() -> Clock:
+    """The clock of `database` (tests/conftest.py) and of the services: NOW until moved."""
+    return Clock(NOW)
 
 
 @dataclass
@@ -184,7 +183,7 @@ async def build_world(database: Database) -> World:
 
 
 def service(database: Database, clock: Clock | None = None, months: int = 12) -> PrivacyService:
-    return PrivacyService(database, retention_months=months, clock=clock or Clock())
+    return PrivacyService(database, retention_months=months, clock=clock or database.clock)
 
 
 # --------------------------------------------------------------------------- export
@@ -346,9 +345,8 @@ async def test_second_deletion_finds_nothing_to_do(database: Database) -> None:
     assert not (await privacy.delete_user(world.clerk.id)).done
 
 
-async def test_stale_confirmation_deletes_nothing(database: Database) -> None:
+async def test_stale_confirmation_deletes_nothing(database: Database, clock: Clock) -> None:
     world = await build_world(database)
-    clock = Clock()
     privacy = service(database, clock)
     stamp = int(privacy.deletion_prompt(world.clerk).buttons[0][0].action.rsplit(":", 1)[1])
     clock.now = NOW + timedelta(hours=2)
@@ -458,7 +456,7 @@ async def test_retention_anonymises_only_what_is_older_than_the_period(database:
         uow.session.add_all([card, pending, fresh])
         await uow.commit()
 
-    privacy = service(database, Clock(), months=12)
+    privacy = service(database, months=12)
     counts = await privacy.apply_retention()
     assert counts["questions"] == 1
     assert counts["mentor_requests"] == 1
@@ -490,14 +488,14 @@ async def test_retention_anonymises_only_what_is_older_than_the_period(database:
     assert not any((await privacy.apply_retention()).values())
 
 
-async def test_retention_period_follows_the_clock(database: Database) -> None:
+async def test_retention_period_follows_the_clock(database: Database, clock: Clock) -> None:
     clerk = await _profile(UserService(database), 602, "Ana")
     async with database.uow() as uow:
         question = await uow.questions.add(
             user_id=clerk.id, text="pitanje", decision="answer", created_at=NOW
         )
         await uow.commit()
-    clock = Clock(NOW + timedelta(days=300))
+    clock.now = NOW + timedelta(days=300)
     privacy = service(database, clock, months=12)
     assert (await privacy.apply_retention())["questions"] == 0
     clock.now = NOW + timedelta(days=370)
@@ -572,7 +570,7 @@ async def test_deleted_clerks_seat_goes_to_the_waiting_list(database: Database) 
     admin = await _profile(users, 700, "Admin")
     clerk = await _profile(users, 701, "Ana")
     waiting = await _profile(users, 702, "Vesna")
-    trainings = TrainingService(database, clock=Clock())
+    trainings = TrainingService(database)
     training_id, _ = await trainings.create(
         admin,
         TrainingDraft(
@@ -589,7 +587,7 @@ async def test_deleted_clerks_seat_goes_to_the_waiting_list(database: Database) 
     await trainings.sign_up(clerk, training_id)
     await trainings.sign_up(waiting, training_id, waitlist=True)
 
-    privacy = PrivacyService(database, clock=Clock(), trainings=trainings)
+    privacy = PrivacyService(database, trainings=trainings)
     result = await privacy.delete_user(clerk.id, actor=clerk)
     assert result.done
 

@@ -17,8 +17,8 @@ from bot.outbox import OutboxDispatcher
 from bot.ratelimit import LocalRateLimiter
 from bot.services.messages import reply_to_payload
 from bot.services.replies import Button, Reply
+from storage.clock import utcnow
 from storage.models import User
-from storage.types import utcnow
 from storage.uow import Database
 from tests.fakes.bot_api import BOT_TOKEN, FakeBotAPI
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from storage.clock import utcnow
 from storage.models import ProcessedUpdate
-from storage.types import utcnow
 from storage.uow import Database
 from tests.fakes.bot_api import FakeBotAPI, message_update
 from tests.fakes.harness import BotUnderTest

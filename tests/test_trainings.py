@@ -31,8 +31,8 @@ from bot.services.trainings import (
     parse_when,
 )
 from bot.services.users import UserProfile, UserService
+from storage.clock import utcnow
 from storage.models import OutboxMessage, User
-from storage.types import utcnow
 from storage.uow import Database
 from tests.fakes.bot_api import BOT_TOKEN, FakeBotAPI
 

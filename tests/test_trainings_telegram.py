@@ -15,8 +15,9 @@ import pytest
 
 from tests.conftest import BACKENDS, fresh_database_url
 from tests.fakes.bot_api import FakeBotAPI, SentMessage
+from tests.fakes.clock import BELGRADE, Clock, ordinary_wednesday
 from tests.fakes.harness import Clerk
-from tests.fakes.trainings_harness import BELGRADE, Clock, TrainingsBot, documents, texts
+from tests.fakes.trainings_harness import TrainingsBot, documents, texts
 
 _ids = itertools.count(40_001)
 
@@ -27,8 +28,20 @@ async def url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[str]:
         yield database_url
 
 
-def belgrade(day: int, hour: int, minute: int = 0) -> datetime:
-    return datetime(2026, 12, day, hour, minute, tzinfo=BELGRADE)
+def training_start(now: datetime, days: int = 13, hour: int = 10) -> datetime:
+    """`days` after `now`'s day, at `hour` in Belgrade (the tests' dates follow their clock)."""
+    day = now.astimezone(BELGRADE) + timedelta(days=days)
+    return day.replace(hour=hour, minute=0, second=0, microsecond=0)
+
+
+def typed(moment: datetime) -> str:
+    """The date as the admin types it: 15.12.2026 10:00."""
+    return moment.strftime("%d.%m.%Y %H:%M")
+
+
+def shown(moment: datetime) -> str:
+    """The date as the bot shows it: 15.12.2026. u 10:00."""
+    return moment.strftime("%d.%m.%Y. u %H:%M")
 
 
 async def create_training(
@@ -36,7 +49,7 @@ async def create_training(
     title: str,
     *,
     service: str = "eZUP",
-    when: str = "15.12.2026 10:00",
+    when: str | None = None,
     capacity: str | None = None,
     audience: str = "Svi korisnici",
     typed_audience: str | None = None,
@@ -45,7 +58,7 @@ async def create_training(
     await admin.say("/obuka_nova")
     await admin.say(title)
     await admin.tap(service)
-    await admin.say(when)
+    await admin.say(when or typed(training_start(ordinary_wednesday())))
     await admin.say("90")
     await admin.say("https://meet.example.rs/obuka")
     if capacity is None:
@@ -67,7 +80,7 @@ def reminders(bot: TrainingsBot, chat_id: int) -> list[str]:
 
 async def test_training_from_dialogue_to_last_reminder_change_and_cancel(url: str):
     clock = Clock()
-    start = belgrade(15, 10)
+    start = training_start(clock())  # 13 days ahead, 10:00 in Belgrade
     ana_id, boris_id = next(_ids), next(_ids)
     async with FakeBotAPI() as api:
         bot = TrainingsBot(api, url, clock=clock)
@@ -84,10 +97,10 @@ async def test_training_from_dialogue_to_last_reminder_change_and_cancel(url: st
             seen = await admin.say("eZUP za početnike")
             assert "korak 2 od 7" in seen[-1].text and "ePlaćanje" in seen[-1].button_labels
             assert "Ne poznajem uslugu" in (await admin.say("eFoo"))[-1].text
-            assert "15.12.2026 10:00" in (await admin.tap("eZUP"))[-1].text
-            assert "prošao" in (await admin.say("1.12.2026 10:00"))[-1].text
+            assert "npr. 15.12.2026 10:00" in (await admin.tap("eZUP"))[-1].text  # the example
+            assert "prošao" in (await admin.say(typed(training_start(clock(), days=-1))))[-1].text
             assert "Ne razumem datum" in (await admin.say("sutra ujutru"))[-1].text
-            assert "korak 4 od 7" in (await admin.say("15.12.2026 10:00"))[-1].text
+            assert "korak 4 od 7" in (await admin.say(typed(start)))[-1].text
             assert "Ne razumem trajanje" in (await admin.say("dugo"))[-1].text
             assert "korak 5 od 7" in (await admin.say("1,5h"))[-1].text
             assert "Link nije ispravan" in (await admin.say("htp:/meet.example"))[-1].text
@@ -99,7 +112,7 @@ async def test_training_from_dialogue_to_last_reminder_change_and_cancel(url: st
             assert "Ne poznajem opštinu" in (await admin.say("Atlantida"))[-1].text
             summary = (await admin.tap("Svi korisnici"))[-1]
             assert "Proverite obuku" in summary.text and "eZUP za početnike" in summary.text
-            assert "15.12.2026. u 10:00" in summary.text and "trajanje 90 min" in summary.text
+            assert shown(start) in summary.text and "trajanje 90 min" in summary.text
             assert "svi korisnici" in summary.text
             assert summary.button_labels == ["Objavi", "Otkaži"]
             published = (await admin.tap("Objavi"))[-1]
@@ -163,19 +176,19 @@ async def test_training_from_dialogue_to_last_reminder_change_and_cancel(url: st
             assert "Prijavljeno: 1, na listi čekanja: 1" in manage.text
             assert "Promeni vreme" in manage.button_labels
             await admin.tap("Promeni vreme")
-            assert "prošao" in (await admin.say("14.12.2026 10:00"))[-1].text
-            changed = (await admin.say("16.12.2026 12:00"))[-1]
+            assert "prošao" in (await admin.say(typed(start - timedelta(days=1))))[-1].text
+            new_start = training_start(start, days=1, hour=12)
+            changed = (await admin.say(typed(new_start)))[-1]
             assert "Obuka je izmenjena. Obavešteno: 2." in changed.text
             await bot.deliver_outbox()
             ana_docs = documents(api, ana_id)
             assert len(ana_docs) == 2 and "Obuka je promenjena" in ana_docs[-1].text
-            assert "16.12.2026. u 12:00" in ana_docs[-1].text
+            assert shown(new_start) in ana_docs[-1].text
             assert len(texts(api, boris_id, "Obuka je promenjena")) == 1
-            new_start = belgrade(16, 12)
             clock.set(new_start - timedelta(hours=23, minutes=59))
             await bot.deliver_outbox()
             assert len(reminders(bot, ana_id)) == 3
-            assert "16.12.2026. u 12:00" in reminders(bot, ana_id)[2]
+            assert shown(new_start) in reminders(bot, ana_id)[2]
 
             # The admin changes the place too (a typed address).
             await admin.tap("Upravljaj obukom")
@@ -275,7 +288,7 @@ async def test_clerks_are_refused_politely(url: str):
                        f"tr:t:{training}", "bc:go:1", "bc:stop:1"):
             seen = await clerk.tap_data(forged, listing)
             assert "samo administratori" in seen[-1].text, forged
-        assert "korak" not in (await clerk.say("15.12.2026 11:00"))[-1].text
+        assert "korak" not in (await clerk.say(typed(training_start(clock(), hour=11))))[-1].text
         await bot.deliver_outbox()
         assert not texts(api, clerk.user_id, "otkazana")
         assert "Obuka za sve" in (await admin.say("/obuke"))[-1].text

@@ -24,8 +24,8 @@ from bot.outbox import OutboxDispatcher
 from bot.ratelimit import LocalRateLimiter
 from bot.services.messages import reply_to_payload
 from bot.services.replies import Button, Reply
+from storage.clock import utcnow
 from storage.models import OutboxMessage, User
-from storage.types import utcnow
 from storage.uow import Database
 from tests.fakes.viber_api import AUTH_TOKEN, FakeViberAPI
 

@@ -15,9 +15,9 @@ import pytest_asyncio
 from sqlalchemy import select
 
 from bot.services.privacy import EXPORT_KIND, EXPORT_LINK_SECONDS, REDACTED
+from storage.clock import utcnow
 from storage.models import OutboxMessage, Question, User
 from storage.operations import PrivacyRequest
-from storage.types import utcnow
 from tests.conftest import BACKENDS, fresh_database_url
 from tests.fakes.viber_api import FakeViberAPI, ViberBotUnderTest, ViberMessage, ViberUser
 

@@ -17,8 +17,8 @@ from bot.services.audience import Audience
 from bot.services.broadcasts import BroadcastService
 from bot.services.trainings import TrainingDraft
 from bot.services.users import UserProfile
+from storage.clock import utcnow
 from storage.models import OutboxMessage
-from storage.types import utcnow
 from tests.conftest import BACKENDS, fresh_database_url
 from tests.fakes.viber_api import FakeViberAPI, ViberBotUnderTest
 

@@ -81,7 +81,6 @@ from bot.services.replies import Button, Reply
 from bot.services.trainings import TrainingService
 from bot.services.users import UserProfile
 from storage.errors import StorageUnavailable
-from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +309,7 @@ class ViberChannel:
             usable = (
                 row is not None
                 and row.channel == CHANNEL
-                and (row.expires_at is None or utcnow() < row.expires_at)
+                and (row.expires_at is None or self.services.database.clock() < row.expires_at)
             )
             payload = dict(row.payload) if row is not None and usable else {}
         document = payload.get("document")

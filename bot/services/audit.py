@@ -21,7 +21,6 @@ from __future__ import annotations
 import html
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -29,8 +28,8 @@ from zoneinfo import ZoneInfo
 
 from bot.i18n import tr
 from bot.services.replies import Reply
+from storage.clock import Clock
 from storage.operations import AuditEntry, AuditRepository
-from storage.types import utcnow
 from storage.uow import Database, UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -169,7 +168,7 @@ async def record_in(
         actor_external_id=external,
         target=target,
         details=clean_details(details),
-        at=at or utcnow(),
+        at=at,  # None: now, by the unit of work's clock
     )
     log.info(
         "audit.recorded",
@@ -187,11 +186,11 @@ class AuditService:
         database: Database,
         *,
         timezone: str = "Europe/Belgrade",
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock | None = None,
     ) -> None:
         self._database = database
         self._zone = ZoneInfo(timezone)
-        self._clock = clock
+        self._clock = clock or database.clock  # the program's one clock
 
     async def record(
         self,

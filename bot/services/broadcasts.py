@@ -17,9 +17,8 @@ from __future__ import annotations
 import html
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from urllib.parse import urlsplit
 
 from bot.services.audience import (
@@ -37,8 +36,8 @@ from bot.services.municipalities import MunicipalityDirectory
 from bot.services.replies import Button, Reply
 from bot.services.trainings import Invalid
 from bot.services.users import UserProfile
+from storage.clock import Clock
 from storage.trainings import Broadcast, BroadcastRepository
-from storage.types import utcnow
 from storage.uow import Database, UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -156,14 +155,14 @@ class BroadcastService:
         *,
         directory: MunicipalityDirectory | None = None,
         services: Sequence[ServiceInfo] = DEFAULT_SERVICES,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock | None = None,
         channels: Sequence[str] = ("telegram",),
         chunk_size: int = 500,
     ) -> None:
         self._database = database
         self._directory = directory or MunicipalityDirectory.from_csv()
         self._services = tuple(services)
-        self._clock = clock
+        self._clock = clock or database.clock  # the program's one clock
         self._channels = tuple(channels)
         self._chunk = chunk_size
         self._shown: dict[int, BroadcastCounts] = {}

@@ -37,6 +37,7 @@ from bot.services.roles import refusal
 from bot.services.users import UserProfile
 from bot.services.working_hours import WorkingHours, parse_holidays
 from knowledge_base.model import KnowledgeBase
+from storage.clock import Clock
 from storage.mentor import (
     CARD_KIND,
     KnowledgeDraft,
@@ -45,7 +46,6 @@ from storage.mentor import (
     MentorRequest,
 )
 from storage.models import User
-from storage.types import utcnow
 from storage.uow import Database, UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -152,12 +152,12 @@ class MentoringService:
         config: MentorConfig | None = None,
         *,
         knowledge_base: KnowledgeBase | None = None,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock | None = None,
     ) -> None:
         self._database = database
         self.config = config or MentorConfig()
         self._kb = knowledge_base
-        self.clock = clock
+        self.clock = clock or database.clock  # the program's one clock
 
     # ======================================================================== clerk side
 

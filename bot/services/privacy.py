@@ -21,7 +21,7 @@ import base64
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -35,9 +35,9 @@ from bot.services.audit import PRIVACY_DELETE, RETENTION_RUN, record_in
 from bot.services.messages import reply_to_payload
 from bot.services.replies import Button, Reply
 from bot.services.users import UserProfile, profile_of
+from storage.clock import Clock
 from storage.models import OutboxMessage, User
 from storage.operations import REDACTED, PrivacyRepository, months_before
-from storage.types import utcnow
 from storage.uow import Database, UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -129,12 +129,12 @@ class PrivacyService:
         database: Database,
         *,
         retention_months: int = 12,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock | None = None,
         trainings: RegistrationCanceller | None = None,
     ) -> None:
         self._database = database
         self.retention_months = retention_months
-        self._clock = clock
+        self._clock = clock or database.clock  # the program's one clock
         self.trainings = trainings
 
     # -- notice ---------------------------------------------------------------------------

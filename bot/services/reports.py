@@ -13,7 +13,6 @@ import html
 import io
 import math
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -25,9 +24,9 @@ from bot.services.roles import admin_refusal
 from bot.services.users import UserProfile
 from knowledge_base.model import KnowledgeBase
 from knowledge_base.normalize import normalize
+from storage.clock import Clock
 from storage.mentor import MentorRepository, MentorRequest
 from storage.models import Question
-from storage.types import utcnow
 from storage.uow import Database
 
 PERIODS = (7, 30)
@@ -134,12 +133,12 @@ class ReportService:
         database: Database,
         knowledge_base: KnowledgeBase | None = None,
         *,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock | None = None,
         timezone: str = "Europe/Belgrade",
     ) -> None:
         self._database = database
         self._kb = knowledge_base
-        self._clock = clock
+        self._clock = clock or database.clock  # the program's one clock
         self._timezone = timezone
 
     def _service_of(self, entry_id: str | None) -> str:

@@ -16,7 +16,7 @@ import base64
 import html
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,9 +39,9 @@ from bot.services.municipalities import MunicipalityDirectory, fold
 from bot.services.replies import Button, Reply
 from bot.services.users import UserProfile
 from knowledge_base.translit import to_latin
+from storage.clock import Clock
 from storage.models import User
 from storage.trainings import Registration, Training, TrainingRepository
-from storage.types import utcnow
 from storage.uow import Database, UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -286,7 +286,7 @@ class TrainingService:
         *,
         directory: MunicipalityDirectory | None = None,
         services: Sequence[ServiceInfo] = DEFAULT_SERVICES,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock | None = None,
         reminder_offsets: Sequence[timedelta] = DEFAULT_REMINDER_OFFSETS,
         channels: Sequence[str] = ("telegram",),
         tz: ZoneInfo = BELGRADE,
@@ -294,7 +294,7 @@ class TrainingService:
         self._database = database
         self._directory = directory or MunicipalityDirectory.from_csv()
         self._services = tuple(services)
-        self._clock = clock
+        self._clock = clock or database.clock  # the program's one clock
         self._offsets = tuple(sorted(set(reminder_offsets), reverse=True))
         self._channels = tuple(channels)
         self._tz = tz

@@ -20,7 +20,6 @@ from datetime import timedelta
 from typing import Any
 
 from storage.errors import StorageUnavailable
-from storage.types import utcnow
 from storage.uow import Database
 
 log = logging.getLogger(__name__)
@@ -79,7 +78,8 @@ class UpdateInbox:
 
     async def replay(self, feed: Feed) -> int:
         """Handle again the updates whose handling never ended; returns how many."""
-        started_before = utcnow() - timedelta(seconds=self._replay_after)
+        # The database's clock: the same one that stamped the claims being compared.
+        started_before = self._database.clock() - timedelta(seconds=self._replay_after)
         async with self._database.uow() as uow:
             payloads = await uow.processed_updates.take_unfinished(
                 CHANNEL, started_before=started_before, max_replays=self._max_replays

@@ -20,7 +20,7 @@ import json
 import logging
 import signal
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -371,7 +371,7 @@ class TelegramRuntime:
         while True:
             try:
                 async with self.services.database.uow() as uow:
-                    older_than = datetime.now(UTC) - self.options.keep_processed
+                    older_than = self.services.database.clock() - self.options.keep_processed
                     removed = await uow.processed_updates.prune(older_than)
                     await uow.commit()
                 if removed:

@@ -27,6 +27,7 @@ from bot.app import AppServices, build_services
 from bot.config import Settings
 from bot.telegram.runner import RuntimeOptions, TelegramRuntime, webhook_path
 from bot.telegram.session import RetryPolicy
+from storage.clock import Clock, utcnow
 from tests.fakes.bot_api import FakeBotAPI, SentMessage, callback_update, message_update
 
 WEBHOOK_SECRET = "test-secret_123"
@@ -59,9 +60,11 @@ class BotUnderTest:
         webhook: bool = False,
         options: RuntimeOptions | None = None,
         background_work: bool = False,
+        clock: Clock = utcnow,
         **settings: Any,
     ) -> None:
         self.api = api
+        self.clock = clock  # the program's one clock (build_services hands it to everything)
         self.database_url = database_url
         self.webhook = webhook
         self.options = options or RuntimeOptions(
@@ -97,7 +100,7 @@ class BotUnderTest:
 
     async def start(self) -> BotUnderTest:
         settings = self.settings()
-        self.services = await build_services(settings)
+        self.services = await build_services(settings, clock=self.clock)
         self.runtime = TelegramRuntime(settings, self.services, self.options)
         await self.runtime.start()
         self._http = aiohttp.ClientSession()

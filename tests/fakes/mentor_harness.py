@@ -14,13 +14,12 @@ reply to cards, and talk to the bot in private; the outbox is drained on demand.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from bot.channels.telegram_sender import TelegramSender
 from bot.outbox import OutboxDispatcher
 from bot.ratelimit import LocalRateLimiter
+from storage.clock import Clock, utcnow
 from tests.fakes.bot_api import BOT_ID, FakeBotAPI, SentMessage, user_dict
 from tests.fakes.harness import BotUnderTest, Clerk
 
@@ -36,23 +35,21 @@ class MentorBot(BotUnderTest):
         *,
         group_id: int = GROUP_ID,
         admin_id: int = ADMIN_ID,
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock = utcnow,
         **settings: Any,
     ) -> None:
         super().__init__(
-            api, database_url, mentor_chat_id=group_id, admin_ids=[admin_id], **settings
+            api, database_url, mentor_chat_id=group_id, admin_ids=[admin_id], clock=clock,
+            **settings,
         )
         self.group_id = group_id
         self.admin_id = admin_id
-        self.clock = clock
         self.outbox: OutboxDispatcher | None = None
 
     async def start(self) -> MentorBot:
         await super().start()
         assert self.services is not None and self.runtime is not None
         services = self.services
-        if self.clock is not None:
-            services.mentoring.clock = self.clock
         # The runner hands these to handlers once it is wired; harmless when it already does.
         for name in ("mentoring", "roles", "reports"):
             self.runtime.dispatcher.workflow_data.setdefault(name, getattr(services, name))

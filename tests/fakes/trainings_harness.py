@@ -2,7 +2,7 @@
 services on an injected clock, the outbox drained on demand (no background work runs, so the
 test decides when messages go out and when the broadcast tick happens).
 
-    clock = Clock()
+    clock = Clock()                         # next ordinary Wednesday, 10:00 in Belgrade
     async with FakeBotAPI() as api, TrainingsBot(api, url, clock=clock) as bot:
         admin = bot.admin()
         await admin.say("/obuka_nova")
@@ -16,9 +16,7 @@ services are handed to handlers as dispatcher data.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import aiohttp
 from aiogram import Bot, Dispatcher, Router
@@ -30,30 +28,12 @@ from bot.app import build_services
 from bot.channels.telegram_sender import TelegramSender
 from bot.outbox import OutboxDispatcher
 from bot.ratelimit import LocalRateLimiter
-from bot.services.broadcasts import BroadcastService
-from bot.services.trainings import TrainingService
 from bot.telegram.runner import RuntimeOptions, TelegramRuntime
 from tests.fakes.bot_api import FakeBotAPI, SentMessage
+from tests.fakes.clock import BELGRADE, Clock  # noqa: F401  (re-exported for the tests)
 from tests.fakes.harness import FAST_RETRIES, BotUnderTest, Clerk
 
-BELGRADE = ZoneInfo("Europe/Belgrade")
 ADMIN_ID = 9100
-
-
-class Clock:
-    """Wednesday 2 December 2026, 10:00 in Belgrade, until moved."""
-
-    def __init__(self, now: datetime | None = None) -> None:
-        self.now = now or datetime(2026, 12, 2, 10, tzinfo=BELGRADE).astimezone(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def set(self, when: datetime) -> None:
-        self.now = when.astimezone(UTC)
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 def wire_routers(dispatcher: Dispatcher) -> None:
@@ -88,19 +68,17 @@ class TrainingsBot(BotUnderTest):
             retry=FAST_RETRIES, polling_timeout=1, shutdown_grace=5, publish_commands=False,
             background_work=False,
         )
-        super().__init__(api, database_url, options=options, admin_ids=[admin_id], **settings)
-        self.clock = clock
+        super().__init__(
+            api, database_url, options=options, admin_ids=[admin_id], clock=clock, **settings
+        )
         self.admin_id = admin_id
         self.outbox: OutboxDispatcher | None = None
         self.delivery_bot: Bot | None = None
 
     async def start(self) -> TrainingsBot:
         settings = self.settings()
-        services = await build_services(settings)
+        services = await build_services(settings, clock=self.clock)  # all on the test's clock
         self.services = services
-        # The same services, on the test's clock.
-        services.trainings = TrainingService(services.database, clock=self.clock)
-        services.broadcasts = BroadcastService(services.database, clock=self.clock)
         self.runtime = TelegramRuntime(settings, services, self.options)
         dispatcher = self.runtime.dispatcher
         # What the runner passes as Dispatcher(...) keyword arguments once wired.

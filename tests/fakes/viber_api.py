@@ -36,7 +36,7 @@ from bot.channels.viber_client import ViberClient, ViberSettings
 from bot.config import Settings
 from bot.outbox import OutboxDispatcher
 from bot.ratelimit import LocalRateLimiter
-from storage.types import utcnow
+from storage.clock import utcnow
 
 AUTH_TOKEN = "4453b6ac12345678-e02c5f12174805f9-daec9cbb5448c51f"
 MAX_REQUEST_BYTES = 30_000
