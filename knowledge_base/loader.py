@@ -535,9 +535,9 @@ def _read_not_covered(path: Path, out: _Collector) -> list[ReferralGroup]:
             if not isinstance(source, str) or not source.strip():
                 out.error(path, gid, "a referral needs a 'source' (https address or regulation)")
                 continue
-            problem = source_problem(source.strip())
-            if problem is not None:
-                out.error(path, gid, problem)
+            source_issue = source_problem(source.strip())
+            if source_issue is not None:
+                out.error(path, gid, source_issue)
             if not re.search(r'<a href="https://', text):
                 out.warning(path, gid, "the referral text has no link to where the clerk should go")
         for phrase in phrases:

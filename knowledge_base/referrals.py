@@ -19,8 +19,8 @@ from knowledge_base.normalize import STOP_WORDS, stem, words
 SMALL_TALK_MAX_WORDS = 6
 
 
-def _stems(text: str) -> frozenset[str]:
-    return frozenset(stem(w) for w in words(text) if w not in STOP_WORDS)
+def _stems(text: str, keep_stop_words: bool = False) -> frozenset[str]:
+    return frozenset(stem(w) for w in words(text) if keep_stop_words or w not in STOP_WORDS)
 
 
 class ReferralFinder:
@@ -30,7 +30,8 @@ class ReferralFinder:
         self._symbols: list[tuple[ReferralGroup, str]] = []
         for group in self.groups:
             for phrase in group.phrases:
-                stems = _stems(phrase)
+                # Small talk is made of function words ("kako si"): keep them all.
+                stems = _stems(phrase, keep_stop_words=group.kind == "small_talk")
                 if stems:
                     self._phrases.append((group, stems))
                 elif phrase.strip():
@@ -49,9 +50,11 @@ class ReferralFinder:
             # A message of symbols only (emoji, "?!") is small talk when such a group exists.
             return next((g for g in self.groups if g.kind == "small_talk"), None)
         stems = frozenset(stem(w) for w in question_words if w not in STOP_WORDS)
+        all_stems = frozenset(stem(w) for w in question_words)
         for group, phrase in self._phrases:
-            if group.kind == "small_talk" and len(question_words) > SMALL_TALK_MAX_WORDS:
-                continue
-            if phrase <= stems:
+            if group.kind == "small_talk":
+                if len(question_words) <= SMALL_TALK_MAX_WORDS and phrase <= all_stems:
+                    return group
+            elif phrase <= stems:
                 return group
         return None
