@@ -87,7 +87,11 @@ async def build_services(
         matcher=matcher,
         users=UserService(database, admins),
         answers=AnswerService(
-            knowledge_base, matcher, database, retention_months=retention_months_from(settings)
+            knowledge_base,
+            matcher,
+            database,
+            retention_months=retention_months_from(settings),
+            placeholders=kb_placeholders(settings),
         ),
         mentoring=MentoringService(
             database, MentorConfig.from_settings(settings), knowledge_base=knowledge_base
@@ -102,6 +106,38 @@ async def build_services(
         ),
         audit=AuditService(database, timezone=settings.timezone),
     )
+
+
+def _offset_text(offset: timedelta) -> str:
+    """A reminder offset in Serbian words: "24 sata", "1 sat", "30 minuta", "2 dana"."""
+    minutes = int(offset.total_seconds() // 60)
+    if minutes % (24 * 60) == 0:
+        number, forms = minutes // (24 * 60), ("dan", "dana", "dana")
+    elif minutes % 60 == 0:
+        number, forms = minutes // 60, ("sat", "sata", "sati")
+    else:
+        number, forms = minutes, ("minut", "minuta", "minuta")
+    if number % 10 == 1 and number % 100 != 11:
+        form = forms[0]
+    elif number % 10 in (2, 3, 4) and number % 100 not in (12, 13, 14):
+        form = forms[1]
+    else:
+        form = forms[2]
+    return f"{number} {form}"
+
+
+def kb_placeholders(settings: Settings) -> dict[str, str]:
+    """Values KB answers show from the configuration: {working_hours}, {training_reminders}."""
+    start = settings.working_hours_start.strftime("%H:%M")
+    end = settings.working_hours_end.strftime("%H:%M")
+    offsets = [_offset_text(o) for o in _reminder_offsets(settings)]
+    reminders = " i ".join([", ".join(offsets[:-1]), offsets[-1]]) if len(offsets) > 1 else (
+        offsets[0] if offsets else ""
+    )
+    return {
+        "working_hours": f"radnim danima od {start} do {end}",
+        "training_reminders": reminders,
+    }
 
 
 def _reminder_offsets(settings: Settings) -> tuple[timedelta, ...]:

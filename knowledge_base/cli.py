@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 import time
@@ -38,7 +39,7 @@ def _load(content_dir: Path | None) -> KnowledgeBase | None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    problems = check_knowledge_base(args.content_dir)
+    problems = check_knowledge_base(args.content_dir, today=args.today)
     errors = [p for p in problems if p.level == "error"]
     for problem in problems:
         print(problem)
@@ -151,7 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="entry files directory (default: the bundled knowledge_base/content)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("check", help="validate all KB files; non-zero exit on any error")
+    check = sub.add_parser("check", help="validate all KB files; non-zero exit on any error")
+    check.add_argument(
+        "--today",
+        type=dt.date.fromisoformat,
+        default=None,
+        help="date the review age is counted from (default: today), e.g. 2026-12-07",
+    )
     match = sub.add_parser("match", help="match questions (arguments or stdin lines)")
     match.add_argument("--jsonl", action="store_true", help="one JSON object per stdin line")
     match.add_argument("question", nargs="*")

@@ -25,7 +25,14 @@ from typing import Any
 import yaml
 
 from knowledge_base.markup import LONG_ANSWER, TELEGRAM_LIMIT, markup_problems, visible_length
-from knowledge_base.model import Entry, KnowledgeBase, KnowledgeBaseError, Problem, Service
+from knowledge_base.model import (
+    Entry,
+    KnowledgeBase,
+    KnowledgeBaseError,
+    Problem,
+    ReferralGroup,
+    Service,
+)
 from knowledge_base.normalize import STOP_WORDS, words
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -35,8 +42,68 @@ SERVICES_FILE = "services.yaml"
 ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 REQUIRED_FIELDS = ("id", "service", "question", "alternatives", "answer", "reviewed")
 LIST_FIELDS = ("alternatives", "keywords", "sources", "related")
-KNOWN_FIELDS = frozenset((*REQUIRED_FIELDS, *LIST_FIELDS))
+KNOWN_FIELDS = frozenset((*REQUIRED_FIELDS, *LIST_FIELDS, "reviewed_by"))
 FEW_ALTERNATIVES = 6
+# An entry not checked against its sources for this many months is listed by `check`.
+REVIEW_MONTHS = 6
+# Services whose entries describe the bot itself and need no outside source.
+SOURCELESS_SERVICES = frozenset({"bot"})
+
+# A source is a whole https address a person can open, or a regulation citation: the act's
+# name and either its Official Gazette number or an article ("ZUP, čl. 57").
+_URL = re.compile(r"^https://(?P<host>[a-z0-9-]+(?:\.[a-z0-9-]+)+)(?::\d+)?(?:[/?#]\S*)?$", re.I)
+_ACT = re.compile(
+    r"^(?:Zakon|Uredba|Pravilnik|Uputstvo|Odluka|Instrukcija|Usklađeni dinarski iznosi|ZUP)\b"
+)
+_GAZETTE_OR_ARTICLE = re.compile(r"Sl\. glasnik|Službeni glasnik|\bčl\. ?\d+")
+# Test and staging hosts are not for clerks: test.eid.gov.rs, cms.test-uzda.gov.rs, ...
+_TEST_HOST = re.compile(r"(?:^|[.-])(?:test|staging|demo)[.-]", re.I)
+_SOURCE_LINK = re.compile(r'^Izvor: .*<a href="https://[^"]+">', re.S)
+# Notes for editors that must not reach a clerk: say whom to ask instead.
+EDITOR_NOTES = (
+    "nismo našli",
+    "nisu u našim izvorima",
+    "nije u našim izvorima",
+    "u našim izvorima",
+    "dostupni izvori ne navode",
+    "nije pronađen u dostupnim izvorima",
+    "nisu pronađeni u izvorima",
+    "nije opisano u izvorima",
+    "nije opisano u dostupnim izvorima",
+    "nisu opisani u dostupnim izvorima",
+    "koraci potiču",
+    "podatak iz sekundarnog izvora",
+)
+
+
+def source_problem(source: str) -> str | None:
+    """Why `source` is not an address a clerk can open or a regulation citation (None if it is)."""
+    url = _URL.match(source)
+    if url is not None:
+        if _TEST_HOST.search(url.group("host") + "."):
+            return f"source {source!r} is a test or staging site: cite the public page"
+        return None
+    if source.startswith("http"):
+        return f"source {source!r} is not a whole https address"
+    if _ACT.match(source) and _GAZETTE_OR_ARTICLE.search(source):
+        return None
+    return (
+        f"source {source!r} is neither a whole https address nor a regulation citation "
+        "(act, Sl. glasnik number or article)"
+    )
+
+
+def months_before(day: dt.date, months: int) -> dt.date:
+    """The same day `months` calendar months earlier (the last day of a shorter month)."""
+    index = day.year * 12 + day.month - 1 - months
+    year, month = divmod(index, 12)
+    month += 1
+    for candidate in (day.day, 30, 29, 28):
+        try:
+            return dt.date(year, month, min(day.day, candidate))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
 
 
 class _Collector:
@@ -148,6 +215,10 @@ def _parse_entry(item: Any, path: Path, index: int, out: _Collector) -> Entry | 
     elif reviewed is not None and not isinstance(reviewed, dt.date):
         out.error(path, eid, "'reviewed' must be a date like 2026-11-27")
         ok = False
+    reviewed_by = item.get("reviewed_by")
+    if reviewed_by is not None and (not isinstance(reviewed_by, str) or not reviewed_by.strip()):
+        out.error(path, eid, "'reviewed_by' must be the name of the person or team who checked it")
+        ok = False
     if not ok or not (reviewed is None or isinstance(reviewed, dt.date)):
         return None
     return Entry(
@@ -161,7 +232,55 @@ def _parse_entry(item: Any, path: Path, index: int, out: _Collector) -> Entry | 
         related=lists["related"],
         reviewed=reviewed,
         source_file=str(path),
+        reviewed_by=reviewed_by.strip() if isinstance(reviewed_by, str) else None,
     )
+
+
+def _check_sources(entry: Entry, path: Path, out: _Collector) -> None:
+    for source in entry.sources:
+        problem = source_problem(source)
+        if problem is not None:
+            out.error(path, entry.id, problem)
+    for href in re.findall(r'href="([^"]*)"', entry.answer):
+        link = _URL.match(href)
+        if link is not None and _TEST_HOST.search(link.group("host") + "."):
+            out.error(path, entry.id, f"answer links to a test or staging site: {href}")
+    if entry.service in SOURCELESS_SERVICES:
+        return
+    if not entry.sources:
+        out.error(path, entry.id, "no sources: list the pages or regulations the answer rests on")
+    last = entry.answer.strip().splitlines()[-1] if entry.answer.strip() else ""
+    if not _SOURCE_LINK.match(last):
+        out.error(
+            path,
+            entry.id,
+            'the last line must be "Izvor: <a href=\"https://...\">...</a>" (a link to the source)',
+        )
+    lowered = entry.answer.lower()
+    for note in EDITOR_NOTES:
+        if note in lowered:
+            out.error(
+                path,
+                entry.id,
+                f"answer contains a note for editors ({note!r}): "
+                "tell the clerk whom to ask instead",
+            )
+
+
+def _check_review(entry: Entry, path: Path, today: dt.date, out: _Collector) -> None:
+    if entry.reviewed is None:
+        return
+    if entry.reviewed > today:
+        out.error(path, entry.id, f"'reviewed' {entry.reviewed} is in the future")
+    elif entry.reviewed < months_before(today, REVIEW_MONTHS):
+        out.warning(
+            path,
+            entry.id,
+            f"not reviewed for over {REVIEW_MONTHS} months (last {entry.reviewed}): check it "
+            "against its sources and update 'reviewed' and 'reviewed_by'",
+        )
+    if entry.service not in SOURCELESS_SERVICES and not entry.reviewed_by:
+        out.warning(path, entry.id, "'reviewed_by' is missing: who checked it against its sources?")
 
 
 def _check_entry(entry: Entry, path: Path, services: set[str], out: _Collector) -> None:
@@ -290,7 +409,7 @@ def _resolve(content_dir: Path | None) -> tuple[Path, Path, Path, Path]:
 
 
 def _read_all(
-    content_dir: Path | None, *, include_eval: bool
+    content_dir: Path | None, *, include_eval: bool, today: dt.date | None = None
 ) -> tuple[KnowledgeBase, list[Problem]]:
     directory, topics_path, synonyms_path, eval_dir = _resolve(content_dir)
     out = _Collector()
@@ -319,6 +438,9 @@ def _read_all(
                 out.error(path, entry.id, f"duplicate id (first defined in {first})")
                 continue
             _check_entry(entry, path, service_ids, out)
+            if include_eval:  # content rules: `check` enforces them, loading stays lenient
+                _check_sources(entry, path, out)
+                _check_review(entry, path, today or dt.date.today(), out)
             entries[entry.id] = entry
     for entry in entries.values():
         path = Path(entry.source_file)
@@ -339,28 +461,111 @@ def _read_all(
                 f"service is '{entries[tid].service}' but topics.yaml says '{topic['service']}'",
             )
     synonyms = _read_synonyms(synonyms_path, out)
-    not_covered = _read_not_covered(synonyms_path.parent / "not_covered.yaml", out)
+    referrals = _read_not_covered(synonyms_path.parent / "not_covered.yaml", out)
+    # The matcher holds back a confident answer for the subjects, not for small talk.
+    not_covered = [p for g in referrals if g.kind == "referral" for p in g.phrases if words(p)]
     if include_eval:
         _check_eval(eval_dir, set(entries), out)
-    return KnowledgeBase(entries, services, synonyms, not_covered), out.problems
+    return KnowledgeBase(entries, services, synonyms, not_covered, referrals), out.problems
 
 
-def _read_not_covered(path: Path, out: _Collector) -> list[str]:
-    """Subjects the KB knowingly leaves out: a list of short phrases."""
+REFERRAL_KINDS = ("referral", "small_talk")
+
+
+def _read_not_covered(path: Path, out: _Collector) -> list[ReferralGroup]:
+    """Subjects the KB knowingly leaves out, grouped: each group has its phrases, the referral
+    text the clerk gets (Serbian Latin, `text_en` for English) and the source of that pointer.
+
+        - id: gradjevinske-dozvole
+          phrases: [građevinska dozvola, lokacijski uslovi]
+          text: "Ovo je van programa eUprava za sve: ..."
+          text_en: "This is outside eGovernment for All: ..."
+          source: https://ceop.apr.gov.rs/...
+
+    A group with `kind: small_talk` gets a short friendly reply and needs no source. A phrase
+    with no words (an emoji) matches a message made of nothing else.
+    """
     if not path.exists():
         return []
     data = _read_yaml(path, out)
     if data is None:
         return []
-    if not isinstance(data, list) or not all(isinstance(item, str) for item in data):
-        out.error(path, None, "must be a YAML list of phrases")
+    if not isinstance(data, list):
+        out.error(path, None, "must be a YAML list of groups {id, phrases, text, source}")
         return []
-    return [item for item in data if item.strip()]
+    groups: list[ReferralGroup] = []
+    seen: set[str] = set()
+    owner: dict[str, str] = {}
+    for number, item in enumerate(data, start=1):
+        label = f"group {number}"
+        if not isinstance(item, dict):
+            out.error(path, label, "a group must be a mapping {id, phrases, text, source}")
+            continue
+        gid = item.get("id")
+        if not isinstance(gid, str) or not ID_PATTERN.match(gid):
+            out.error(path, label, "group id must be lower-case words joined by '-'")
+            continue
+        if gid in seen:
+            out.error(path, gid, "duplicate group id")
+            continue
+        seen.add(gid)
+        unknown = sorted(set(item) - {"id", "kind", "phrases", "text", "text_en", "source"})
+        for name in unknown:
+            out.error(path, gid, f"unknown field '{name}'")
+        kind = item.get("kind", "referral")
+        if kind not in REFERRAL_KINDS:
+            out.error(path, gid, f"kind must be one of {', '.join(REFERRAL_KINDS)}")
+            continue
+        phrases = _string_list(item.get("phrases"))
+        if not phrases:
+            out.error(path, gid, "'phrases' must be a non-empty list of texts")
+            continue
+        text = item.get("text")
+        if not isinstance(text, str) or not text.strip():
+            out.error(path, gid, "'text' (the reply the clerk gets) is missing")
+            continue
+        for problem in markup_problems(text):
+            out.error(path, gid, f"text markup: {problem}")
+        raw_en = item.get("text_en")
+        if raw_en is not None and not isinstance(raw_en, str):
+            out.error(path, gid, "'text_en' must be text")
+        text_en = raw_en if isinstance(raw_en, str) else None
+        source = item.get("source")
+        if kind == "referral":
+            if not isinstance(source, str) or not source.strip():
+                out.error(path, gid, "a referral needs a 'source' (https address or regulation)")
+                continue
+            source_issue = source_problem(source.strip())
+            if source_issue is not None:
+                out.error(path, gid, source_issue)
+            if not re.search(r'<a href="https://', text):
+                out.warning(path, gid, "the referral text has no link to where the clerk should go")
+        for phrase in phrases:
+            key = " ".join(w for w in words(phrase) if w not in STOP_WORDS) or phrase.strip()
+            if kind == "referral" and not words(phrase):
+                out.error(path, gid, f"phrase {phrase!r} has no words")
+            previous = owner.setdefault(key, gid)
+            if previous != gid:
+                out.error(path, gid, f"phrase {phrase!r} is also in group '{previous}'")
+        groups.append(
+            ReferralGroup(
+                id=gid,
+                phrases=tuple(p.strip() for p in phrases if p.strip()),
+                text=text.strip(),
+                text_en=(text_en or text).strip(),
+                source=source.strip() if isinstance(source, str) else "",
+                kind=kind,
+            )
+        )
+    return groups
 
 
-def check_knowledge_base(content_dir: Path | None = None) -> list[Problem]:
-    """Every problem (errors and warnings) in the KB files and the evaluation files."""
-    return _read_all(content_dir, include_eval=True)[1]
+def check_knowledge_base(
+    content_dir: Path | None = None, *, today: dt.date | None = None
+) -> list[Problem]:
+    """Every problem (errors and warnings) in the KB files and the evaluation files; entries
+    last reviewed more than REVIEW_MONTHS before `today` (default: the real today) are listed."""
+    return _read_all(content_dir, include_eval=True, today=today)[1]
 
 
 def load_knowledge_base(content_dir: Path | None = None) -> KnowledgeBase:

@@ -21,6 +21,22 @@ class Entry:
     related: list[str]
     reviewed: dt.date | None
     source_file: str = ""
+    # Who checked the entry against its sources on the `reviewed` date.
+    reviewed_by: str | None = None
+
+
+@dataclass(frozen=True)
+class ReferralGroup:
+    """A subject the programme does not cover (knowledge_base/not_covered.yaml): the phrases
+    that name it and where the clerk should go instead. `kind` is "referral" (with a source and
+    the mentor as second choice) or "small_talk" (a short friendly reply, no buttons)."""
+
+    id: str
+    phrases: tuple[str, ...]
+    text: str
+    text_en: str
+    source: str = ""
+    kind: str = "referral"
 
 
 @dataclass
@@ -39,6 +55,8 @@ class KnowledgeBase:
     synonyms: list[list[str]] = field(default_factory=list)
     # Subjects the KB does not cover (curated in knowledge_base/not_covered.yaml)
     not_covered: list[str] = field(default_factory=list)
+    # The same subjects grouped, each with its referral text (and the small-talk group)
+    referrals: list[ReferralGroup] = field(default_factory=list)
 
     def get(self, entry_id: str) -> Entry | None:
         return self.entries.get(entry_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -18,6 +19,9 @@ from tests.test_kb_matcher import write_fixture_kb
 ROOT = Path(__file__).resolve().parent.parent
 
 
+SOURCE_LINE = '\nIzvor: <a href="https://www.ite.gov.rs/">ITE</a>'
+
+
 def entry(entry_id: str, **fields: object) -> str:
     """One YAML entry; fields given as None are left out."""
     data: dict[str, object] = {
@@ -26,10 +30,11 @@ def entry(entry_id: str, **fields: object) -> str:
         "question": "Pitanje?",
         "alternatives": ["a b", "c d", "e f", "g h", "i j", "k l"],
         "keywords": ["x"],
-        "answer": "Odgovor.",
-        "sources": ["izvor"],
+        "answer": 'Odgovor.\nIzvor: <a href="https://www.ite.gov.rs/">ITE</a>',
+        "sources": ["https://www.ite.gov.rs/"],
         "related": [],
-        "reviewed": "2026-11-27",
+        "reviewed": dt.date.today().isoformat(),
+        "reviewed_by": "Kurator",
     }
     data.update(fields)
     lines = [f"- id: {json.dumps(data.pop('id'))}"]
@@ -130,12 +135,12 @@ def test_unknown_service(tmp_path: Path) -> None:
 
 
 def test_answer_over_telegram_limit_is_an_error(tmp_path: Path) -> None:
-    problem = only_error(kb_with(tmp_path, entry("ezup-new", answer="a" * 4100)))
+    problem = only_error(kb_with(tmp_path, entry("ezup-new", answer="a" * 4100 + SOURCE_LINE)))
     assert "4096" in problem.message.replace(",", "")
 
 
 def test_long_answer_is_only_a_warning(tmp_path: Path) -> None:
-    content = kb_with(tmp_path, entry("ezup-new", answer="a" * 1600))
+    content = kb_with(tmp_path, entry("ezup-new", answer="a" * 1600 + SOURCE_LINE))
     problems = check_knowledge_base(content)
     assert [p.level for p in problems if p.entry_id == "ezup-new"] == ["warning"]
     assert errors(content) == []

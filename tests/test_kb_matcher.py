@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -32,8 +33,8 @@ EZUP = """\
   keywords: [pristup, zahtev za pristup, ovlašćenje]
   answer: |
     Pristup se traži <b>pisanim zahtevom</b> organu koji vodi evidenciju.
-    Izvor: ZUP, čl. 103
-  sources: ["ZUP, čl. 103"]
+    Izvor: <a href="https://www.ite.gov.rs/">ITE</a>
+  sources: ["https://www.ite.gov.rs/"]
   related: [ezup-login]
   reviewed: 2026-11-27
 - id: ezup-login
@@ -47,8 +48,10 @@ EZUP = """\
     - "ezup lozinka i korisnicko ime"
     - "ulaz u ezup aplikaciju"
   keywords: [prijava, login, lozinka]
-  answer: "Službenik se prijavljuje kvalifikovanim elektronskim sertifikatom."
-  sources: ["ite.gov.rs"]
+  answer: |
+    Službenik se prijavljuje kvalifikovanim elektronskim sertifikatom.
+    Izvor: <a href="https://www.ite.gov.rs/">ITE</a>
+  sources: ["https://www.ite.gov.rs/"]
   related: [ezup-access-request]
   reviewed: 2026-11-27
 - id: ezup-what-is
@@ -62,8 +65,10 @@ EZUP = """\
     - "za sta se koristi ezup"
     - "ezup definicija"
   keywords: [eZUP]
-  answer: "eZUP je sistem za razmenu podataka iz službenih evidencija."
-  sources: ["ite.gov.rs"]
+  answer: |
+    eZUP je sistem za razmenu podataka iz službenih evidencija.
+    Izvor: <a href="https://www.ite.gov.rs/">ITE</a>
+  sources: ["https://www.ite.gov.rs/"]
   related: []
   reviewed: 2026-11-27
 - id: ezup-problem-a
@@ -72,8 +77,10 @@ EZUP = """\
   alternatives: ["ezup problem matična", "ezup ne radi matičari", "problem ezup maticna sluzba",
                  "ezup greska kod maticara", "maticari ezup problem", "ezup problem"]
   keywords: []
-  answer: "Proverite sertifikat."
-  sources: []
+  answer: |
+    Proverite sertifikat.
+    Izvor: <a href="https://www.ite.gov.rs/">ITE</a>
+  sources: ["https://www.ite.gov.rs/"]
   related: []
   reviewed: 2026-11-27
 - id: ezup-problem-b
@@ -82,8 +89,10 @@ EZUP = """\
   alternatives: ["ezup problem porez", "ezup ne radi poreska", "problem ezup poreska sluzba",
                  "ezup greska u poreskoj", "poreska ezup problem", "ezup problem"]
   keywords: []
-  answer: "Proverite ovlašćenja."
-  sources: []
+  answer: |
+    Proverite ovlašćenja.
+    Izvor: <a href="https://www.ite.gov.rs/">ITE</a>
+  sources: ["https://www.ite.gov.rs/"]
   related: []
   reviewed: 2026-11-27
 """
@@ -100,8 +109,10 @@ OTHER = """\
     - "gde stizu resenja gradjanima"
     - "esanduce definicija"
   keywords: [eSanduče, inbox]
-  answer: "eSanduče je elektronsko sanduče na portalu eUprava."
-  sources: ["euprava.gov.rs"]
+  answer: |
+    eSanduče je elektronsko sanduče na portalu eUprava.
+    Izvor: <a href="https://www.ite.gov.rs/">ITE</a>
+  sources: ["https://www.ite.gov.rs/"]
   related: []
   reviewed: 2026-11-27
 - id: eplacanje-pos-terminals
@@ -115,8 +126,10 @@ OTHER = """\
     - "terminal za kartice na salteru"
     - "placanje karticom na salteru"
   keywords: [POS, terminal]
-  answer: "Opština podnosi zahtev NBS &amp; banci."
-  sources: ["nbs.rs"]
+  answer: |
+    Opština podnosi zahtev NBS &amp; banci.
+    Izvor: <a href="https://www.ite.gov.rs/">ITE</a>
+  sources: ["https://www.ite.gov.rs/"]
   related: []
   reviewed: 2026-11-27
 - id: chitchat-greeting
@@ -124,8 +137,10 @@ OTHER = """\
   question: "Zdravo / dobar dan"
   alternatives: ["zdravo", "dobar dan", "cao", "pozdrav", "dobro jutro", "hej"]
   keywords: []
-  answer: "Dobar dan! Postavite pitanje."
-  sources: []
+  answer: |
+    Dobar dan! Postavite pitanje.
+    Izvor: <a href="https://www.ite.gov.rs/">ITE</a>
+  sources: ["https://www.ite.gov.rs/"]
   related: []
   reviewed: 2026-11-27
 """
@@ -147,8 +162,10 @@ def write_fixture_kb(root: Path) -> Path:
     content = root / "content"
     content.mkdir(parents=True, exist_ok=True)
     (content / "services.yaml").write_text(SERVICES, encoding="utf-8")
-    (content / "ezup.yaml").write_text(EZUP, encoding="utf-8")
-    (content / "other.yaml").write_text(OTHER, encoding="utf-8")
+    # Reviewed today by a curator, so the fixture stays clean whatever the date.
+    reviewed = f"reviewed: {dt.date.today().isoformat()}\n  reviewed_by: Kurator"
+    (content / "ezup.yaml").write_text(EZUP.replace("reviewed: 2026-11-27", reviewed), "utf-8")
+    (content / "other.yaml").write_text(OTHER.replace("reviewed: 2026-11-27", reviewed), "utf-8")
     (root / "synonyms.yaml").write_text(SYNONYMS, encoding="utf-8")
     (root / "topics.yaml").write_text(TOPICS, encoding="utf-8")
     return content

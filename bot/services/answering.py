@@ -14,7 +14,8 @@ from bot.services.privacy import privacy_notice
 from bot.services.replies import Button, Reply
 from bot.services.users import UserProfile
 from knowledge_base.matcher import Matcher, MatchResult
-from knowledge_base.model import Entry, KnowledgeBase
+from knowledge_base.model import Entry, KnowledgeBase, ReferralGroup
+from knowledge_base.referrals import ReferralFinder
 from knowledge_base.translit import to_cyrillic
 from storage.uow import Database
 
@@ -22,6 +23,13 @@ from storage.uow import Database
 MAX_STORED_QUESTION = 4096
 LONG_QUESTION = 1200
 BUTTON_LABEL_MAX = 60
+# Entries that are conversation, not answers: no heading and no 👍/👎 under them.
+CHIT_CHAT_PREFIX = "chitchat-"
+# Placeholders an entry's answer may use, filled from the settings when the answer is shown.
+DEFAULT_PLACEHOLDERS = {
+    "working_hours": "radnim danima od 08:00 do 16:00",
+    "training_reminders": "24 sata i 1 sat",
+}
 
 
 def _short(label: str, limit: int = BUTTON_LABEL_MAX) -> str:
@@ -61,11 +69,14 @@ class AnswerService:
         matcher: Matcher,
         database: Database,
         retention_months: int = 12,
+        placeholders: dict[str, str] | None = None,
     ):
         self._kb = knowledge_base
         self._matcher = matcher
         self._database = database
         self._retention_months = retention_months
+        self._referrals = ReferralFinder(knowledge_base.referrals)
+        self._placeholders = {**DEFAULT_PLACEHOLDERS, **(placeholders or {})}
 
     # -- asking ---------------------------------------------------------------------------
 
@@ -81,6 +92,11 @@ class AnswerService:
             return self._too_long(user, question_id)
         if result.decision == "answer" and result.entry_id is not None:
             return self._answer(user, self._kb.get(result.entry_id), question_id)
+        # No confident answer: a subject outside the programme gets a pointer to where to go,
+        # small talk a friendly word; both before a list of guesses or the mentor.
+        referral = self._referrals.find(question)
+        if referral is not None:
+            return self._referral(user, referral, question_id)
         if result.decision == "clarify":
             return self._clarify(user, result, question_id)
         return self._escalate(user, question_id)
@@ -100,9 +116,19 @@ class AnswerService:
 
     # -- replies --------------------------------------------------------------------------
 
+    def fill(self, text: str) -> str:
+        """Replace {working_hours}-style placeholders with values from the settings; any other
+        brace is left as it is."""
+        for key, value in self._placeholders.items():
+            text = text.replace("{" + key + "}", value)
+        return text
+
     def _entry_text(self, user: UserProfile, entry: Entry) -> str:
+        answer = self.fill(entry.answer.strip())
+        if entry.id.startswith(CHIT_CHAT_PREFIX):
+            return in_script(user.language, answer)
         heading = html.escape(entry.question)
-        body = f"<b>{heading}</b>\n\n{entry.answer.strip()}"
+        body = f"<b>{heading}</b>\n\n{answer}"
         body = in_script(user.language, body)
         if user.language == "en":
             body = tr("en", "Odgovori baze znanja su na srpskom jeziku.") + "\n\n" + body
@@ -120,6 +146,8 @@ class AnswerService:
     def _answer(self, user: UserProfile, entry: Entry | None, question_id: int | None) -> Reply:
         if entry is None:
             return self.stale_button(user)
+        if entry.id.startswith(CHIT_CHAT_PREFIX):
+            return Reply(self._entry_text(user, entry))
         rows: list[tuple[Button, ...]] = []
         if question_id is not None:
             rows.append(
@@ -128,9 +156,32 @@ class AnswerService:
                     Button("👎", f"fb:{question_id}:down"),
                 )
             )
+        rows.extend(self._action_rows(user, entry, question_id))
         rows.extend(self._related_rows(user, entry))
         rows.append((Button(tr(user.language, "« Teme"), f"svc:{entry.service}"),))
         return Reply(self._entry_text(user, entry), tuple(rows))
+
+    def _action_rows(
+        self, user: UserProfile, entry: Entry, question_id: int | None
+    ) -> list[tuple[Button, ...]]:
+        """Entries about the bot's own features offer the feature as a button."""
+        if entry.id == "bot-trainings":
+            return [(Button(tr(user.language, "Predstojeće obuke"), "tr:l"),)]
+        if entry.id == "bot-contact-mentor" and question_id is not None:
+            return [(Button(tr(user.language, "Pitaj mentora"), f"m:{question_id}"),)]
+        return []
+
+    def _referral(self, user: UserProfile, group: ReferralGroup, question_id: int) -> Reply:
+        text = group.text_en if user.language == "en" else in_script(user.language, group.text)
+        if group.kind == "small_talk":
+            return Reply(text)
+        return Reply(
+            text,
+            (
+                (Button(tr(user.language, "Pitaj mentora"), f"m:{question_id}"),),
+                (Button(tr(user.language, "Pregled tema"), "menu"),),
+            ),
+        )
 
     def _clarify(self, user: UserProfile, result: MatchResult, question_id: int) -> Reply:
         rows: list[tuple[Button, ...]] = []

@@ -823,6 +823,8 @@ class TrainingService:
         if kind != "tr":
             return None
         verb, _, number = rest.partition(":")
+        if verb == "l":  # the list, as /obuke shows it (a button under the KB answer)
+            return await self.upcoming(user)
         if not number.isdigit() or len(number) > 12:
             return Reply(say(user.language, "Ovo dugme više ne važi."))
         training_id = int(number)
