@@ -604,56 +604,32 @@ class Matcher:
                 question, "escalate", None, 0.0, [], reason="unknown", english=assessment.english
             )
         top = [Candidate(self.entries[i].id, round(s, 4)) for s, i in ranked[:4]]
-        confidence = model.probability(assessment.signals)
-        confidence = round(confidence, 4)
-        english = assessment.english
-        best = top[0]
-        if assessment.failure and not self._about_failure[ranked[0][1]]:
+        confidence = round(model.probability(assessment.signals), 4)
+
+        def result(decision: Decision, offered: list[Candidate], reason: str = "") -> MatchResult:
             return MatchResult(
                 question,
-                "escalate",
-                best.entry_id,
-                best.score,
-                top[:3],
-                reason="failure",
+                decision,
+                offered[0].entry_id,
+                offered[0].score,
+                offered,
                 confidence=confidence,
-                english=english,
+                reason=reason,
+                english=assessment.english,
             )
+
+        if assessment.failure and not self._about_failure[ranked[0][1]]:
+            return result("escalate", top[:3], "failure")
         uncovered = bool(assessment.signals[SIGNALS.index("uncovered")])
         tie = assessment.signals[SIGNALS.index("margin")] < TIE
         if confidence >= model.answer_at and not uncovered and not tie:
-            return MatchResult(
-                question,
-                "answer",
-                best.entry_id,
-                best.score,
-                top[:3],
-                confidence=confidence,
-                english=english,
-            )
+            return result("answer", top[:3])
         if confidence >= model.clarify_at or uncovered:
             offered = [c for c in top if not is_chitchat(c.entry_id)][:3]
             if offered:
-                return MatchResult(
-                    question,
-                    "clarify",
-                    offered[0].entry_id,
-                    offered[0].score,
-                    offered,
-                    reason="uncovered" if uncovered else "",
-                    confidence=confidence,
-                    english=english,
-                )
-        return MatchResult(
-            question,
-            "escalate",
-            best.entry_id,
-            best.score,
-            top[:3],
-            reason="failure" if assessment.failure else "uncovered" if uncovered else "unsure",
-            confidence=confidence,
-            english=english,
-        )
+                return result("clarify", offered, "uncovered" if uncovered else "")
+        why = "failure" if assessment.failure else "uncovered" if uncovered else "unsure"
+        return result("escalate", top[:3], why)
 
     def match(self, question: str) -> MatchResult:
         """Never raises on any text; work is bounded by MAX_QUESTION_CHARS and MAX_TERMS."""
