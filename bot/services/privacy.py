@@ -31,6 +31,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import select
 
+from bot.digits import is_digits
 from bot.i18n import tr
 from bot.services.audit import PRIVACY_DELETE, RETENTION_RUN, record_in
 from bot.services.messages import reply_to_payload
@@ -372,7 +373,7 @@ class PrivacyService:
             if card is not None
             and card.status == "sent"
             and card.external_message_id
-            and str(card.external_message_id).isdigit()
+            and is_digits(str(card.external_message_id))
             else None
         )
         if not chat_id or not message_id:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from bot.digits import to_int
 from bot.i18n import tr
 from bot.services.audit import ROLE_CHANGE, audit_record
 from bot.services.replies import Reply
@@ -70,7 +71,7 @@ class RoleService:
         have not written to the bot yet)."""
         if not actor.is_admin:
             return RoleChangeResult(admin_refusal(actor, f"grant:{role}"), False)
-        if role not in GRANTABLE or not target_external_id.isdigit():
+        if role not in GRANTABLE or to_int(target_external_id, 20) is None:
             return RoleChangeResult(self._usage(actor), False)
         async with self._database.uow() as uow:
             row, _created = await uow.users.get_or_create(channel, target_external_id)
@@ -113,7 +114,7 @@ class RoleService:
         """Take `role` away: an admin becomes a mentor, a mentor becomes a clerk."""
         if not actor.is_admin:
             return RoleChangeResult(admin_refusal(actor, f"revoke:{role}"), False)
-        if role not in GRANTABLE or not target_external_id.isdigit():
+        if role not in GRANTABLE or to_int(target_external_id, 20) is None:
             return RoleChangeResult(self._usage(actor), False)
         if channel == "telegram" and target_external_id in self._configured_admins:
             return RoleChangeResult(

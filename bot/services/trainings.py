@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from bot.digits import is_digits, to_int
 from bot.services.audience import (
     DEFAULT_SERVICES,
     Audience,
@@ -186,9 +187,9 @@ def parse_capacity(text: str) -> int | None:
     cleaned = fold(text)
     if cleaned in ("", "ne", "bez", "bez ogranicenja", "nema", "no", "none", "0", "neograniceno"):
         return None
-    if not cleaned.isdigit():
+    if not is_digits(cleaned):
         raise Invalid("Napišite broj mesta (npr. 30) ili „bez“ ako nema ograničenja.")
-    seats = int(cleaned)
+    seats = int(cleaned) if len(cleaned) <= 6 else 10_001
     if seats > 10_000:
         raise Invalid("Najviše 10000 mesta.")
     return seats
@@ -202,7 +203,7 @@ def parse_offsets(text: str) -> tuple[timedelta, ...]:
         if not item:
             continue
         number, unit = item[:-1], item[-1]
-        if not number.isdigit() or unit not in "dhm":
+        if not is_digits(number) or len(number) > 6 or unit not in "dhm":
             raise ValueError(f"bad reminder offset {part!r}: use e.g. 24h, 1h, 30m, 2d")
         name = {"d": "days", "h": "hours", "m": "minutes"}[unit]
         offsets.append(timedelta(**{name: int(number)}))
@@ -846,7 +847,7 @@ class TrainingService:
         if kind != "tr":
             return None
         verb, _, number = rest.partition(":")
-        if not number.isdigit() or len(number) > 12:
+        if to_int(number) is None:
             return Reply(say(user.language, "Ovo dugme više ne važi."))
         training_id = int(number)
         if verb == "j":
