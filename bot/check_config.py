@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import SecretStr, ValidationError
 
 from bot.config import Settings
+from bot.digits import is_digits
 
 __all__ = ["Problem", "Report", "inspect_settings", "main", "mask_url"]
 
@@ -107,7 +108,7 @@ def mask_url(url: str | None) -> str:
 
 def _mask_token(token: str) -> str:
     bot_id, sep, _secret = token.partition(":")
-    if sep and bot_id.isdigit():
+    if sep and is_digits(bot_id):
         return f"{bot_id}:***"  # the bot id is public (it is in every update)
     return "***"
 
@@ -166,7 +167,7 @@ def _input_of(name: str, err: Any) -> str:
 def token_is_valid(token: str) -> bool:
     """aiogram's rule (<digits>:<secret>, no spaces), without importing aiogram (slow)."""
     left, sep, right = token.partition(":")
-    return bool(sep and left.isdigit() and right) and not any(c.isspace() for c in token)
+    return bool(sep and is_digits(left) and right) and not any(c.isspace() for c in token)
 
 
 def _check_token(report: Report, settings: Settings) -> None:

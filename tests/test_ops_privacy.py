@@ -459,7 +459,7 @@ async def test_retention_anonymises_only_what_is_older_than_the_period(database:
     privacy = service(database, months=12)
     counts = await privacy.apply_retention()
     assert counts["questions"] == 1
-    assert counts["mentor_requests"] == 1
+    assert counts["mentor_requests"] == 2  # the closed one and the one never closed
     assert counts["mentor_messages"] == 1
     assert counts["outbox"] == 1
 
@@ -472,8 +472,9 @@ async def test_retention_anonymises_only_what_is_older_than_the_period(database:
         assert closed is not None
         assert closed.question == REDACTED and closed.details == REDACTED
         assert closed.attachments == [] and closed.municipality == "Niš"
-        still_open = await uow.session.get(MentorRequest, old_open.id)
-        assert still_open is not None and still_open.question == "otvoren"
+        never_closed = await uow.session.get(MentorRequest, old_open.id)
+        assert never_closed is not None and never_closed.state == "answered"
+        assert never_closed.question == REDACTED
         messages = list(await uow.session.scalars(select(MentorMessage)))
         assert [m.text for m in messages] == [REDACTED]
         rows = {r.id: r for r in await uow.session.scalars(select(OutboxMessage))}
@@ -486,6 +487,58 @@ async def test_retention_anonymises_only_what_is_older_than_the_period(database:
 
     # Idempotent: a second run (another instance, the next day) changes nothing.
     assert not any((await privacy.apply_retention()).values())
+
+
+async def test_retention_anonymises_requests_that_never_closed(
+    database: Database, clock: Clock
+) -> None:
+    """A thread left `new` or `claimed` for 800 days loses its texts like a closed one (the
+    row stays for statistics); a thread with recent activity keeps them. Age by the clock."""
+    clerk = await _profile(UserService(database), 603, "Ana")
+    ancient = NOW - timedelta(days=800)
+    async with database.uow() as uow:
+        never_claimed = MentorRequest(
+            user_id=clerk.id, state="new", question="zaboravljen zahtev", details="JMBG 123",
+            attachments=[{"type": "photo", "file_id": "x", "name": None}], municipality="Niš",
+            created_at=ancient,
+        )
+        claimed = MentorRequest(
+            user_id=clerk.id, state="claimed", question="preuzet pa ostavljen", attachments=[],
+            created_at=ancient, claimed_at=ancient + timedelta(hours=1),
+        )
+        lively = MentorRequest(
+            user_id=clerk.id, state="answered", question="još se dopisujemo", attachments=[],
+            created_at=ancient, last_answer_at=NOW - timedelta(days=3),
+        )
+        uow.session.add_all([never_claimed, claimed, lively])
+        await uow.flush()
+        uow.session.add_all([
+            MentorMessage(request_id=claimed.id, author="clerk", text="moje ime je Ana",
+                          attachments=[], created_at=ancient),
+            MentorMessage(request_id=lively.id, author="mentor", text="juče", attachments=[],
+                          created_at=NOW - timedelta(days=3)),
+        ])
+        await uow.commit()
+    ids = (never_claimed.id, claimed.id, lively.id)
+
+    clock.now = NOW
+    counts = await service(database, clock, months=12).apply_retention()
+    assert counts["mentor_requests"] == 2 and counts["mentor_messages"] == 1
+    async with database.uow() as uow:
+        rows = {i: await uow.session.get(MentorRequest, i) for i in ids}
+        gone, half, kept = (rows[i] for i in ids)
+        assert gone is not None and gone.state == "new" and gone.created_at == ancient
+        assert gone.question == REDACTED and gone.details == REDACTED
+        assert gone.attachments == [] and gone.municipality == "Niš"
+        assert half is not None and half.state == "claimed" and half.question == REDACTED
+        assert kept is not None and kept.question == "još se dopisujemo"
+        texts = {m.request_id: m.text for m in await uow.session.scalars(select(MentorMessage))}
+        assert texts == {claimed.id: REDACTED, lively.id: "juče"}
+
+    # The lively thread goes quiet: a year after its last word, it goes too.
+    clock.now = NOW + timedelta(days=370)
+    counts = await service(database, clock, months=12).apply_retention()
+    assert counts["mentor_requests"] == 1 and counts["mentor_messages"] == 1
 
 
 async def test_retention_period_follows_the_clock(database: Database, clock: Clock) -> None:

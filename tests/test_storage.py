@@ -152,6 +152,20 @@ async def test_same_external_id_is_one_user_per_channel(database: Database) -> N
     assert (again.id, created, again.display_name) == (first.id, False, "Ana")
 
 
+async def test_database_errors_do_not_carry_bound_parameters(database: Database) -> None:
+    """Error tracebacks end up in logs: they must not hold clerk text or names."""
+    import traceback
+
+    await make_user(database, "43")
+    secret = "Tajna Anić JMBG 0101990710006"
+    with pytest.raises(IntegrityError) as caught:
+        async with database.uow() as uow:
+            await uow.users.add(User(channel="telegram", external_id="43", display_name=secret))
+    logged = "".join(traceback.format_exception(caught.value))
+    assert "Tajna" not in logged and "0101990710006" not in logged
+    assert database.engine.sync_engine.hide_parameters
+
+
 async def test_new_user_gets_defaults_and_is_found_by_channel_id(database: Database) -> None:
     async with database.uow() as uow:
         user, created = await uow.users.get_or_create("telegram", 7, display_name="Milan")

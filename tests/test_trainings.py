@@ -433,3 +433,56 @@ def test_audience_answers_and_unknown_municipality() -> None:
         parse_audience("Gotham", directory)
     assert parse_audience("uloga: mentori", directory, allow_roles=True) == Audience(
         "role", ("mentor",))
+
+
+# --------------------------------------------------------------------------- forged buttons
+
+
+async def test_forged_join_token_respects_audience_capacity_and_status(database: Database) -> None:
+    """On Viber anyone can type `act:tr:j:<id>`: joining re-checks what the list would show,
+    and the meeting link only reaches a clerk who is actually confirmed."""
+    clock = Clock()
+    service = TrainingService(database, clock=clock)
+    admin = await add_user(database, 960, role="admin")
+    insider = await add_user(database, 961)  # Novi Sad
+    outsider = await add_user(database, 962, municipality="Niš")
+    late = await add_user(database, 963)
+    link = "https://meet.example.rs/ezup"
+    training_id, _ = await service.create(
+        admin, draft(clock, capacity=1, audience=Audience("municipalities", ("Novi Sad",)))
+    )
+    assert training_id is not None
+
+    # Outside the audience: not in the list, and the forged token is refused without the link.
+    assert "eZUP za početnike" not in (await service.upcoming(outsider)).text
+    for token in (f"tr:j:{training_id}", f"tr:w:{training_id}"):
+        forged = await service.perform(outsider, token)
+        assert forged is not None and link not in forged.text
+        assert "Prijavljeni ste" not in forged.text and "listu čekanja" not in forged.text
+    view = await service.get(training_id)
+    assert view is not None and (view.registered, view.waitlisted) == (0, 0)
+
+    # The announcement and the list show no link to someone not yet confirmed.
+    assert link not in (await service.upcoming(insider)).text
+    async with database.uow() as uow:
+        stmt = select(OutboxMessage).where(OutboxMessage.kind == "training_announce")
+        announcements = list(await uow.session.scalars(stmt))
+    assert announcements and all(link not in str(a.payload) for a in announcements)
+
+    # In the audience: confirmed, and only now the link.
+    joined = await service.perform(insider, f"tr:j:{training_id}")
+    assert joined is not None and "Prijavljeni ste" in joined.text and link in joined.text
+    assert link in (await service.upcoming(insider)).text
+
+    # Full: a forged join does not register past the capacity nor reveal the link.
+    full = await service.perform(late, f"tr:j:{training_id}")
+    assert full is not None and link not in full.text and "Prijavljeni ste" not in full.text
+    waiting = await service.perform(late, f"tr:w:{training_id}")
+    assert waiting is not None and "listu čekanja" in waiting.text and link not in waiting.text
+    view = await service.get(training_id)
+    assert view is not None and (view.registered, view.waitlisted) == (1, 1)
+
+    # Cancelled: closed for sign-up.
+    await service.cancel(admin, training_id)
+    closed = await service.perform(outsider, f"tr:j:{training_id}")
+    assert closed is not None and "otkazana" in closed.text and link not in closed.text

@@ -12,6 +12,7 @@ import sys
 from typing import TextIO
 
 from bot.app import AppServices
+from bot.digits import to_int
 from bot.i18n import tr
 from bot.services.actions import language_menu, perform
 from bot.services.replies import Button, Reply
@@ -56,7 +57,7 @@ class Playground:
             return True
         if line in ("/izlaz", "/exit", "/quit"):
             return False
-        if line.isdigit() and self._options and 1 <= int(line) <= len(self._options):
+        if to_int(line) is not None and self._options and 1 <= int(line) <= len(self._options):
             action = self._options[int(line) - 1].action
             self._user, reply = await perform(action, self._user, answers, users)
         elif line.startswith("/"):

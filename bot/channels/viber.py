@@ -71,6 +71,7 @@ from bot.channels.viber_render import (
     welcome_body,
 )
 from bot.channels.viber_sender import ViberSender, file_signature
+from bot.digits import to_int
 from bot.i18n import normalize_language, tr
 from bot.services.actions import perform
 from bot.services.audience import InterestService
@@ -131,7 +132,7 @@ TRACKING_MAX = 4000  # Viber keeps up to 4,096 characters of tracking_data
 
 
 def _number(text: str) -> int | None:
-    return int(text) if text.isdigit() and len(text) < 12 else None
+    return to_int(text, 11)
 
 
 def _offers(reply: Reply, action: str) -> bool:
@@ -299,7 +300,7 @@ class ViberChannel:
         until the row's `expires_at` (an export's link dies after a few minutes)."""
         raw_id = request.match_info["outbox_id"]
         name = request.match_info["filename"]
-        if not raw_id.isdigit() or len(raw_id) > 12 or not self.settings.token:
+        if to_int(raw_id) is None or not self.settings.token:
             raise web.HTTPNotFound()
         expected = file_signature(self.settings.token, int(raw_id), name)
         if not hmac.compare_digest(expected, request.match_info["signature"]):
@@ -577,7 +578,7 @@ class ViberChannel:
             return
         if kind == PAGE_KIND:
             number, _, source = rest.partition(":")
-            if number.isdigit() and source.partition(":")[0] in PAGEABLE:
+            if to_int(number) is not None and source.partition(":")[0] in PAGEABLE:
                 await self._on_action(user, source, page=int(number))
             else:
                 await self.send(user, answers.stale_button(user))
@@ -617,7 +618,7 @@ class ViberChannel:
         answer, _, stamp = choice.partition(":")
         if answer == "no":
             await self.send(user, privacy.deletion_cancelled(user))
-        elif answer == "yes" and stamp.isdigit() and len(stamp) < 12:
+        elif answer == "yes" and to_int(stamp, 11) is not None:
             reply = await privacy.confirm_deletion(user, int(stamp))
             # Not queued if Viber is busy: a queued reply would store the Viber id of a user
             # who was just deleted.

@@ -6,6 +6,7 @@ into the service call. Tokens stay short (Telegram's callback_data holds 64 byte
 
 from __future__ import annotations
 
+from bot.digits import to_int
 from bot.i18n import tr
 from bot.services.answering import AnswerService
 from bot.services.mentoring import MentoringService
@@ -21,7 +22,7 @@ def language_menu(user: UserProfile) -> Reply:
 
 
 def _int(value: str) -> int | None:
-    return int(value) if value.isdigit() and len(value) < 12 else None
+    return to_int(value, 11)
 
 
 async def perform(

@@ -7,6 +7,7 @@ everything: the default is to miss nothing.
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -112,12 +113,16 @@ class Audience:
 
 
 class AudienceError(ValueError):
-    """An answer that names no valid audience; `message(language)` says what is wrong."""
+    """An answer that names no valid audience; `message(language)` says what is wrong (HTML).
+    The values echo what the admin typed, so they are HTML-escaped here, once."""
 
     def __init__(self, msgid: str, **values: object) -> None:
         super().__init__(msgid)
         self.msgid = msgid
-        self.values = values
+        self.values = {
+            name: html.escape(value) if isinstance(value, str) else value
+            for name, value in values.items()
+        }
 
     def message(self, language: str) -> str:
         return say(language, self.msgid, **self.values)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from bot.digits import to_int
 from bot.services.audience import (
     DEFAULT_SERVICES,
     Audience,
@@ -469,7 +470,7 @@ class BroadcastService:
         if kind != "bc":
             return None
         verb, _, number = rest.partition(":")
-        if not number.isdigit() or len(number) > 12:
+        if to_int(number) is None:
             return Reply(say(user.language, "Ovo dugme više ne važi."))
         broadcast_id = int(number)
         if verb == "go":

@@ -9,8 +9,9 @@ export of everything held about a clerk, deletion after confirmation, and retent
   ``[obrisano]`` while decision, entry and time stay for statistics; open mentor requests closed
   with a note to the mentor (and the group card no longer shows the question); messages not yet
   sent to them cancelled. One unit of work, audited (``privacy.delete``).
-* Retention: a daily job anonymises question texts, closed request threads and sent messages
-  older than RETENTION_MONTHS (default 12), and clears the bytes of expired export files.
+* Retention: a daily job anonymises question texts, request threads (whatever their state,
+  once quiet for the period) and sent messages older than RETENTION_MONTHS (default 12), by
+  the injected clock, and clears the bytes of expired export files.
 * Export by link (Viber, which fetches files from a URL instead of taking an upload): see
   ``PrivacyService.queue_export``.
 """
@@ -30,6 +31,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import select
 
+from bot.digits import is_digits
 from bot.i18n import tr
 from bot.services.audit import PRIVACY_DELETE, RETENTION_RUN, record_in
 from bot.services.messages import reply_to_payload
@@ -371,7 +373,7 @@ class PrivacyService:
             if card is not None
             and card.status == "sent"
             and card.external_message_id
-            and str(card.external_message_id).isdigit()
+            and is_digits(str(card.external_message_id))
             else None
         )
         if not chat_id or not message_id:

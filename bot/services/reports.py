@@ -8,7 +8,6 @@ similarity (rapidfuzz) so curators see which entries to write next.
 
 from __future__ import annotations
 
-import csv
 import html
 import io
 import math
@@ -18,6 +17,7 @@ from datetime import datetime, timedelta
 
 from rapidfuzz import fuzz
 
+from bot import csv_safe
 from bot.i18n import tr
 from bot.services.replies import Reply
 from bot.services.roles import admin_refusal
@@ -332,7 +332,7 @@ def _duration(minutes: float | None) -> str:
 
 def to_csv(report: Report) -> bytes:
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv_safe.writer(out)  # user text (questions, municipalities) is never a formula
     writer.writerow(["section", "period_days", "key", "metric", "value"])
     writer.writerow(["summary", "", "", "open_requests", report.open_requests])
     for stats in report.periods:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from bot.digits import to_int
 from bot.i18n import tr
 from bot.services.audit import ROLE_CHANGE, audit_record
 from bot.services.replies import Reply
 from bot.services.users import UserProfile
 from storage.mentor import MentorRepository
+from storage.models import User
 from storage.uow import Database
 
 log = logging.getLogger(__name__)
@@ -70,10 +72,14 @@ class RoleService:
         have not written to the bot yet)."""
         if not actor.is_admin:
             return RoleChangeResult(admin_refusal(actor, f"grant:{role}"), False)
-        if role not in GRANTABLE or not target_external_id.isdigit():
+        if role not in GRANTABLE or to_int(target_external_id, 20) is None:
             return RoleChangeResult(self._usage(actor), False)
         async with self._database.uow() as uow:
             row, _created = await uow.users.get_or_create(channel, target_external_id)
+            locked = await uow.users.lock_for_role_change((actor.id, row.id))
+            if not self._still_admin(actor, locked):
+                return RoleChangeResult(admin_refusal(actor, f"grant:{role}"), False)
+            row = locked[row.id]
             old = row.role
             if old == role or (role == "mentor" and old == "admin"):
                 await uow.commit()
@@ -113,7 +119,7 @@ class RoleService:
         """Take `role` away: an admin becomes a mentor, a mentor becomes a clerk."""
         if not actor.is_admin:
             return RoleChangeResult(admin_refusal(actor, f"revoke:{role}"), False)
-        if role not in GRANTABLE or not target_external_id.isdigit():
+        if role not in GRANTABLE or to_int(target_external_id, 20) is None:
             return RoleChangeResult(self._usage(actor), False)
         if channel == "telegram" and target_external_id in self._configured_admins:
             return RoleChangeResult(
@@ -134,6 +140,14 @@ class RoleService:
         new_role = "mentor" if role == "admin" else "clerk"
         async with self._database.uow() as uow:
             row = await uow.users.get_by_external(channel, target_external_id)
+            # The actor's role and the admins as they are now, locked until the change commits:
+            # two admins demoting each other at once are serialised, the second is refused.
+            locked = await uow.users.lock_for_role_change(
+                (actor.id,) if row is None else (actor.id, row.id)
+            )
+            if not self._still_admin(actor, locked):
+                return RoleChangeResult(admin_refusal(actor, f"revoke:{role}"), False)
+            row = None if row is None else locked.get(row.id)
             has_role = row is not None and (
                 row.role == role or (role == "mentor" and row.role == "admin")
             )
@@ -150,6 +164,12 @@ class RoleService:
                     False,
                 )
             old = row.role
+            admins_left = sum(1 for u in locked.values() if u.role == "admin" and u.id != row.id)
+            if old == "admin" and admins_left == 0:
+                return RoleChangeResult(
+                    Reply(tr(actor.language, "Ne može se ukloniti poslednji administrator.")),
+                    False,
+                )
             row.role = new_role
             await uow.repository(MentorRepository).record_role_change(
                 actor.id, row.id, old, new_role
@@ -170,6 +190,14 @@ class RoleService:
             ),
             True,
         )
+
+    def _still_admin(self, actor: UserProfile, locked: dict[int, User]) -> bool:
+        """Is the actor an admin now (re-read in this transaction), not just when the update
+        arrived? A configured admin (ADMIN_IDS) always is."""
+        if actor.channel == "telegram" and actor.external_id in self._configured_admins:
+            return True
+        current = locked.get(actor.id)
+        return current is not None and current.role == "admin"
 
     def _usage(self, actor: UserProfile) -> Reply:
         return Reply(

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from bot.digits import is_digits, to_int
 from bot.services.audience import (
     DEFAULT_SERVICES,
     Audience,
@@ -186,9 +187,9 @@ def parse_capacity(text: str) -> int | None:
     cleaned = fold(text)
     if cleaned in ("", "ne", "bez", "bez ogranicenja", "nema", "no", "none", "0", "neograniceno"):
         return None
-    if not cleaned.isdigit():
+    if not is_digits(cleaned):
         raise Invalid("Napišite broj mesta (npr. 30) ili „bez“ ako nema ograničenja.")
-    seats = int(cleaned)
+    seats = int(cleaned) if len(cleaned) <= 6 else 10_001
     if seats > 10_000:
         raise Invalid("Najviše 10000 mesta.")
     return seats
@@ -202,7 +203,7 @@ def parse_offsets(text: str) -> tuple[timedelta, ...]:
         if not item:
             continue
         number, unit = item[:-1], item[-1]
-        if not number.isdigit() or unit not in "dhm":
+        if not is_digits(number) or len(number) > 6 or unit not in "dhm":
             raise ValueError(f"bad reminder offset {part!r}: use e.g. 24h, 1h, 30m, 2d")
         name = {"d": "days", "h": "hours", "m": "minutes"}[unit]
         offsets.append(timedelta(**{name: int(number)}))
@@ -322,8 +323,12 @@ class TrainingService:
                 return service.title(language)
         return service_id
 
-    def describe(self, training: TrainingView | TrainingDraft, language: str) -> str:
-        """The training as a clerk sees it (HTML, user text escaped)."""
+    def describe(
+        self, training: TrainingView | TrainingDraft, language: str, *, show_link: bool = True
+    ) -> str:
+        """The training as a clerk sees it (HTML, user text escaped). The meeting link is
+        private: ``show_link=False`` for anyone not confirmed (announcements, lists, the
+        waiting list) - they see only that it is online."""
         lines = [
             f"<b>{html.escape(training.title)}</b>",
             "🗓 " + say(language, "{when}, trajanje {minutes} min",
@@ -331,10 +336,12 @@ class TrainingService:
                         minutes=training.duration_minutes),
             "🧩 " + html.escape(self.service_title(training.service, language)),
         ]
-        if training.link:
+        if training.link and show_link:
             link = html.escape(training.link, quote=True)
             lines.append("🔗 " + say(language, "Onlajn: {link}",
                                      link=f'<a href="{link}">{link}</a>'))
+        elif training.link:
+            lines.append("🔗 " + say(language, "Onlajn"))
         if training.address:
             lines.append("📍 " + html.escape(training.address))
         if training.capacity is not None:
@@ -420,7 +427,8 @@ class TrainingService:
         return sum(counts.values())
 
     def _announcement(self, view: TrainingView, language: str) -> Reply:
-        text = "📢 " + say(language, "Nova obuka") + "\n" + self.describe(view, language)
+        text = "📢 " + say(language, "Nova obuka") + "\n" + self.describe(
+            view, language, show_link=False)
         return Reply(text, ((Button(say(language, "Prijavi se"), f"tr:j:{view.id}"),),))
 
     # ---- sign up, waiting list, cancel ---------------------------------------------------
@@ -436,6 +444,13 @@ class TrainingService:
             if problem is not None or row is None:
                 return problem or Reply(say(lang, "Ta obuka ne postoji."))
             current = await repo.registration(training_id, user.id)
+            member = await uow.users.get(user.id)
+            if member is None or not self._may_join(row, member, current):
+                # A forged or foreign `tr:j`/`tr:w` token: the same answer as a stale button,
+                # so it reveals nothing about the training.
+                log.info("training sign-up refused: not in the audience",
+                         extra={"user_id": user.id, "training_id": training_id})
+                return Reply(say(lang, "Ovo dugme više ne važi."))
             if current is not None and current.status == "registered":
                 return Reply(say(lang, "Već ste prijavljeni na ovu obuku."),
                              self._my_buttons(lang, training_id, "registered"))
@@ -463,8 +478,6 @@ class TrainingService:
                              self._my_buttons(lang, training_id, "waitlisted"))
             await repo.set_registration(training_id, user.id, "registered", position)
             view = _view(row, registered + 1)
-            member = await uow.users.get(user.id)
-            assert member is not None
             await self._arm_reminders(uow, view, member, now)
             await self._queue_calendar(uow, view, member, say(
                 member.language, "Dodajte obuku u kalendar: „{title}“, {when}.",
@@ -474,6 +487,14 @@ class TrainingService:
         text = "✅ " + say(lang, "Prijavljeni ste na obuku.") + "\n" + self.describe(view, lang)
         text += "\n" + self._reminder_note(lang, view, now)
         return Reply(text, self._my_buttons(lang, training_id, "registered"))
+
+    @staticmethod
+    def _may_join(row: Training, member: User, current: Registration | None) -> bool:
+        """The rule of `/obuke`: admins, anyone already on the training's lists, and members
+        of the audience the announcement targeted (services / municipalities / roles)."""
+        if member.role == "admin" or current is not None:
+            return True
+        return Audience.from_row(row.audience_kind, row.audience_values).matches(member)
 
     def _reminder_note(self, lang: str, view: TrainingView, now: datetime) -> str:
         upcoming = [o for o in self._offsets if view.starts_at - o > now]
@@ -636,7 +657,9 @@ class TrainingService:
         buttons: list[tuple[Button, ...]] = []
         for index, (view, state) in enumerate(items[:10], start=1):
             full = " " + say(lang, "(popunjeno)") if view.full and state == "none" else ""
-            lines.append(f"\n{index}. " + self.describe(view, lang) + f"\n{labels[state]}{full}")
+            described = self.describe(view, lang,
+                                      show_link=user.is_admin or state == "registered")
+            lines.append(f"\n{index}. " + described + f"\n{labels[state]}{full}")
             short = view.title if len(view.title) <= 30 else view.title[:29] + "…"
             if state == "registered":
                 button = Button(say(lang, "Odjavi se: {title}", title=short), f"tr:x:{view.id}")
@@ -731,7 +754,8 @@ class TrainingService:
                     continue
                 changes = self._changes(before, after, member.language)
                 text = "✏️ " + say(member.language, "Obuka je promenjena: {changes}.",
-                                   changes=changes) + "\n" + self.describe(after, member.language)
+                                   changes=changes) + "\n" + self.describe(
+                    after, member.language, show_link=reg.status == "registered")
                 if reg.status == "registered":
                     await self._arm_reminders(uow, after, member, now)
                     await self._queue_calendar(uow, after, member, text, kind="training_change")
@@ -825,7 +849,7 @@ class TrainingService:
         verb, _, number = rest.partition(":")
         if verb == "l":  # the list, as /obuke shows it (a button under the KB answer)
             return await self.upcoming(user)
-        if not number.isdigit() or len(number) > 12:
+        if to_int(number) is None:
             return Reply(say(user.language, "Ovo dugme više ne važi."))
         training_id = int(number)
         if verb == "j":
