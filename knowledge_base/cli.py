@@ -39,7 +39,8 @@ def _load(content_dir: Path | None) -> KnowledgeBase | None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    problems = check_knowledge_base(args.content_dir, today=args.today)
+    today = args.today or dt.date.today()  # a curator's today: the review age counts from it
+    problems = check_knowledge_base(args.content_dir, today=today)
     errors = [p for p in problems if p.level == "error"]
     for problem in problems:
         print(problem)

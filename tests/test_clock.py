@@ -27,7 +27,12 @@ PACKAGES = ("bot", "handlers", "storage", "knowledge_base")
 CLOCK_MODULE = "storage/clock.py"
 
 # (file, line text) pairs allowed to read the machine's clock; keep it short and say why.
-ALLOWED: dict[str, str] = {}
+ALLOWED: dict[str, str] = {
+    # `python -m knowledge_base check` is a curator's tool, not the bot: entries not reviewed for
+    # six months are counted from the person's today (tests pass --today)
+    "knowledge_base/cli.py": "today = args.today or dt.date.today()  # a curator's today: the "
+    "review age counts from it",
+}
 
 _NOW_METHODS = {"now", "utcnow", "today"}  # datetime.now(), date.today(), dt.datetime.utcnow()
 _TIME_FUNCTIONS = {"time", "time_ns", "localtime", "gmtime", "ctime", "asctime", "strftime"}
