@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,6 +28,17 @@ from sqlalchemy.pool import NullPool
 from storage.clock import Clock, utcnow
 from storage.db import create_engine, upgrade_schema, with_server_settings
 from storage.uow import Database
+
+if "libfaketime" in os.environ.get("LD_PRELOAD", ""):
+    # Under libfaketime (CI's second run, the machine's clock a year ahead) with
+    # FAKETIME_DONT_FAKE_MONOTONIC=1, libfaketime 0.9.10 turns the absolute-deadline
+    # clock_nanosleep that time.sleep uses into EINVAL (subprocess.run(timeout=...) then fails).
+    # Sleeping in select() waits the same without that call. Without FAKETIME_DONT_FAKE_MONOTONIC
+    # timed lock waits never end, so that option stays.
+    def _sleep(seconds: float) -> None:
+        select.select([], [], [], max(0.0, seconds))
+
+    time.sleep = _sleep
 
 POSTGRES_URL_ENV = "TEST_POSTGRES_URL"
 REQUIRE_POSTGRES_ENV = "REQUIRE_POSTGRES"
