@@ -47,7 +47,12 @@ _ASKING = re.compile(
     r"mogu|smemo|treba|trebamo|trebam|zanima|interesuje|pitanje|pitam|molim|objasni\w*|"
     r"how|what|where|when|which|who|why|can|could|should|do we|do i|is it|is there|need)\b"
 )
-_SHORT_COURTESY_WORDS = 6  # a greeting or thanks clause longer than this says something else
+_SHORT_COURTESY_WORDS = 6
+# "Imam jedno pitanje u vezi eSandučeta." announces a question without asking it.
+_PREAMBLE = re.compile(
+    r"^(imam|imamo|imala bih|imao bih) (jedno |kratko |jos jedno |jedno kratko |par |nekoliko )?"
+    r"(pitanj\w*|nedoumic\w*)|^(i|we) have a (quick |short )?question|^(zanima|interesuje) me nesto"
+)  # a greeting or thanks clause longer than this says something else
 
 
 def _is_courtesy(clause: str) -> bool:
@@ -59,6 +64,12 @@ def _is_courtesy(clause: str) -> bool:
         return True
     if _THANKS.search(text) and len(words) <= _SHORT_COURTESY_WORDS and not _ASKING.search(text):
         return True
+    if _PREAMBLE.match(text) and len(words) <= 8:
+        return True
+    return _is_intro(text)
+
+
+def _is_intro(text: str) -> bool:
     return bool(_INTRO.search(text)) and not _ASKING.search(text)
 
 
@@ -72,17 +83,28 @@ def _strip_greeting(clause: str) -> str:
     return clause
 
 
-def focus(message: str) -> str:
-    """The part of `message` that asks something; the whole message when all is courtesy."""
+def _kept_sentences(message: str) -> list[str]:
+    """The message's sentences without their courtesy clauses (empty ones dropped)."""
     kept: list[str] = []
     for sentence in _SENTENCES.split(message):
         clauses = [c for c in _CLAUSES.split(sentence) if c.strip()]
+        introducing = False  # "Radim u upravi Knjaževac, u odeljenju za ...": still the intro
+        parts: list[str] = []
         for clause in clauses:
+            text = normalize(clause)
+            if introducing and not _ASKING.search(text):
+                continue
+            introducing = _is_intro(text)
             if not _is_courtesy(clause):
-                kept.append(_strip_greeting(clause))
-    if not kept:
-        return message
-    return ", ".join(kept)
+                parts.append(_strip_greeting(clause))
+        if parts:
+            kept.append(", ".join(parts))
+    return kept
+
+
+def focus(message: str) -> str:
+    """The part of `message` that asks something; the whole message when all is courtesy."""
+    return " ".join(_kept_sentences(message)) or message
 
 
 # -- failure reports -----------------------------------------------------------------------

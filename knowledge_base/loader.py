@@ -254,7 +254,7 @@ def _check_sources(entry: Entry, path: Path, out: _Collector) -> None:
         out.error(
             path,
             entry.id,
-            'the last line must be "Izvor: <a href=\"https://...\">...</a>" (a link to the source)',
+            'the last line must be "Izvor: <a href="https://...">...</a>" (a link to the source)',
         )
     lowered = entry.answer.lower()
     for note in EDITOR_NOTES:

@@ -552,11 +552,16 @@ class Matcher:
         English carried into Serbian), the ranked candidates and the signals of the best one."""
         text = question[:MAX_QUESTION_CHARS]
         english = is_english(text)
-        asked = focus(text)
-        if english:
-            asked = to_serbian(asked, self.glossary)
-        features, _ = self.features(asked, everything=True)
-        ranked = sorted(((self.score(f), f) for f in features), key=lambda sf: -sf[0])
+        readings = [focus(text)]
+        best: tuple[str, list[tuple[float, Features]]] | None = None
+        for reading in readings:
+            asked = to_serbian(reading, self.glossary) if english else reading
+            features, _ = self.features(asked, everything=True)
+            ranked = sorted(((self.score(f), f) for f in features), key=lambda sf: -sf[0])
+            if best is None or (ranked and (not best[1] or ranked[0][0] > best[1][0][0])):
+                best = (asked, ranked)
+        assert best is not None
+        asked, ranked = best
         signals: tuple[float, ...] = ()
         if ranked:
             signals = self._signals(asked, ranked, english)

@@ -36,6 +36,14 @@ def test_greeting_introduction_and_thanks_are_not_what_is_asked() -> None:
     assert focus(cyrillic) == "Како да пошаљем решење у еСандуче?"
 
 
+def test_an_announced_question_and_the_rest_of_an_introduction_are_dropped() -> None:
+    message = (
+        "Dobar dan, imam jedno pitanje u vezi eSandučeta. Radim u Opštinskoj upravi Knjaževac, "
+        "u odeljenju za imovinsko-pravne poslove. Kako da znam da je stranka primila rešenje?"
+    )
+    assert focus(message) == "Kako da znam da je stranka primila rešenje?"
+
+
 def test_a_message_that_is_only_courtesy_is_kept_whole() -> None:
     assert focus("Hvala puno!") == "Hvala puno!"
     assert focus("Dobar dan") == "Dobar dan"
