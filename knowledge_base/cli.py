@@ -132,6 +132,17 @@ def cmd_crossval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_semantic(args: argparse.Namespace) -> int:
+    from knowledge_base.semantic import VECTORS_FILE, SemanticIndex
+
+    kb = _load(args.content_dir)
+    if kb is None:
+        return 2
+    count = SemanticIndex(list(kb.entries.values())).save()
+    print(f"{count} phrasings embedded into {VECTORS_FILE}")
+    return 0
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
     from knowledge_base.tune import tune
 
@@ -176,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="JSON of the levels main has reached; exit 1 only when a figure falls below them",
     )
+    sub.add_parser(
+        "semantic", help="embed every phrasing for the semantic second opinion (after KB edits)"
+    )
     cv = sub.add_parser(
         "crossval", help="out-of-fold figures on held-out KB phrasings and entries (no writing)"
     )
@@ -202,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         "eval": cmd_eval,
         "tune": cmd_tune,
         "crossval": cmd_crossval,
+        "semantic": cmd_semantic,
     }
     if args.command == "drafts":
         from knowledge_base.drafts import cmd_drafts

@@ -74,6 +74,7 @@ def outcome(example: Example, result: MatchResult) -> str:
 @dataclass
 class Tally:
     counts: Counter[str] = field(default_factory=Counter)
+    ranks: Counter[str] = field(default_factory=Counter)  # right entry first / in the top 3
 
     def add(self, name: str) -> None:
         self.counts[name] += 1
@@ -92,6 +93,8 @@ class Tally:
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"covered": self.covered, "oos": self.oos}
+        for name in ("first", "top3"):
+            data[f"{name}_rate"] = round(self.ranks[name] / self.covered, 4) if self.covered else 0
         for name in (*COVERED_OUTCOMES, *OOS_OUTCOMES):
             data[name] = self.counts[name]
             data[f"{name}_rate"] = round(self.rate(name), 4)
@@ -151,6 +154,10 @@ def evaluate(
         result = match(example.question)
         name_ = outcome(example, result)
         total.add(name_)
+        if example.expected is not None:  # how the ranking did, whatever the decision
+            ids = [c.entry_id for c in result.candidates]
+            total.ranks["first"] += bool(ids) and ids[0] == example.expected
+            total.ranks["top3"] += example.expected in ids[:3]
         if example.expected is None:
             service = "(out of scope)"
         else:
@@ -189,6 +196,12 @@ def format_reports(reports: list[SystemReport], *, show_failures: bool = False) 
     ]
     for label, key in rows:
         cells = "".join(f"{r.total.counts[key]:>8} {_pct(r.total.rate(key)):>7}" for r in reports)
+        lines.append(f"{label:32}{cells}")
+    for label, key in (("right entry first", "first"), ("right entry in the top 3", "top3")):
+        cells = "".join(
+            f"{r.total.ranks[key]:>8} {_pct(r.total.ranks[key] / max(r.total.covered, 1)):>7}"
+            for r in reports
+        )
         lines.append(f"{label:32}{cells}")
     lines.append("")
     lines.append(f"Per service ({main.name}): n, correct, clarified, wrong, missed")

@@ -23,6 +23,7 @@ knowledge_base/eval/dev.jsonl (see `tune` for the rule); the test part is never 
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 import re
@@ -41,6 +42,7 @@ from knowledge_base.decision import SIGNALS, DecisionModel
 from knowledge_base.english import Glossary, is_english, load_glossary, to_serbian
 from knowledge_base.focus import focus, is_failure_report
 from knowledge_base.model import Entry, KnowledgeBase, Service
+from knowledge_base.semantic import AGREE_MIN_SIMILARITY, SemanticIndex
 
 Decision = Literal["answer", "clarify", "escalate"]
 
@@ -193,6 +195,7 @@ class Matcher:
         self.analyzer = Analyzer(synonyms)
         self.entries = list(entries)
         self.model = model or default_model()
+        self.semantic: SemanticIndex | None = None  # set by from_knowledge_base
         self.glossary = glossary or default_glossary()
         # a service is named by its e-name in the title (eZUP, eSanduče, ePlaćanje, eID ...)
         self._service_terms = {
@@ -210,8 +213,12 @@ class Matcher:
         self._build()
 
     @classmethod
-    def from_knowledge_base(cls, kb: KnowledgeBase, config: MatcherConfig | None = None) -> Matcher:
+    def from_knowledge_base(
+        cls, kb: KnowledgeBase, config: MatcherConfig | None = None, semantic: bool = True
+    ) -> Matcher:
         matcher = cls(list(kb.entries.values()), kb.synonyms, config, services=kb.services)
+        if semantic:
+            matcher.semantic = SemanticIndex(matcher.entries)
         matcher.set_not_covered(kb.not_covered)
         return matcher
 
@@ -637,8 +644,35 @@ class Matcher:
         return result("escalate", top[:3], why)
 
     def match(self, question: str) -> MatchResult:
-        """Never raises on any text; work is bounded by MAX_QUESTION_CHARS and MAX_TERMS."""
-        return self.decide(self.assess(question))
+        """Never raises on any text; work is bounded by MAX_QUESTION_CHARS and MAX_TERMS.
+
+        Async callers use `assess` + `decide` and run `second_opinion` off the event loop."""
+        assessment = self.assess(question)
+        result = self.decide(assessment)
+        if self.wants_second_opinion(result):
+            result = self.second_opinion(assessment, result)
+        return result
+
+    def wants_second_opinion(self, result: MatchResult) -> bool:
+        """An unsure choice that the meaning of the question could settle (see `semantic`)."""
+        return (
+            self.semantic is not None
+            and self.semantic.available
+            and result.decision == "clarify"
+            and not result.reason
+            and result.confidence >= self.model.clarify_at
+        )
+
+    def second_opinion(self, assessment: Assessment, result: MatchResult) -> MatchResult:
+        """The choice becomes an answer when the embedding picks the same first entry."""
+        if self.semantic is None:
+            return result
+        text = assessment.question if assessment.english else assessment.asked
+        found = self.semantic.best(text[: MAX_FUZZY_CHARS * 2])
+        if found is None or found[0] != result.entry_id or found[1] < AGREE_MIN_SIMILARITY:
+            return result
+        best = next(c for c in result.candidates if c.entry_id == result.entry_id)
+        return dataclasses.replace(result, decision="answer", score=best.score, reason="semantic")
 
     def _uncovered(self, terms: set[str], index: int) -> bool:
         """Does the question name a subject the KB does not cover, which the entry does not

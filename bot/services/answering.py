@@ -6,6 +6,7 @@ can show what clerks ask and what the bot could not answer. Replies are channel-
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import html
 
@@ -85,7 +86,7 @@ class AnswerService:
         question = text.replace("\x00", "").strip()
         if not question:
             return Reply(tr(user.language, "Napišite pitanje rečima, na primer: kako do eZUP-a?"))
-        result = self._matcher.match(question)
+        result = await self._match(question)
         question_id = await self._record(user, question[:MAX_STORED_QUESTION], result)
         user = reader_for(user, question, result)
         if len(question) > LONG_QUESTION:
@@ -100,6 +101,15 @@ class AnswerService:
         if result.decision == "clarify":
             return self._clarify(user, result, question_id)
         return self._escalate(user, question_id)
+
+    async def _match(self, question: str) -> MatchResult:
+        """Lexical matching on the loop (a few ms); the semantic second opinion, which costs
+        tens of ms of CPU in native code, only for unsure questions and in a worker thread."""
+        assessment = self._matcher.assess(question)
+        result = self._matcher.decide(assessment)
+        if self._matcher.wants_second_opinion(result):
+            result = await asyncio.to_thread(self._matcher.second_opinion, assessment, result)
+        return result
 
     async def _record(self, user: UserProfile, text: str, result: MatchResult) -> int:
         async with self._database.uow() as uow:
