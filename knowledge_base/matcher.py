@@ -654,23 +654,34 @@ class Matcher:
         return result
 
     def wants_second_opinion(self, result: MatchResult) -> bool:
-        """An unsure choice that the meaning of the question could settle (see `semantic`)."""
+        """An unsure choice, or an unsure escalation with candidates, that the meaning of the
+        question could settle (see `semantic`)."""
         return (
             self.semantic is not None
             and self.semantic.available
-            and result.decision == "clarify"
-            and not result.reason
-            and result.confidence >= self.model.clarify_at
+            and bool(result.candidates)
+            and (
+                (result.decision == "clarify" and not result.reason)
+                or (result.decision == "escalate" and result.reason == "unsure")
+            )
         )
 
     def second_opinion(self, assessment: Assessment, result: MatchResult) -> MatchResult:
-        """The choice becomes an answer when the embedding picks the same first entry."""
+        """When the embedding picks the same first entry closely, a choice becomes an answer
+        and an escalation becomes a choice (the clerk still picks; a mentor stays offered)."""
         if self.semantic is None:
             return result
         text = assessment.question if assessment.english else assessment.asked
         found = self.semantic.best(text[: MAX_FUZZY_CHARS * 2])
         if found is None or found[0] != result.entry_id or found[1] < AGREE_MIN_SIMILARITY:
             return result
+        if result.decision == "escalate":
+            offered = [c for c in result.candidates if not is_chitchat(c.entry_id)]
+            if not offered:
+                return result
+            return dataclasses.replace(
+                result, decision="clarify", candidates=offered, reason="semantic"
+            )
         best = next(c for c in result.candidates if c.entry_id == result.entry_id)
         return dataclasses.replace(result, decision="answer", score=best.score, reason="semantic")
 
