@@ -124,6 +124,7 @@ class Playground:
         self._workdir = workdir or Path.cwd()
         self._options: list[tuple[str, Button]] = []
         self._dialogues: dict[str, Dialogue] = {CLERK: Dialogue(), MENTOR: Dialogue()}
+        self._gone: set[str] = set()  # people who deleted their data (/obrisi_me)
         self.onboarding = OnboardingService(services.users)
         self.senders = {CHANNEL: PlaygroundSender(self)}
         # One person at one terminal: no pacing between messages to one chat.
@@ -225,6 +226,16 @@ class Playground:
         return True
 
     async def _handle(self, line: str) -> None:
+        if self._acting in self._gone:  # deleted with /obrisi_me: writing again registers anew
+            self._gone.discard(self._acting)
+            self._options = []
+            if self._acting == CLERK:
+                self._set(CLERK, await self._services.users.get_or_register(
+                    CHANNEL, CLERK_ID, "Playground"
+                ))
+            else:
+                del self._people[MENTOR]
+                await self.become_mentor()
         number = to_int(line)
         if number is not None and self._options and 1 <= number <= len(self._options):
             who, button = self._options[number - 1]
@@ -454,18 +465,12 @@ class Playground:
             # Whoever writes next starts as a new user, as on Telegram.
             profile = await self._services.users.get(user.id)
             if profile is not None and profile.external_id != user.external_id:
-                if who == CLERK:
-                    self._set(CLERK, await self._register_clerk())
-                else:
-                    del self._people[MENTOR]
-                self._acting = CLERK
+                self._gone.add(who)
         elif answer == "no":
             self.show(privacy.deletion_cancelled(user), who)
         else:
             self.show(self._services.answers.stale_button(user), who)
 
-    async def _register_clerk(self) -> UserProfile:
-        return await self._services.users.get_or_register(CHANNEL, CLERK_ID, "Playground")
 
 
 async def run_playground(
