@@ -239,6 +239,13 @@ class Playground:
         number = to_int(line)
         if number is not None and self._options and 1 <= number <= len(self._options):
             who, button = self._options[number - 1]
+            if who != self._acting:
+                # An option shown to the other person (the clerk's buttons under a delivered
+                # answer, tapped in mentor mode): whoever taps it now types as that person.
+                if who == CLERK:
+                    self.become_clerk()
+                else:
+                    await self.become_mentor()
             await self._tap(who, button.action)
         elif line.startswith("/"):
             await self._command(line)
@@ -496,6 +503,13 @@ async def run_playground(
                 "(Kucajte pitanje; broj bira ponuđenu opciju; /teme, /jezik, /pomoc, /izlaz.)",
             )
             + "\n"
+            + "("
+            + say(
+                user.language,
+                "/mentor_mod – igrate mentora: vidite red, preuzmete pitanje i odgovorite na "
+                "njega; odgovor stiže službeniku u ovaj razgovor.",
+            )
+            + ")\n"
         )
     if role == MENTOR:
         await chat.become_mentor()
