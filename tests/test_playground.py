@@ -195,3 +195,22 @@ def test_make_demo_role_mentor_starts_as_the_mentor(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Mentorski režim" in result.stdout
     assert "Nema otvorenih pitanja" in _turns(result.stdout)["/red"]
+
+
+def test_the_clerks_follow_up_tapped_in_mentor_mode_reaches_the_mentor(tmp_path):
+    out = _chat(
+        [
+            "/mentor Kako se menja lozinka za eSanduce na portalu?",
+            "1",  # Pošalji mentoru
+            "/mentor_mod",
+            "/odgovori 1 Probajte ponovo.",
+            "2",  # the clerk's "Imam dodatno pitanje": from here on the clerk types
+            "I dalje ne radi.",
+        ],
+        _url(tmp_path),
+        tmp_path,
+    )
+    replies = [answer for _line, answer in _replies(out)]
+    assert "Imam dodatno pitanje" in replies[3]
+    assert "Ponovo ste službenik" in replies[4] and "dodatno pitanje o #1" in replies[4]
+    assert "📨 (mentoru)" in replies[5] and "I dalje ne radi." in replies[5]
