@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## Local chat on SQLite with the bundled knowledge base; no token needed.
+## `make demo ROLE=mentor` starts as the mentor (and admin); /mentor_mod switches in the chat.
+ROLE ?= clerk
 demo: install
-	$(PY) -m bot playground
+	$(PY) -m bot playground --role $(ROLE)
 
 ## The whole suite; PostgreSQL tests run when TEST_POSTGRES_URL is set (CI sets it).
 test: install

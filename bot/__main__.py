@@ -17,13 +17,13 @@ def _configure_logging(settings: Settings) -> None:
     configure_logging(settings.log_level)
 
 
-async def _playground(settings: Settings) -> None:
+async def _playground(settings: Settings, role: str = "clerk") -> None:
     from bot.app import build_services
     from bot.channels.playground import run_playground
 
     services = await build_services(settings)
     try:
-        await run_playground(services)
+        await run_playground(services, role=role)
     finally:
         await services.close()
 
@@ -42,7 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description="eUprava za sve support bot")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="start the Telegram bot (polling, or webhook with WEBHOOK_URL)")
-    commands.add_parser("playground", help="chat locally in the terminal, no token needed")
+    playground = commands.add_parser(
+        "playground", help="chat locally in the terminal, no token needed"
+    )
+    playground.add_argument(
+        "--role",
+        choices=("clerk", "mentor"),
+        default="clerk",
+        help="start as the mentor (and admin) instead of the clerk; /mentor_mod switches",
+    )
     commands.add_parser("check-config", help="print effective settings (secrets masked), problems")
     commands.add_parser("backup", help="consistent copy of the SQLite database: backup PATH")
     args = parser.parse_args(args_list)
@@ -56,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "playground":
             logging.getLogger().setLevel(logging.WARNING)
-            asyncio.run(_playground(settings))
+            asyncio.run(_playground(settings, args.role))
         elif args.command == "run":
             from bot.telegram.runner import run
 
