@@ -25,6 +25,8 @@ from storage.uow import Database
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
+# Seconds between tries to record a delivery while the database is unavailable (~15 s in all).
+RECORD_RETRY_PAUSES = (0.1, 0.3, 1.0, 2.0, 4.0, 8.0)
 
 
 @dataclass(frozen=True)
@@ -118,13 +120,26 @@ class OutboxDispatcher:
     async def _deliver_in_order(
         self, queue: list[Outgoing], each_done: Callable[[], None] | None
     ) -> None:
-        """Messages to one chat go one after another, in the order they were queued."""
-        for message in queue:
+        """Messages to one chat go one after another, in the order they were queued.
+
+        Every message is counted done, whatever happens: one the dispatcher cannot finish (the
+        database stayed away longer than the retries) stops only this chat's queue; its rows
+        stay claimed and are taken again, in order, when the lease runs out."""
+        for index, message in enumerate(queue):
             try:
                 await self._deliver(message)
-            finally:
+            except Exception:
+                log.exception(
+                    "outbox: delivery could not be finished; the rest of the chat's queue "
+                    "waits for its lease to run out",
+                    extra={"outbox_id": message.id, "left": len(queue) - index - 1},
+                )
                 if each_done is not None:
-                    each_done()
+                    for _ in queue[index:]:
+                        each_done()
+                return
+            if each_done is not None:
+                each_done()
 
     async def _deliver(self, message: Outgoing) -> None:
         if message.expires_at is not None and self._clock() >= message.expires_at:
@@ -155,6 +170,20 @@ class OutboxDispatcher:
         )
 
     async def _record(self, message: Outgoing, outcome: SendOutcome) -> None:
+        """Store the outcome. A short database outage is waited out (the message went out;
+        failing to mark it would send it again), a long one is raised to the caller."""
+        for pause in (*RECORD_RETRY_PAUSES, None):
+            try:
+                await self._record_once(message, outcome)
+                return
+            except StorageUnavailable:
+                if pause is None:
+                    raise
+                log.warning("outbox: database unavailable while recording a delivery, retrying",
+                            extra={"outbox_id": message.id})
+                await asyncio.sleep(pause)
+
+    async def _record_once(self, message: Outgoing, outcome: SendOutcome) -> None:
         async with self._database.uow() as uow:
             if outcome.status == "sent":
                 await uow.outbox.mark_sent(message.id, outcome.external_id)
