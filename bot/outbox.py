@@ -83,6 +83,7 @@ class OutboxDispatcher:
         self._idle = idle_seconds
         self._clock = clock or database.clock  # the program's one clock
         self.on_delivered: list[Callable[[Outgoing, SendOutcome], Any]] = []
+        self._leases: dict[int, datetime] = {}  # claimed rows -> until when we hold them
 
     async def run_once(self) -> int:
         """Deliver one batch of due messages; returns how many were handled."""
@@ -104,8 +105,35 @@ class OutboxDispatcher:
                 for r in rows
                 if r.channel in self._senders
             ]
+            leases = {r.id: r.lease_until for r in rows if r.lease_until is not None}
             await uow.commit()
+        self._leases.update(leases)
         return claimed
+
+    async def _still_ours(self, message: Outgoing, rest: list[Outgoing]) -> bool:
+        """True while this instance's claim holds ``message``. A lease less than half left is
+        extended first, for the message and the rest of its chat's queue (they wait their turn
+        in the rate limiter): a queue draining slower than the lease is never claimed and sent
+        by another instance too. False when another instance took the row meanwhile."""
+        lease = self._leases.get(message.id)
+        if lease is not None and self._clock() + timedelta(seconds=self._lease / 2) < lease:
+            return True
+        new_lease = self._clock() + timedelta(seconds=self._lease)
+        claims = {m.id: m.attempts for m in rest if m.id in self._leases}
+        claims[message.id] = message.attempts
+        async with self._database.uow() as uow:
+            renewed = await uow.outbox.renew_lease(claims, new_lease)
+            await uow.commit()
+        for message_id in claims:
+            if message_id in renewed:
+                self._leases[message_id] = new_lease
+            else:
+                self._leases.pop(message_id, None)
+        if message.id not in renewed:
+            log.warning("outbox: lease lost to another instance, not sending",
+                        extra={"outbox_id": message.id})
+            return False
+        return True
 
     async def _send_batch(
         self, claimed: list[Outgoing], each_done: Callable[[], None] | None = None
@@ -127,7 +155,7 @@ class OutboxDispatcher:
         stay claimed and are taken again, in order, when the lease runs out."""
         for index, message in enumerate(queue):
             try:
-                await self._deliver(message)
+                await self._deliver(message, queue[index + 1:])
             except Exception:
                 log.exception(
                     "outbox: delivery could not be finished; the rest of the chat's queue "
@@ -141,11 +169,19 @@ class OutboxDispatcher:
             if each_done is not None:
                 each_done()
 
-    async def _deliver(self, message: Outgoing) -> None:
+    async def _deliver(self, message: Outgoing, rest: list[Outgoing] | None = None) -> None:
+        try:
+            await self._deliver_held(message, rest or [])
+        finally:
+            self._leases.pop(message.id, None)
+
+    async def _deliver_held(self, message: Outgoing, rest: list[Outgoing]) -> None:
         if message.expires_at is not None and self._clock() >= message.expires_at:
             await self._expire(message)
             return
         await self._limiter.acquire(message.chat_id)
+        if not await self._still_ours(message, rest):
+            return
         try:
             outcome = await self._senders[message.channel].send(message)
         except Exception as error:  # a sender bug must not stop the loop or lose the row
@@ -162,7 +198,8 @@ class OutboxDispatcher:
     async def _expire(self, message: Outgoing) -> None:
         """Fell due while we were down and is no use now (the training already started)."""
         async with self._database.uow() as uow:
-            await uow.outbox.mark_final(message.id, "expired", "due too late")
+            await uow.outbox.mark_final(message.id, "expired", "due too late",
+                                         claim=message.attempts)
             await uow.commit()
         log.warning(
             "outbox message expired before it could be sent",
@@ -185,20 +222,24 @@ class OutboxDispatcher:
 
     async def _record_once(self, message: Outgoing, outcome: SendOutcome) -> None:
         async with self._database.uow() as uow:
+            claim = message.attempts  # only the claim holding the row may record its outcome
             if outcome.status == "sent":
-                await uow.outbox.mark_sent(message.id, outcome.external_id)
+                if not await uow.outbox.mark_sent(message.id, outcome.external_id, claim=claim):
+                    log.warning("outbox: sent, but the row was no longer ours to mark",
+                                extra={"outbox_id": message.id})
             elif outcome.status == "blocked":
-                await uow.outbox.mark_final(message.id, "blocked", outcome.error)
+                await uow.outbox.mark_final(message.id, "blocked", outcome.error, claim=claim)
                 if message.user_id is not None:
                     user = await uow.users.get(message.user_id)
                     if user is not None:
                         user.active = False
             elif outcome.status == "failed" or message.attempts >= MAX_ATTEMPTS:
-                await uow.outbox.mark_final(message.id, "failed", outcome.error)
+                await uow.outbox.mark_final(message.id, "failed", outcome.error, claim=claim)
             else:
                 delay = outcome.retry_after or backoff(message.attempts)
                 not_before = self._clock() + timedelta(seconds=delay)
-                await uow.outbox.mark_retry(message.id, not_before, outcome.error or "retry")
+                await uow.outbox.mark_retry(message.id, not_before, outcome.error or "retry",
+                                            claim=claim)
             await uow.commit()
         log.info(
             "outbox delivery",

@@ -305,3 +305,35 @@ def _sent_count(api: FakeBotAPI, prefix: str, at_least: int):
         return await _sent_count_impl(api, prefix) >= at_least
 
     return check()
+
+
+async def test_a_queue_slower_than_the_lease_is_sent_once(database: Database):
+    """One chat's queue takes longer to drain (one a second) than the lease: the instance
+    holding the rows keeps them, another instance never sends them too."""
+    user_id = await _clerk(database, 521)
+    for n in range(5):
+        await _queue(database, user_id, 521, f"Q{n}", f"lease:{n}")
+    async with FakeBotAPI() as api:
+        bot = _bot(api)
+        stop = asyncio.Event()
+
+        def instance() -> OutboxDispatcher:
+            limiter = LocalRateLimiter(per_second=1000, per_chat_interval=0.5,
+                                       per_group_interval=0)
+            return OutboxDispatcher(database, {"telegram": TelegramSender(bot)}, limiter,
+                                    lease_seconds=1.0, idle_seconds=0.05)
+
+        first, second = instance(), instance()
+        try:
+            one = asyncio.create_task(first.run_forever(stop))
+            await asyncio.sleep(0.2)  # the first instance claims the whole queue
+            two = asyncio.create_task(second.run_forever(stop))
+            assert await _wait_for(lambda: _sent_count(api, "Q", 5), timeout=15)
+            await asyncio.sleep(1.5)  # leases of anything still claimed run out
+        finally:
+            stop.set()
+            await asyncio.gather(one, two)
+            await bot.session.close()
+        sent = [call.text for call in api.calls_of("sendMessage")]
+    assert sent == [f"Q{n}" for n in range(5)]
+    assert await _statuses(database) == ["sent"] * 5
