@@ -203,9 +203,10 @@ class TelegramRuntime:
         if self.options.fsm_storage is not None:
             return self.options.fsm_storage
         if self.settings.redis_url:
-            from aiogram.fsm.storage.redis import RedisStorage
+            # Redis down must not fail updates before they are claimed (bot/telegram/fsm.py).
+            from bot.telegram.fsm import FallbackStorage
 
-            return RedisStorage.from_url(self.settings.redis_url)
+            return FallbackStorage.from_url(self.settings.redis_url)
         return MemoryStorage()
 
     def _build_dispatcher(self) -> Dispatcher:
