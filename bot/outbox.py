@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -84,6 +85,8 @@ class OutboxDispatcher:
         self._clock = clock or database.clock  # the program's one clock
         self.on_delivered: list[Callable[[Outgoing, SendOutcome], Any]] = []
         self._leases: dict[int, datetime] = {}  # claimed rows -> until when we hold them
+        # When run_forever last tried to claim or finished a message (monotonic; /healthz).
+        self.last_activity: float | None = None
 
     async def run_once(self) -> int:
         """Deliver one batch of due messages; returns how many were handled."""
@@ -260,6 +263,7 @@ class OutboxDispatcher:
         def one_done() -> None:
             nonlocal waiting
             waiting -= 1
+            self.last_activity = time.monotonic()
             progress.set()
 
         def batch_done(task: asyncio.Task[None]) -> None:
@@ -270,6 +274,7 @@ class OutboxDispatcher:
         try:
             while not stop.is_set():
                 if waiting < self._batch_size:
+                    self.last_activity = time.monotonic()
                     try:
                         # Shielded: a dispatcher cancelled mid-claim leaves a finished claim
                         # (its rows become due again when the lease runs out), never a
@@ -294,6 +299,13 @@ class OutboxDispatcher:
         finally:
             if in_flight:
                 await asyncio.gather(*in_flight, return_exceptions=True)
+
+    def stalled_for(self) -> float:
+        """Seconds run_forever has neither tried to claim nor finished a message (0 before it
+        started). A healthy loop tries at least every `idle_seconds`, or finishes a message."""
+        if self.last_activity is None:
+            return 0.0
+        return max(0.0, time.monotonic() - self.last_activity)
 
     async def drain(self, max_rounds: int = 1000) -> int:
         """Deliver until nothing is due (tests and one-shot tools)."""

@@ -400,6 +400,22 @@ class ProcessedUpdateRepository(Repository):
         return taken
 
     @guarded
+    async def count_unfinished(
+        self, channel: str, *, started_before: datetime, exclude: Iterable[int] = ()
+    ) -> int:
+        """How many kept updates started before ``started_before`` and never ended."""
+        stmt = select(func.count()).where(
+            ProcessedUpdate.channel == channel,
+            ProcessedUpdate.done_at.is_(None),
+            ProcessedUpdate.payload.is_not(None),
+            ProcessedUpdate.processed_at < started_before,
+        )
+        skip = [int(update_id) for update_id in exclude]
+        if skip:
+            stmt = stmt.where(ProcessedUpdate.update_id.not_in(skip))
+        return int(await self.session.scalar(stmt) or 0)
+
+    @guarded
     async def is_processed(self, channel: str, update_id: int) -> bool:
         row = await self.session.get(ProcessedUpdate, (channel, int(update_id)))
         return row is not None

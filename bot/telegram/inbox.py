@@ -88,6 +88,18 @@ class UpdateInbox:
             self._done |= ids  # try again at the next flush
             log.warning("inbox.flush_failed pending=%s", len(self._done))
 
+    async def overdue(self) -> int:
+        """Unfinished updates the replay scan should have taken by now (older than the replay
+        window and one scan), other than those this process is still handling: more than
+        none means replays are not happening (/healthz)."""
+        started_before = self._database.clock() - timedelta(
+            seconds=self._replay_after + self._scan_every
+        )
+        async with self._database.uow(read_only=True) as uow:
+            return await uow.processed_updates.count_unfinished(
+                CHANNEL, started_before=started_before, exclude=self._in_flight | self._done
+            )
+
     async def replay(self, feed: Feed) -> int:
         """Handle again the updates whose handling never ended; returns how many."""
         # The database's clock: the same one that stamped the claims being compared.
