@@ -165,8 +165,9 @@ class OutboxDispatcher:
                     "waits for its lease to run out",
                     extra={"outbox_id": message.id, "left": len(queue) - index - 1},
                 )
-                if each_done is not None:
-                    for _ in queue[index:]:
+                for left in queue[index:]:
+                    self._leases.pop(left.id, None)
+                    if each_done is not None:
                         each_done()
                 return
             if each_done is not None:
