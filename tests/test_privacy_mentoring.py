@@ -106,3 +106,40 @@ async def test_deletion_leaves_nothing_of_the_clerk_in_cards_outbox_or_drafts(
         assert not _leaks(json.dumps(row.payload, ensure_ascii=False)), (row.kind, row.payload)
     for draft in drafts:
         assert not _leaks(draft.question + draft.answer), draft.question
+
+
+async def test_retraction_waits_for_a_card_edit_a_dispatcher_is_sending(
+    database: Database, clock: Clock
+) -> None:
+    """A card edit claimed by a dispatcher just before the deletion may still go out: the
+    note replacing the card is queued after that claim's lease, so it is the last edit."""
+    users = UserService(database, frozenset({ADMIN_TG}))
+    roles = RoleService(database, frozenset({ADMIN_TG}))
+    mentoring = MentoringService(database, MentorConfig(mentor_chat_id=GROUP), clock=clock)
+    marko = await mentor(users, roles, "201", "Marko Mentor")
+    clerk = await users.get_or_register("telegram", "101", display_name="Milica Jovanović")
+    async with database.uow() as uow:
+        question = await uow.questions.add(
+            user_id=clerk.id, text=QUESTION, decision="escalate", entry_id=None, score=0.1)
+        await uow.commit()
+    number = (await mentoring.create_request(clerk, question_id=question.id)).number
+    assert number is not None
+    async with database.uow() as uow:  # the card was sent as message 77
+        (card,) = await uow.outbox.claim_due(limit=10)
+        await uow.outbox.mark_sent(card.id, "77", claim=card.attempts)
+        await uow.commit()
+    await mentoring.sync_cards()
+    assert (await mentoring.claim(marko, number)).ok  # queues a card edit with the question
+    async with database.uow() as uow:  # a dispatcher takes it and is sending it
+        claimed = await uow.outbox.claim_due(limit=10, lease_seconds=120)
+        await uow.commit()
+    edit = next(row for row in claimed if row.kind == "mentor_card_edit")
+    assert edit.lease_until is not None
+
+    assert (await PrivacyService(database, clock=clock).delete_user(clerk.id)).done
+    async with database.uow() as uow:
+        assert not await uow.outbox.mark_sent(edit.id, "77", claim=edit.attempts)  # cancelled
+        rows = {row.dedupe_key: row for row in await uow.session.scalars(select(OutboxMessage))}
+    note = rows[f"privacy_card:{number}"]
+    assert note.payload["edit_message_id"] == 77 and not _leaks(note.payload["text"])
+    assert note.not_before > edit.lease_until
