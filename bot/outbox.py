@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from storage.uow import Database
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
+# Seconds between tries to record a delivery while the database is unavailable (~15 s in all).
+RECORD_RETRY_PAUSES = (0.1, 0.3, 1.0, 2.0, 4.0, 8.0)
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,9 @@ class OutboxDispatcher:
         self._idle = idle_seconds
         self._clock = clock or database.clock  # the program's one clock
         self.on_delivered: list[Callable[[Outgoing, SendOutcome], Any]] = []
+        self._leases: dict[int, datetime] = {}  # claimed rows -> until when we hold them
+        # When run_forever last tried to claim or finished a message (monotonic; /healthz).
+        self.last_activity: float | None = None
 
     async def run_once(self) -> int:
         """Deliver one batch of due messages; returns how many were handled."""
@@ -102,8 +108,35 @@ class OutboxDispatcher:
                 for r in rows
                 if r.channel in self._senders
             ]
+            leases = {r.id: r.lease_until for r in rows if r.lease_until is not None}
             await uow.commit()
+        self._leases.update(leases)
         return claimed
+
+    async def _still_ours(self, message: Outgoing, rest: list[Outgoing]) -> bool:
+        """True while this instance's claim holds ``message``. A lease less than half left is
+        extended first, for the message and the rest of its chat's queue (they wait their turn
+        in the rate limiter): a queue draining slower than the lease is never claimed and sent
+        by another instance too. False when another instance took the row meanwhile."""
+        lease = self._leases.get(message.id)
+        if lease is not None and self._clock() + timedelta(seconds=self._lease / 2) < lease:
+            return True
+        new_lease = self._clock() + timedelta(seconds=self._lease)
+        claims = {m.id: m.attempts for m in rest if m.id in self._leases}
+        claims[message.id] = message.attempts
+        async with self._database.uow() as uow:
+            renewed = await uow.outbox.renew_lease(claims, new_lease)
+            await uow.commit()
+        for message_id in claims:
+            if message_id in renewed:
+                self._leases[message_id] = new_lease
+            else:
+                self._leases.pop(message_id, None)
+        if message.id not in renewed:
+            log.warning("outbox: lease lost to another instance, not sending",
+                        extra={"outbox_id": message.id})
+            return False
+        return True
 
     async def _send_batch(
         self, claimed: list[Outgoing], each_done: Callable[[], None] | None = None
@@ -118,19 +151,41 @@ class OutboxDispatcher:
     async def _deliver_in_order(
         self, queue: list[Outgoing], each_done: Callable[[], None] | None
     ) -> None:
-        """Messages to one chat go one after another, in the order they were queued."""
-        for message in queue:
-            try:
-                await self._deliver(message)
-            finally:
-                if each_done is not None:
-                    each_done()
+        """Messages to one chat go one after another, in the order they were queued.
 
-    async def _deliver(self, message: Outgoing) -> None:
+        Every message is counted done, whatever happens: one the dispatcher cannot finish (the
+        database stayed away longer than the retries) stops only this chat's queue; its rows
+        stay claimed and are taken again, in order, when the lease runs out."""
+        for index, message in enumerate(queue):
+            try:
+                await self._deliver(message, queue[index + 1:])
+            except Exception:
+                log.exception(
+                    "outbox: delivery could not be finished; the rest of the chat's queue "
+                    "waits for its lease to run out",
+                    extra={"outbox_id": message.id, "left": len(queue) - index - 1},
+                )
+                for left in queue[index:]:
+                    self._leases.pop(left.id, None)
+                    if each_done is not None:
+                        each_done()
+                return
+            if each_done is not None:
+                each_done()
+
+    async def _deliver(self, message: Outgoing, rest: list[Outgoing] | None = None) -> None:
+        try:
+            await self._deliver_held(message, rest or [])
+        finally:
+            self._leases.pop(message.id, None)
+
+    async def _deliver_held(self, message: Outgoing, rest: list[Outgoing]) -> None:
         if message.expires_at is not None and self._clock() >= message.expires_at:
             await self._expire(message)
             return
         await self._limiter.acquire(message.chat_id)
+        if not await self._still_ours(message, rest):
+            return
         try:
             outcome = await self._senders[message.channel].send(message)
         except Exception as error:  # a sender bug must not stop the loop or lose the row
@@ -147,7 +202,8 @@ class OutboxDispatcher:
     async def _expire(self, message: Outgoing) -> None:
         """Fell due while we were down and is no use now (the training already started)."""
         async with self._database.uow() as uow:
-            await uow.outbox.mark_final(message.id, "expired", "due too late")
+            await uow.outbox.mark_final(message.id, "expired", "due too late",
+                                         claim=message.attempts)
             await uow.commit()
         log.warning(
             "outbox message expired before it could be sent",
@@ -155,21 +211,39 @@ class OutboxDispatcher:
         )
 
     async def _record(self, message: Outgoing, outcome: SendOutcome) -> None:
+        """Store the outcome. A short database outage is waited out (the message went out;
+        failing to mark it would send it again), a long one is raised to the caller."""
+        for pause in (*RECORD_RETRY_PAUSES, None):
+            try:
+                await self._record_once(message, outcome)
+                return
+            except StorageUnavailable:
+                if pause is None:
+                    raise
+                log.warning("outbox: database unavailable while recording a delivery, retrying",
+                            extra={"outbox_id": message.id})
+                await asyncio.sleep(pause)
+
+    async def _record_once(self, message: Outgoing, outcome: SendOutcome) -> None:
         async with self._database.uow() as uow:
+            claim = message.attempts  # only the claim holding the row may record its outcome
             if outcome.status == "sent":
-                await uow.outbox.mark_sent(message.id, outcome.external_id)
+                if not await uow.outbox.mark_sent(message.id, outcome.external_id, claim=claim):
+                    log.warning("outbox: sent, but the row was no longer ours to mark",
+                                extra={"outbox_id": message.id})
             elif outcome.status == "blocked":
-                await uow.outbox.mark_final(message.id, "blocked", outcome.error)
+                await uow.outbox.mark_final(message.id, "blocked", outcome.error, claim=claim)
                 if message.user_id is not None:
                     user = await uow.users.get(message.user_id)
                     if user is not None:
                         user.active = False
             elif outcome.status == "failed" or message.attempts >= MAX_ATTEMPTS:
-                await uow.outbox.mark_final(message.id, "failed", outcome.error)
+                await uow.outbox.mark_final(message.id, "failed", outcome.error, claim=claim)
             else:
                 delay = outcome.retry_after or backoff(message.attempts)
                 not_before = self._clock() + timedelta(seconds=delay)
-                await uow.outbox.mark_retry(message.id, not_before, outcome.error or "retry")
+                await uow.outbox.mark_retry(message.id, not_before, outcome.error or "retry",
+                                            claim=claim)
             await uow.commit()
         log.info(
             "outbox delivery",
@@ -190,6 +264,7 @@ class OutboxDispatcher:
         def one_done() -> None:
             nonlocal waiting
             waiting -= 1
+            self.last_activity = time.monotonic()
             progress.set()
 
         def batch_done(task: asyncio.Task[None]) -> None:
@@ -200,6 +275,7 @@ class OutboxDispatcher:
         try:
             while not stop.is_set():
                 if waiting < self._batch_size:
+                    self.last_activity = time.monotonic()
                     try:
                         # Shielded: a dispatcher cancelled mid-claim leaves a finished claim
                         # (its rows become due again when the lease runs out), never a
@@ -224,6 +300,13 @@ class OutboxDispatcher:
         finally:
             if in_flight:
                 await asyncio.gather(*in_flight, return_exceptions=True)
+
+    def stalled_for(self) -> float:
+        """Seconds run_forever has neither tried to claim nor finished a message (0 before it
+        started). A healthy loop tries at least every `idle_seconds`, or finishes a message."""
+        if self.last_activity is None:
+            return 0.0
+        return max(0.0, time.monotonic() - self.last_activity)
 
     async def drain(self, max_rounds: int = 1000) -> int:
         """Deliver until nothing is due (tests and one-shot tools)."""

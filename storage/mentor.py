@@ -8,6 +8,7 @@ outbox row (kind ``mentor_card``); its Telegram message id is copied onto the re
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
     select,
+    update,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -407,3 +409,33 @@ class MentorRepository(Repository):
             return {}
         stmt = select(User.id, User.municipality).where(User.id.in_(user_ids))
         return {int(uid): m for uid, m in (await self.session.execute(stmt)).all()}
+
+    # -- deletion of a clerk's data (/obrisi_me) ---------------------------------------------
+
+    @guarded
+    async def requests_of(self, user_id: int) -> list[MentorRequest]:
+        """Every request the clerk ever opened, whatever its state, oldest first."""
+        stmt = select(MentorRequest).where(MentorRequest.user_id == user_id)
+        return list(await self.session.scalars(stmt.order_by(MentorRequest.id)))
+
+    @guarded
+    async def message_ids_of(self, request_ids: Iterable[int]) -> list[int]:
+        ids = list(request_ids)
+        if not ids:
+            return []
+        stmt = select(MentorMessage.id).where(MentorMessage.request_id.in_(ids))
+        return [int(i) for i in await self.session.scalars(stmt)]
+
+    @guarded
+    async def forget_draft_questions(self, request_ids: Iterable[int], redacted: str) -> int:
+        """KB drafts made from these requests lose the clerk's question (the mentor's answer,
+        already scrubbed of personal data, stays for the curators)."""
+        ids = list(request_ids)
+        if not ids:
+            return 0
+        result = await self.session.execute(
+            update(KnowledgeDraft).where(KnowledgeDraft.request_id.in_(ids))
+            .values(question=redacted),
+            execution_options={"synchronize_session": False},
+        )
+        return int(getattr(result, "rowcount", 0) or 0)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import base64
 import calendar
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -69,6 +69,21 @@ __all__ = [
 ]
 
 REDACTED = "[obrisano]"
+
+
+@dataclass
+class Withdrawn:
+    """What ``PrivacyRepository.withdraw_messages_about`` did."""
+
+    cancelled: int = 0
+    redacted: int = 0
+    in_flight_until: datetime | None = None  # a cancelled row may still be sent until then
+    # (channel, chat_id, message id) of group posts, cards and mentors' copies already sent
+    sent_posts: list[tuple[str, str, int]] = field(default_factory=list)
+
+
+# Sent messages about a clerk's request that quote them, edited into a note on deletion.
+SENT_POSTS_TO_RETRACT = ("mentor_card", "mentor_group", "mentor_followup", "mentor_sla")
 SUBJECT_COLUMNS: tuple[str, ...] = ("user_id", "clerk_id", "actor_user_id", "target_id")
 PRIVACY_KINDS: tuple[str, ...] = ("export", "deletion")
 FINAL_OUTBOX_STATUSES: tuple[str, ...] = ("sent", "failed", "blocked", "cancelled", "expired")
@@ -284,6 +299,51 @@ class AuditRepository(Repository):
 
 class PrivacyRepository(Repository):
     """Export, deletion and retention, over every table that holds data about users."""
+
+    # -- messages about a deleted clerk -------------------------------------------------------
+
+    @guarded
+    async def withdraw_messages_about(
+        self, request_ids: Iterable[int], dedupe_keys: Iterable[str] = ()
+    ) -> Withdrawn:
+        """Outbox rows about these mentor requests (``meta.request_id``) or with these dedupe
+        keys, whoever they are addressed to (the mentors' group, a mentor, an admin): those not
+        sent yet are cancelled, and every one loses its text. Returns what was done, the latest
+        lease of a row some dispatcher may still be sending, and the group posts already sent
+        (to be edited)."""
+        ids = [int(i) for i in request_ids]
+        keys = list(dedupe_keys)
+        if not ids and not keys:
+            return Withdrawn()
+        about: list[ColumnElement[bool]] = []
+        if ids:
+            about.append(OutboxMessage.payload[("meta", "request_id")].as_integer().in_(ids))
+        if keys:
+            about.append(OutboxMessage.dedupe_key.in_(keys))
+        rows = list(await self.session.scalars(select(OutboxMessage).where(or_(*about))))
+        withdrawn = Withdrawn()
+        for row in rows:
+            meta = (row.payload or {}).get("meta")
+            if row.status in ("pending", "sending"):
+                if row.status == "sending" and row.lease_until is not None and (
+                    withdrawn.in_flight_until is None or row.lease_until > withdrawn.in_flight_until
+                ):
+                    withdrawn.in_flight_until = row.lease_until
+                row.status, row.lease_until, row.last_error = "cancelled", None, "user data deleted"
+                withdrawn.cancelled += 1
+            elif (
+                row.status == "sent"
+                and row.kind in SENT_POSTS_TO_RETRACT
+                and row.external_message_id
+                and str(row.external_message_id).isdigit()
+            ):
+                withdrawn.sent_posts.append(
+                    (row.channel, row.chat_id, int(row.external_message_id))
+                )
+            row.payload = {"text": REDACTED, **({"meta": meta} if meta else {})}
+            withdrawn.redacted += 1
+        await self.session.flush()
+        return withdrawn
 
     # -- records ----------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ are available right away. Transient database errors surface as ``StorageUnavaila
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -360,7 +360,13 @@ class ProcessedUpdateRepository(Repository):
 
     @guarded
     async def take_unfinished(
-        self, channel: str, *, started_before: datetime, limit: int = 100, max_replays: int = 3
+        self,
+        channel: str,
+        *,
+        started_before: datetime,
+        limit: int = 100,
+        max_replays: int = 3,
+        exclude: Iterable[int] = (),
     ) -> list[dict[str, Any]]:
         """Updates whose handling started before ``started_before`` and never ended (the
         process died): returned to be handled again, each taken by one instance only (its
@@ -376,6 +382,9 @@ class ProcessedUpdateRepository(Repository):
             .order_by(ProcessedUpdate.update_id)
             .limit(limit)
         )
+        skip = [int(update_id) for update_id in exclude]
+        if skip:  # the caller's own updates, still in its hands
+            stmt = stmt.where(ProcessedUpdate.update_id.not_in(skip))
         if self.dialect_name == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True)
         now = self.now()
@@ -389,6 +398,22 @@ class ProcessedUpdateRepository(Repository):
             row.processed_at = now
         await self.session.flush()
         return taken
+
+    @guarded
+    async def count_unfinished(
+        self, channel: str, *, started_before: datetime, exclude: Iterable[int] = ()
+    ) -> int:
+        """How many kept updates started before ``started_before`` and never ended."""
+        stmt = select(func.count()).where(
+            ProcessedUpdate.channel == channel,
+            ProcessedUpdate.done_at.is_(None),
+            ProcessedUpdate.payload.is_not(None),
+            ProcessedUpdate.processed_at < started_before,
+        )
+        skip = [int(update_id) for update_id in exclude]
+        if skip:
+            stmt = stmt.where(ProcessedUpdate.update_id.not_in(skip))
+        return int(await self.session.scalar(stmt) or 0)
 
     @guarded
     async def is_processed(self, channel: str, update_id: int) -> bool:
@@ -512,31 +537,66 @@ class OutboxRepository(Repository):
         await self.session.flush()
         return rows
 
+    def _held(self, message_id: int, claim: int | None) -> list[Any]:
+        """WHERE clauses: the row, and when ``claim`` (the ``attempts`` its claim set) is given,
+        only while that claim still holds it (a later claim by another instance increments
+        ``attempts``)."""
+        where: list[Any] = [OutboxMessage.id == message_id]
+        if claim is not None:
+            where += [OutboxMessage.status == "sending", OutboxMessage.attempts == claim]
+        return where
+
     @guarded
-    async def mark_sent(self, message_id: int, external_message_id: str | None = None) -> None:
-        await self.session.execute(
+    async def renew_lease(self, claims: Mapping[int, int], lease_until: datetime) -> set[int]:
+        """Extend the lease of the rows still held by these claims (``{id: attempts}``);
+        returns the ids renewed (the others were taken by another instance or finished)."""
+        if not claims:
+            return set()
+        held = or_(*(and_(OutboxMessage.id == message_id, OutboxMessage.attempts == claim)
+                     for message_id, claim in claims.items()))
+        result = await self.session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id == message_id)
+            .where(OutboxMessage.status == "sending", held)
+            .values(lease_until=lease_until)
+            .returning(OutboxMessage.id),
+            execution_options={"synchronize_session": False},
+        )
+        return {int(row[0]) for row in result.all()}
+
+    @guarded
+    async def mark_sent(
+        self, message_id: int, external_message_id: str | None = None, *, claim: int | None = None
+    ) -> bool:
+        """Mark sent; with ``claim``, only if that claim still holds the row. Returns whether
+        a row was marked."""
+        result = await self.session.execute(
+            update(OutboxMessage)
+            .where(*self._held(message_id, claim))
             .values(status="sent", sent_at=self.now(), lease_until=None,
                     external_message_id=external_message_id)
         )
+        return bool(getattr(result, "rowcount", 0))
 
     @guarded
-    async def mark_retry(self, message_id: int, not_before: datetime, error: str) -> None:
+    async def mark_retry(
+        self, message_id: int, not_before: datetime, error: str, *, claim: int | None = None
+    ) -> None:
         await self.session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id == message_id, OutboxMessage.status == "sending")
+            .where(*self._held(message_id, claim), OutboxMessage.status == "sending")
             .values(status="pending", not_before=not_before, lease_until=None,
                     last_error=error[:500])
         )
 
     @guarded
-    async def mark_final(self, message_id: int, status: str, error: str | None = None) -> None:
+    async def mark_final(
+        self, message_id: int, status: str, error: str | None = None, *, claim: int | None = None
+    ) -> None:
         """``failed`` (gave up), ``blocked`` (the user blocked the bot), ``cancelled`` or
         ``expired`` (due too late to be of use)."""
         await self.session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id == message_id)
+            .where(*self._held(message_id, claim))
             .values(status=status, lease_until=None, last_error=(error or "")[:500] or None)
         )
 

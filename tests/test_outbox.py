@@ -10,7 +10,7 @@ import pytest
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from bot.channels.telegram_sender import TelegramSender
 from bot.outbox import OutboxDispatcher
@@ -219,3 +219,121 @@ async def test_message_due_too_late_is_expired_not_sent(database: Database):
             await bot.session.close()
         assert api.calls_of("sendMessage") == []
     assert await _statuses(database) == ["expired"]
+
+
+class _Blips:
+    """Makes the real database fail the next ``count`` statements matching ``prefix`` with the
+    driver's own OperationalError (as a dropped connection would), through an engine event."""
+
+    def __init__(self, database: Database, prefix: str, contains: str = "") -> None:
+        self._engine = database.engine.sync_engine
+        self._prefix = prefix.lower()
+        self._contains = contains.lower()
+        self.left = 0
+        self.raised = 0
+        event.listen(self._engine, "before_cursor_execute", self._before)
+
+    def _before(self, conn, cursor, statement, parameters, context, executemany):
+        sql = statement.lower().lstrip()
+        if self.left > 0 and sql.startswith(self._prefix) and self._contains in sql:
+            self.left -= 1
+            self.raised += 1
+            raise self._engine.dialect.loaded_dbapi.OperationalError("simulated blip")
+
+    def close(self) -> None:
+        event.remove(self._engine, "before_cursor_execute", self._before)
+
+
+async def _wait_for(condition, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await condition():
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def test_two_short_database_blips_do_not_stop_the_outbox(database: Database):
+    """Marking a sent row fails twice (the database blinked); the dispatcher goes on claiming
+    and the messages queued afterwards still go out."""
+    user_a = await _clerk(database, 511)
+    user_b = await _clerk(database, 512)
+    user_c = await _clerk(database, 513)
+    for n in range(6):
+        await _queue(database, user_a, 511, f"A{n}", f"blip:a:{n}")
+    for n in range(6):
+        await _queue(database, user_b, 512, f"B{n}", f"blip:b:{n}")
+    blips = _Blips(database, "update outbox", contains="sent_at")
+    async with FakeBotAPI() as api:
+        bot = _bot(api)
+        stop = asyncio.Event()
+        limiter = LocalRateLimiter(per_second=1000, per_chat_interval=0, per_group_interval=0)
+        dispatcher = OutboxDispatcher(
+            database, {"telegram": TelegramSender(bot)}, limiter,
+            batch_size=6, lease_seconds=600, idle_seconds=0.05,
+        )
+        try:
+            blips.left = 1  # the first mark after the first send fails
+            runner = asyncio.create_task(dispatcher.run_forever(stop))
+            assert await _wait_for(lambda: _sent_count(api, "A", 1))
+            blips.left = 1
+            assert await _wait_for(lambda: _sent_count(api, "B", 1))
+            for n in range(5):
+                await _queue(database, user_c, 513, f"C{n}", f"blip:c:{n}")
+            assert await _wait_for(lambda: _sent_count(api, "C", 5), timeout=15), (
+                "the outbox stopped after two database blips"
+            )
+            assert blips.raised == 2
+        finally:
+            stop.set()
+            await runner
+            blips.close()
+            await bot.session.close()
+        sent = [call.text for call in api.calls_of("sendMessage")]
+    assert sorted(set(sent)) == sorted(
+        [f"A{n}" for n in range(6)] + [f"B{n}" for n in range(6)] + [f"C{n}" for n in range(5)]
+    )
+    assert len(sent) == len(set(sent)), "a blip made a message go out twice"
+
+
+async def _sent_count_impl(api: FakeBotAPI, prefix: str) -> int:
+    return sum(1 for call in api.calls_of("sendMessage") if (call.text or "").startswith(prefix))
+
+
+def _sent_count(api: FakeBotAPI, prefix: str, at_least: int):
+    async def check() -> bool:
+        return await _sent_count_impl(api, prefix) >= at_least
+
+    return check()
+
+
+async def test_a_queue_slower_than_the_lease_is_sent_once(database: Database):
+    """One chat's queue takes longer to drain (one a second) than the lease: the instance
+    holding the rows keeps them, another instance never sends them too."""
+    user_id = await _clerk(database, 521)
+    for n in range(5):
+        await _queue(database, user_id, 521, f"Q{n}", f"lease:{n}")
+    async with FakeBotAPI() as api:
+        bot = _bot(api)
+        stop = asyncio.Event()
+
+        def instance() -> OutboxDispatcher:
+            limiter = LocalRateLimiter(per_second=1000, per_chat_interval=0.5,
+                                       per_group_interval=0)
+            return OutboxDispatcher(database, {"telegram": TelegramSender(bot)}, limiter,
+                                    lease_seconds=1.0, idle_seconds=0.05)
+
+        first, second = instance(), instance()
+        try:
+            one = asyncio.create_task(first.run_forever(stop))
+            await asyncio.sleep(0.2)  # the first instance claims the whole queue
+            two = asyncio.create_task(second.run_forever(stop))
+            assert await _wait_for(lambda: _sent_count(api, "Q", 5), timeout=15)
+            await asyncio.sleep(1.5)  # leases of anything still claimed run out
+        finally:
+            stop.set()
+            await asyncio.gather(one, two)
+            await bot.session.close()
+        sent = [call.text for call in api.calls_of("sendMessage")]
+    assert sent == [f"Q{n}" for n in range(5)]
+    assert await _statuses(database) == ["sent"] * 5

@@ -8,13 +8,15 @@ import signal
 from datetime import timedelta
 from pathlib import Path
 
+from aiogram.utils.backoff import BackoffConfig
 from sqlalchemy import select
 
+from bot.telegram.runner import RuntimeOptions
 from storage.clock import utcnow
 from storage.models import ProcessedUpdate
 from storage.uow import Database
 from tests.fakes.bot_api import FakeBotAPI, message_update
-from tests.fakes.harness import BotUnderTest
+from tests.fakes.harness import FAST_RETRIES, BotUnderTest
 from tests.test_telegram_runner import bot_env, run_bot
 
 
@@ -112,3 +114,29 @@ async def test_question_in_flight_when_the_process_is_killed_is_answered_after_r
                 await second.wait()
     (answer,) = api.sent_to(7403)
     assert "приступ подацима из службених евиденција преко еЗУП-а" in answer.text
+
+
+async def test_the_replay_scan_leaves_updates_this_process_is_still_handling(
+    database_url: str,
+) -> None:
+    """The answer takes longer than INBOX_REPLAY_AFTER_SECONDS (Telegram asks the bot to wait,
+    429, three times): the scan must not take the update from its own live handler and answer
+    it a second time."""
+    options = RuntimeOptions(
+        retry=FAST_RETRIES, polling_timeout=1,
+        polling_backoff=BackoffConfig(min_delay=0.01, max_delay=0.05, factor=2, jitter=0),
+        shutdown_grace=5, background_work=False, inbox_scan_every=0.2,
+    )
+    async with FakeBotAPI() as api, BotUnderTest(
+        api, database_url, options=options, inbox_replay_after_seconds=0.5
+    ) as bot:
+        api.fail_next(3, status=429, retry_after=1, method="sendMessage")
+        update = message_update(bot.next_update_id(), 7404, "kako da dobijem pristup ezupu")
+        await bot.deliver(update, wait=False)
+
+        def answers() -> list[str]:
+            return [call.text for call in api.sent_to(7404) if "еЗУП" in call.text]
+
+        await api.wait_until(lambda: bool(answers()), timeout=20)
+        await asyncio.sleep(1.5)  # a replay, had it happened, would answer by now
+        assert len(answers()) == 1, answers()

@@ -291,8 +291,10 @@ class PrivacyService:
             if user is None or is_tombstone(user.external_id):
                 return DeletionResult(user_id, done=False)
             closed = await self._close_open_requests(uow, user, now)
+            counts_about = await self._withdraw_from_mentors(uow, user, now)
             cancelled_registrations = await self._cancel_registrations(uow, user_id, now)
             counts = await uow.repository(PrivacyRepository).anonymise_user(user_id, tombstone)
+            counts.update(counts_about)
             counts["mentor_requests_closed"] = len(closed)
             counts["registrations_cancelled"] = cancelled_registrations
             await uow.repository(PrivacyRepository).record_request(
@@ -349,7 +351,6 @@ class PrivacyService:
                     dedupe_key=f"privacy_note:{number}:{mentor.id}",
                     priority=50,
                 )
-            await self._retire_card(uow, request, number)
             request.state = "closed"
             request.closed_at = now
             request.closed_reason = DELETED_CLOSE_REASON
@@ -357,16 +358,68 @@ class PrivacyService:
         await uow.flush()
         return closed
 
-    async def _retire_card(self, uow: UnitOfWork, request: Any, number: int) -> None:
+    async def _withdraw_from_mentors(
+        self, uow: UnitOfWork, user: User, now: datetime
+    ) -> dict[str, int]:
+        """Nothing of the clerk stays with the mentors: messages about any of their requests
+        (open or closed) not sent yet are cancelled (a queued card edit would put the question
+        back on the card, a follow-up would still reach the mentor), every such outbox row
+        loses its text, the cards and posts already sent are edited into a one-line note, and
+        KB drafts lose the clerk's question. The notes wait until any message a dispatcher may
+        still be sending (claimed before the deletion) has gone, so none overwrites them."""
+        try:
+            from storage.mentor import MentorRepository
+        except ImportError:  # pragma: no cover - the mentor feature is not installed
+            return {}
+        mentor = uow.repository(MentorRepository)
+        requests = await mentor.requests_of(user.id)
+        if not requests:
+            return {}
+        request_ids = [request.id for request in requests]
+        followups = [f"mentor:followup:{message_id}:m"
+                     for message_id in await mentor.message_ids_of(request_ids)]
+        withdrawn = await uow.repository(PrivacyRepository).withdraw_messages_about(
+            request_ids, followups
+        )
+        not_before = now
+        if withdrawn.in_flight_until is not None and withdrawn.in_flight_until > now:
+            not_before = withdrawn.in_flight_until + timedelta(seconds=1)
+        edited: set[tuple[str, int]] = set()
+        for request in requests:
+            target = await self._retire_card(uow, request, request.id, not_before)
+            if target is not None:
+                edited.add(target)
+        note = tr("sr-Latn", "Poruka je obrisana: službenik je obrisao svoje podatke.")
+        for channel, chat_id, message_id in withdrawn.sent_posts:
+            if channel != "telegram" or (chat_id, message_id) in edited:
+                continue
+            edited.add((chat_id, message_id))
+            await uow.outbox.add(
+                channel="telegram",
+                chat_id=chat_id,
+                kind="privacy_card",
+                payload=reply_to_payload(Reply(note), edit_message_id=message_id),
+                dedupe_key=f"privacy_post:{chat_id}:{message_id}",
+                priority=50,
+                not_before=not_before,
+            )
+        drafts = await mentor.forget_draft_questions(request_ids, REDACTED)
+        return {"outbox_about_requests": withdrawn.redacted,
+                "outbox_about_requests_cancelled": withdrawn.cancelled,
+                "messages_retracted": len(edited), "drafts": drafts}
+
+    async def _retire_card(
+        self, uow: UnitOfWork, request: Any, number: int, not_before: datetime | None = None
+    ) -> tuple[str, int] | None:
         """The group card must no longer show the question: cancel it if not sent yet, else
-        edit it into a one-line note."""
+        edit it into a one-line note. Returns the (chat, message) edited."""
         card = await uow.session.scalar(
             select(OutboxMessage).where(OutboxMessage.dedupe_key == f"mentor_card:{number}")
         )
         if card is not None and card.status == "pending":
             card.status = "cancelled"
             card.last_error = "user data deleted"
-            return
+            return None
         chat_id = request.card_chat_id or (card.chat_id if card is not None else None)
         message_id = request.card_message_id or (
             int(card.external_message_id)
@@ -377,7 +430,7 @@ class PrivacyService:
             else None
         )
         if not chat_id or not message_id:
-            return
+            return None
         text = tr(
             "sr-Latn",
             "Zahtev #{number} – zatvoren: službenik je obrisao svoje podatke.",
@@ -390,7 +443,9 @@ class PrivacyService:
             payload=reply_to_payload(Reply(text), edit_message_id=int(message_id)),
             dedupe_key=f"privacy_card:{number}",
             priority=50,
+            not_before=not_before,
         )
+        return str(chat_id), int(message_id)
 
     async def _upcoming_registrations(
         self, uow: UnitOfWork, user_id: int, now: datetime

@@ -58,10 +58,22 @@ class UpdateInbox:
         self._scan_every = scan_every
         self._max_replays = max_replays
         self._done: set[int] = set()
+        self._in_flight: set[int] = set()  # being handled by this process right now
         self._task: asyncio.Task[None] | None = None
+
+    def started(self, update_id: int) -> None:
+        """This process is handling the update: the replay scan leaves it alone, however long
+        it takes (only a process that died leaves its updates to be replayed)."""
+        self._in_flight.add(update_id)
+
+    def left_unfinished(self, update_id: int) -> None:
+        """Handling stopped without an end (Telegram unreachable, shutdown): the scan may
+        handle it again once it is old enough."""
+        self._in_flight.discard(update_id)
 
     def finished(self, update_id: int) -> None:
         """Handling of this update ended (answered, refused or failed): written at next flush."""
+        self._in_flight.discard(update_id)
         self._done.add(update_id)
 
     async def flush(self) -> None:
@@ -76,13 +88,27 @@ class UpdateInbox:
             self._done |= ids  # try again at the next flush
             log.warning("inbox.flush_failed pending=%s", len(self._done))
 
+    async def overdue(self) -> int:
+        """Unfinished updates the replay scan should have taken by now (older than the replay
+        window and one scan), other than those this process is still handling: more than
+        none means replays are not happening (/healthz)."""
+        started_before = self._database.clock() - timedelta(
+            seconds=self._replay_after + self._scan_every
+        )
+        async with self._database.uow(read_only=True) as uow:
+            return await uow.processed_updates.count_unfinished(
+                CHANNEL, started_before=started_before, exclude=self._in_flight | self._done
+            )
+
     async def replay(self, feed: Feed) -> int:
         """Handle again the updates whose handling never ended; returns how many."""
         # The database's clock: the same one that stamped the claims being compared.
         started_before = self._database.clock() - timedelta(seconds=self._replay_after)
         async with self._database.uow() as uow:
             payloads = await uow.processed_updates.take_unfinished(
-                CHANNEL, started_before=started_before, max_replays=self._max_replays
+                CHANNEL, started_before=started_before, max_replays=self._max_replays,
+                # still being handled here, or finished and not yet written down
+                exclude=self._in_flight | self._done,
             )
             await uow.commit()
         for payload in payloads:

@@ -203,11 +203,13 @@ class DedupMiddleware(BaseMiddleware):
                 self.metrics.duplicates.inc()
                 log.info("update.duplicate update_id=%s", event.update_id)
                 return None
+        self.inbox.started(event.update_id)
         try:
             result = await handler(event, data)
         except (asyncio.CancelledError, TelegramNetworkError, TelegramServerError):
             # Cut off by a shutdown, or Telegram unreachable even after the retries: left
             # unfinished, so it is handled again later (after a restart, or by the inbox scan).
+            self.inbox.left_unfinished(event.update_id)
             raise
         except BaseException:
             self.inbox.finished(event.update_id)  # failed for good (logged): not again

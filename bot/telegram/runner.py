@@ -203,9 +203,10 @@ class TelegramRuntime:
         if self.options.fsm_storage is not None:
             return self.options.fsm_storage
         if self.settings.redis_url:
-            from aiogram.fsm.storage.redis import RedisStorage
+            # Redis down must not fail updates before they are claimed (bot/telegram/fsm.py).
+            from bot.telegram.fsm import FallbackStorage
 
-            return RedisStorage.from_url(self.settings.redis_url)
+            return FallbackStorage.from_url(self.settings.redis_url)
         return MemoryStorage()
 
     def _build_dispatcher(self) -> Dispatcher:
@@ -217,7 +218,7 @@ class TelegramRuntime:
             for item in dataclasses.fields(services)
             if item.name not in ("database", "matcher")
         }
-        storage = self._fsm_storage()
+        storage = self.fsm_storage = self._fsm_storage()
         # With Redis, one user's updates are handled one at a time across all instances.
         isolation = storage.create_isolation() if hasattr(storage, "create_isolation") else None
         dispatcher = Dispatcher(
@@ -273,19 +274,49 @@ class TelegramRuntime:
     # -- HTTP endpoints -------------------------------------------------------------------
 
     async def _healthz(self, request: web.Request) -> web.Response:
+        """200 only when the bot can do its work: the database and Redis (if configured)
+        answer, polling runs, the outbox dispatcher is claiming, and no update waits longer
+        than the replay window for a replay that does not come. 503 otherwise, naming it."""
         status: dict[str, Any] = {"status": "ok", "mode": self.mode}
         code = 200
+
+        def problem(key: str, value: Any, level: str = "degraded") -> None:
+            nonlocal code
+            status[key] = value
+            if status["status"] != "down":
+                status["status"] = level
+            code = 503
+
         try:
             await asyncio.wait_for(self.services.database.ping(), 3)
             status["database"] = "ok"
         except (StorageError, TimeoutError):
-            status["database"] = "unavailable"
-            status["status"] = "degraded"
-            code = 503
+            problem("database", "unavailable")
+        else:
+            try:
+                overdue = await asyncio.wait_for(self.inbox.overdue(), 3)
+            except (StorageError, TimeoutError):
+                problem("database", "unavailable")
+            else:
+                if overdue:
+                    problem("inbox", f"{overdue} updates older than the replay window")
+        ping = getattr(self.fsm_storage, "ping", None)
+        if ping is not None:
+            from bot.telegram.fsm import REDIS_ERRORS
+
+            try:
+                await asyncio.wait_for(ping(), 3)
+                status["redis"] = "ok"
+            except REDIS_ERRORS:
+                problem("redis", "unavailable")
+        if self._background is not None:
+            outbox = self._background.health()
+            if outbox == "ok":
+                status["outbox"] = "ok"
+            else:
+                problem("outbox", outbox)
         if self.mode == "polling" and (self._polling is None or self._polling.done()):
-            status["polling"] = "stopped"
-            status["status"] = "down"
-            code = 503
+            problem("polling", "stopped", "down")
         return web.Response(text=json.dumps(status), status=code, content_type="application/json")
 
     async def _metrics(self, request: web.Request) -> web.Response:
@@ -419,6 +450,11 @@ class TelegramRuntime:
         log.info("telegram.stopped")
 
 
+# The outbox loop tries to claim every idle period (0.5 s) or finishes a message; a minute of
+# neither is a dispatcher that stopped claiming.
+OUTBOX_STALL_SECONDS = 60.0
+
+
 class BackgroundWork:
     """What the process does besides answering updates: the scheduler's periodic jobs
     (bot.app.schedule_jobs) and the outbox dispatcher that delivers messages which must arrive
@@ -472,6 +508,15 @@ class BackgroundWork:
     async def start(self) -> None:
         self.scheduler.start()
         self._task = asyncio.create_task(self.outbox.run_forever(self._stop), name="outbox")
+
+    def health(self) -> str:
+        """"ok", "stopped" (the dispatcher's loop ended) or "stalled" (it has neither claimed
+        nor delivered for `OUTBOX_STALL_SECONDS`)."""
+        if self._task is None or self._task.done():
+            return "stopped"
+        if self.outbox.stalled_for() > OUTBOX_STALL_SECONDS:
+            return "stalled"
+        return "ok"
 
     async def stop(self, grace: float) -> None:
         self.scheduler.shutdown()
