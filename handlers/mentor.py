@@ -281,13 +281,7 @@ async def on_queue_button(
         chat_id = callback.message.chat.id if callback.message else callback.from_user.id
         await _send_files(bot, chat_id, number, found)
         return
-    handlers = {
-        "c": mentoring.claim,
-        "u": mentoring.release,
-        "z": mentoring.close,
-        "k": mentoring.add_to_knowledge_base,
-    }
-    handler = handlers.get(action)
+    handler = mentoring.queue_action(action)
     if handler is None:
         await callback.answer()
         return

@@ -450,13 +450,7 @@ class Playground:
         user, mentoring = self._people[who], self._mentoring
         action, _, number_text = rest.partition(":")
         number = to_int(number_text, 11)
-        handlers = {
-            "c": mentoring.claim,
-            "u": mentoring.release,
-            "z": mentoring.close,
-            "k": mentoring.add_to_knowledge_base,
-        }
-        handler = handlers.get(action)
+        handler = mentoring.queue_action(action)
         if handler is None or number is None:
             self.show(self._services.answers.stale_button(user), who)
             return

@@ -17,7 +17,7 @@ from __future__ import annotations
 import html
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -512,6 +512,19 @@ class MentoringService:
         if request is None:
             return Result(self._unknown(actor, number), False)
         return mentor, request
+
+    def queue_action(
+        self, action: str
+    ) -> Callable[[UserProfile, int], Awaitable[Result]] | None:
+        """The service call behind a queue button (`q:c|u|z|k:N`): claim, release, close, or
+        turn the answer into a KB draft; None for an unknown action. One table for every
+        channel."""
+        return {
+            "c": self.claim,
+            "u": self.release,
+            "z": self.close,
+            "k": self.add_to_knowledge_base,
+        }.get(action)
 
     async def claim(self, actor: UserProfile, number: int) -> Result:
         now = self.clock()
