@@ -98,6 +98,28 @@ async def test_429_waits_retry_after_then_delivers(database: Database):
     assert await _statuses(database) == ["sent"]
 
 
+async def test_a_long_message_whose_later_part_fails_is_not_sent_twice(database: Database):
+    user_id = await _clerk(database, 514)
+    long_text = "\n\n".join(f"Odeljak {n}: " + "reč " * 300 for n in range(5))  # > 4,096
+    await _queue(database, user_id, 514, long_text, "long:1")
+    now = [utcnow()]
+    async with FakeBotAPI() as api:
+        bot = _bot(api)
+        try:
+            dispatcher = _dispatcher(database, bot, clock=lambda: now[0])
+            api.fail_next(1, status=429, retry_after=2, method="sendMessage", after=1)
+            await dispatcher.run_once()
+            assert await _statuses(database) == ["pending"]
+            now[0] += timedelta(seconds=3)
+            assert await dispatcher.run_once() == 1
+        finally:
+            await bot.session.close()
+        delivered = [c.text for c in api.calls_of("sendMessage") if c.status == 200]
+        assert len(delivered) == len(set(delivered)) >= 2  # every part once, none repeated
+        assert delivered[0].startswith("Odeljak 0")
+    assert await _statuses(database) == ["sent"]
+
+
 async def test_403_marks_the_clerk_inactive_and_stops_trying(database: Database):
     user_id = await _clerk(database, 503)
     await _queue(database, user_id, 503, "Obaveštenje", "b:1")

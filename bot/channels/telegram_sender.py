@@ -24,9 +24,16 @@ from bot.telegram.render import chunks
 _GONE = ("chat not found", "user is deactivated", "bot was kicked", "have no rights")
 
 
+_PROGRESS_LIMIT = 10_000
+
+
 class TelegramSender:
     def __init__(self, bot: Bot) -> None:
         self._bot = bot
+        # outbox row id -> parts of a long message already delivered: a retry after a failed
+        # later part sends only the rest (kept in memory: after a crash the whole message may be
+        # sent again, the at-least-once price)
+        self._parts_sent: dict[int, int] = {}
 
     async def send(self, message: Outgoing) -> SendOutcome:
         try:
@@ -66,13 +73,21 @@ class TelegramSender:
             return SendOutcome("sent", external_id=str(edit_id))
         last_id = None
         reply_to = payload.get("reply_to_message_id")
-        for part in parts:
+        done = self._parts_sent.get(message.id, 0)
+        for number, part in enumerate(parts):
+            if number < done:
+                continue
             sent = await self._bot.send_message(
                 message.chat_id,
                 part.text,
                 parse_mode=ParseMode.HTML,
                 reply_markup=part.markup,
-                reply_to_message_id=reply_to if part is parts[0] else None,
+                reply_to_message_id=reply_to if number == 0 else None,
             )
             last_id = sent.message_id
+            if number + 1 < len(parts):
+                if len(self._parts_sent) >= _PROGRESS_LIMIT:
+                    self._parts_sent.clear()
+                self._parts_sent[message.id] = number + 1
+        self._parts_sent.pop(message.id, None)
         return SendOutcome("sent", external_id=str(last_id))

@@ -94,6 +94,7 @@ class _Failure:
     retry_after: int | None
     description: str
     drop_connection: bool = False
+    after: int = 0  # let this many matching calls through first
 
 
 # Telegram's HTML parse mode: these tags only, balanced; entities &lt; &gt; &amp; &quot; &#N;
@@ -210,9 +211,11 @@ class FakeBotAPI:
         retry_after: int | None = None,
         description: str | None = None,
         drop_connection: bool = False,
+        after: int = 0,
     ) -> None:
         """Answer the next `times` calls (of `method`, or of any method but getUpdates) with an
-        error: 429 (give retry_after), 403, 5xx; or drop the connection (a network error)."""
+        error: 429 (give retry_after), 403, 5xx; or drop the connection (a network error).
+        `after`: let that many matching calls succeed first (a later part of a message fails)."""
         default = {
             429: f"Too Many Requests: retry after {retry_after}",
             403: "Forbidden: bot was blocked by the user",
@@ -220,7 +223,9 @@ class FakeBotAPI:
             502: "Bad Gateway",
         }.get(status, "Error")
         self._failures.append(
-            _Failure(status, times, method, retry_after, description or default, drop_connection)
+            _Failure(
+                status, times, method, retry_after, description or default, drop_connection, after
+            )
         )
 
     def clear_failures(self) -> None:
@@ -305,6 +310,9 @@ class FakeBotAPI:
                 if failure.method is not None
                 else method not in ("getUpdates", "getMe")
             )
+            if applies and failure.after > 0:
+                failure.after -= 1
+                continue
             if applies and failure.remaining > 0:
                 failure.remaining -= 1
                 if failure.remaining == 0:
