@@ -53,6 +53,24 @@ async def test_clerk_sending_too_fast_is_slowed_down_politely(
         assert len(await other.send(content=STICKER)) == 1  # others are not affected
 
 
+async def test_button_taps_have_their_own_limit_and_excess_taps_do_no_work(
+    api: FakeBotAPI, database_url: str
+) -> None:
+    async with BotUnderTest(api, database_url, user_messages_per_minute=2) as bot:
+        ana = bot.clerk(5003, language_code=None)
+        (reply,) = await ana.send("kako da dobijem pristup ezupu")
+        taps = 2 * 3  # three times the message allowance
+        for _ in range(taps):
+            await ana.tap_data("svc:ezup", reply)
+        handled = len(api.calls_of("answerCallbackQuery"))
+        await ana.tap_data("svc:ezup", reply)
+        answers = api.calls_of("answerCallbackQuery")
+        assert len(answers) == handled + 1
+        assert "Polako" in str(answers[-1].params.get("text"))
+        others = bot.clerk(5004, language_code=None)
+        assert await others.send("kako da dobijem pristup ezupu")  # others are not affected
+
+
 async def test_redelivered_update_is_handled_once_after_restart(
     api: FakeBotAPI, database_url: str
 ) -> None:

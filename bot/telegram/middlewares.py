@@ -32,7 +32,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import TelegramObject, Update, User
 
-from bot.i18n import normalize_language
+from bot.i18n import normalize_language, tr
 from bot.services.answering import AnswerService
 from bot.services.users import UserProfile, UserService
 from bot.telegram.inbox import REPLAY, UpdateInbox, storable
@@ -243,10 +243,14 @@ class UserMiddleware(BaseMiddleware):
 
 
 class RateLimitMiddleware(BaseMiddleware):
-    """A sliding one-minute window per clerk, for messages (button taps are not counted).
+    """A sliding one-minute window per clerk, for messages and, apart, for button taps (each
+    tap is a database write; taps get TAPS_FACTOR times the message allowance).
 
     The first message over the limit gets a polite note; later ones in the same minute are
-    dropped quietly so a runaway client cannot make the bot flood the chat either."""
+    dropped quietly so a runaway client cannot make the bot flood the chat either. A tap over
+    the limit only gets the spinner stopped with a short note (no message, no write)."""
+
+    TAPS_FACTOR = 3
 
     def __init__(
         self,
@@ -265,6 +269,19 @@ class RateLimitMiddleware(BaseMiddleware):
         self.clock = clock
         self._seen: dict[int, deque[float]] = {}
         self._warned: dict[int, float] = {}
+        self._taps: dict[int, deque[float]] = {}
+
+    def _allow_tap(self, telegram_id: int) -> bool:
+        now = self.clock()
+        stamps = self._taps.setdefault(telegram_id, deque())
+        while stamps and now - stamps[0] >= self.window:
+            stamps.popleft()
+        if len(stamps) >= self.per_minute * self.TAPS_FACTOR:
+            return False
+        stamps.append(now)
+        if len(self._taps) > 50_000:
+            self._taps = {k: v for k, v in self._taps.items() if v and now - v[-1] < self.window}
+        return True
 
     def _allow(self, telegram_id: int) -> tuple[bool, bool]:
         """(allowed, should_warn)"""
@@ -291,6 +308,14 @@ class RateLimitMiddleware(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Update)
         from_user: User | None = data.get("event_from_user")
+        if event.callback_query is not None and from_user is not None and self.per_minute > 0:
+            if self._allow_tap(from_user.id):
+                return await handler(event, data)
+            self.metrics.rate_limited.inc()
+            log.info("callback.rate_limited telegram_id=%s", from_user.id)
+            language = self.languages.recall(from_user)
+            await event.callback_query.answer(tr(language, "Polako, molim – pokušajte za minut."))
+            return None
         if event.message is None or from_user is None or self.per_minute <= 0:
             return await handler(event, data)
         allowed, should_warn = self._allow(from_user.id)
