@@ -1,4 +1,4 @@
-"""Nothing a clerk sends is lost when the bot dies mid-way (bot.telegram.inbox): the update is
+"""Nothing a clerk sends is lost when the bot dies mid-way (bot.inbox): the update is
 kept with its dedup claim until handling ends, and a restart handles what a dead process left."""
 
 from __future__ import annotations

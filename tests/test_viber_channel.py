@@ -4,6 +4,7 @@ shows and what the database keeps."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -475,3 +476,30 @@ async def test_clerk_chooses_the_services_they_work_on(
     assert any(label.startswith("✅") and "eZUP" in label for label in after.button_labels)
     user = await stored_user(bot, clerk)
     assert user is not None and user.services_of_interest == ["ezup"]
+
+
+async def test_a_message_a_dead_process_left_unfinished_is_handled_again(
+    bot: ViberBotUnderTest, clerk: ViberUser
+) -> None:
+    from bot.channels.viber import token_id
+    from bot.inbox import UpdateInbox, storable
+
+    assert bot.services is not None and bot.channel is not None
+    await bot.channel.inbox.flush()  # what earlier messages finished is written down
+    event = clerk.message_event({"type": "text", "text": "kako da dobijem pristup ezupu"})
+    # what a process killed right after its claim leaves behind: the message, kept
+    async with bot.services.database.uow() as uow:
+        assert await uow.processed_updates.claim(
+            "viber", token_id(event["message_token"]), storable(event)
+        )
+        await uow.commit()
+    before = len(clerk.chat)
+    status, _ = await bot.post(event)  # Viber's own retry is a duplicate now
+    assert status == 200 and len(clerk.chat) == before
+    inbox = UpdateInbox(bot.services.database, channel="viber", replay_after=0.001)
+    await asyncio.sleep(0.05)
+    assert await inbox.replay(bot.channel.replay) == 1
+    assert len(clerk.chat) == before + 1
+    assert "eZUP" in clerk.chat[-1].text
+    await bot.channel.inbox.flush()
+    assert await inbox.replay(bot.channel.replay) == 0  # handled once, then done

@@ -73,6 +73,7 @@ from bot.channels.viber_render import (
 from bot.channels.viber_sender import ViberSender, file_signature
 from bot.digits import to_int
 from bot.i18n import normalize_language, tr
+from bot.inbox import UpdateInbox, storable
 from bot.services.actions import perform
 from bot.services.audience import InterestService
 from bot.services.mentoring import Attachment, MentoringService
@@ -236,6 +237,10 @@ class _RateLimit:
         return False, False
 
 
+class EventNotKept(Exception):
+    """A message could not be claimed (the database is unreachable): let Viber resend it."""
+
+
 class ViberChannel:
     """Viber callbacks -> services -> Viber messages."""
 
@@ -264,6 +269,13 @@ class ViberChannel:
         self.handled = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        # Each claimed message is kept until its handling ends; a process that died leaves
+        # it to be handled again (Viber does not resend what we answered 200 to).
+        self.inbox = UpdateInbox(
+            services.database,
+            channel=CHANNEL,
+            replay_after=getattr(services.settings, "inbox_replay_after_seconds", 60.0),
+        )
 
     # -- HTTP ---------------------------------------------------------------------------------
 
@@ -285,7 +297,11 @@ class ViberChannel:
             return web.Response(status=400, text="not JSON")
         if not isinstance(event, dict):
             return web.Response(status=400, text="not an event")
-        answer = await self.handle_event(event)
+        try:
+            answer = await self.handle_event(event)
+        except EventNotKept:
+            # the database could not keep the message: Viber retries a callback that fails
+            return web.Response(status=503, text="try again")
         if answer is None:
             return web.Response(status=200)
         return web.Response(
@@ -337,18 +353,28 @@ class ViberChannel:
         return True
 
     async def close(self) -> None:
+        await self.inbox.stop()
         await self.client.close()
 
     # -- events -------------------------------------------------------------------------------
 
-    async def handle_event(self, event: dict[str, Any]) -> dict[str, Any] | None:
-        """One callback; returns the JSON to answer with (only for conversation_started)."""
+    async def handle_event(
+        self, event: dict[str, Any], *, replay: bool = False
+    ) -> dict[str, Any] | None:
+        """One callback; returns the JSON to answer with (only for conversation_started).
+        Raises EventNotKept when a message could not even be claimed (the database is down):
+        the webhook then answers 503 so that Viber sends it again. `replay`: an unfinished
+        message from the inbox, already claimed."""
         kind = str(event.get("event", ""))
+        update_id = token_id(event.get("message_token")) if kind == "message" else None
+        ended = True
         self.in_flight += 1
         self._idle.clear()
         try:
             if kind == "message":
-                await self._on_message(event)
+                if replay and update_id is not None:
+                    self.inbox.started(update_id)
+                await self._on_message(event, replay=replay)
             elif kind == "conversation_started":
                 return await self._on_conversation_started(event)
             elif kind == "subscribed":
@@ -370,12 +396,20 @@ class ViberChannel:
             return None
         except StorageUnavailable as exc:
             log.warning("viber.storage_unavailable event=%s error=%s", kind, exc)
+            if update_id is not None and not self.inbox.handling(update_id) and not replay:
+                raise EventNotKept from exc
+            ended = False  # kept: handled again by the inbox scan
             await self._apologise(event)
             return None
         except Exception:
             log.exception("viber.event_failed event=%s", kind)
             return None
         finally:
+            if update_id is not None and self.inbox.handling(update_id):
+                if ended:
+                    self.inbox.finished(update_id)
+                else:
+                    self.inbox.left_unfinished(update_id)
             self.in_flight -= 1
             self.handled += 1
             if self.in_flight == 0:
@@ -388,16 +422,24 @@ class ViberChannel:
             profile = stand_in(viber_id, normalize_language(person.get("language")))
             await self.send(profile, self.services.answers.try_again_later(profile), queue=False)
 
-    async def _claim(self, token: object) -> bool:
+    async def _claim(self, event: dict[str, Any]) -> bool:
+        """Claim the message once, keeping it (the inbox) until its handling ends."""
+        token = event.get("message_token")
         update_id = token_id(token)
         if update_id is None:
             return True
         async with self.services.database.uow() as uow:
-            claimed = await uow.processed_updates.claim(CHANNEL, update_id)
+            claimed = await uow.processed_updates.claim(CHANNEL, update_id, storable(event))
             await uow.commit()
-        if not claimed:
+        if claimed:
+            self.inbox.started(update_id)
+        else:
             log.info("viber.duplicate token=%s", token)
         return claimed
+
+    async def replay(self, event: dict[str, Any]) -> None:
+        """The inbox's feed: a message whose handling never ended."""
+        await self.handle_event(event, replay=True)
 
     async def _register(self, person: dict[str, Any]) -> UserProfile:
         return await self.services.users.get_or_register(
@@ -435,7 +477,7 @@ class ViberChannel:
             await self.services.users.mark_inactive(CHANNEL, str(viber_id))
             log.info("viber.unsubscribed")
 
-    async def _on_message(self, event: dict[str, Any]) -> None:
+    async def _on_message(self, event: dict[str, Any], *, replay: bool = False) -> None:
         person = event.get("sender") or {}
         message = event.get("message") or {}
         if not person.get("id"):
@@ -448,7 +490,7 @@ class ViberChannel:
                 profile = stand_in(viber_id, normalize_language(person.get("language")))
                 await self.send(profile, self.services.answers.rate_limited(profile), queue=False)
             return
-        if not await self._claim(event.get("message_token")):
+        if not replay and not await self._claim(event):
             return
         user = await self._register(person)
         kind = str(message.get("type", ""))
@@ -852,7 +894,9 @@ def viber_sender(channel: ViberChannel) -> ViberSender:
 async def start_viber(channel: ViberChannel) -> bool:
     """set_webhook when the public URL is known (VIBER_WEBHOOK_URL, or WEBHOOK_URL's origin).
     Viber calls the URL at once, so the HTTP server must already listen. A failure is logged,
-    not fatal: the Telegram bot keeps running."""
+    not fatal: the Telegram bot keeps running. Also starts the inbox scan (messages a dead
+    process left unfinished are handled again)."""
+    channel.inbox.start(channel.replay)
     url = channel.settings.webhook_url
     if not url:
         log.info("viber.webhook_not_set reason=no public URL (VIBER_WEBHOOK_URL)")

@@ -33,9 +33,9 @@ from aiogram.exceptions import (
 from aiogram.types import TelegramObject, Update, User
 
 from bot.i18n import normalize_language, tr
+from bot.inbox import REPLAY, UpdateInbox, storable
 from bot.services.answering import AnswerService
 from bot.services.users import UserProfile, UserService
-from bot.telegram.inbox import REPLAY, UpdateInbox, storable
 from bot.telegram.metrics import Metrics
 from bot.telegram.render import chunks
 from storage.errors import StorageUnavailable
@@ -184,7 +184,7 @@ class GuardMiddleware(BaseMiddleware):
 class DedupMiddleware(BaseMiddleware):
     """Each update_id is handled once. The claim is a row in processed_updates (a primary-key
     insert), so it holds across restarts and across several instances on one database. The
-    row keeps the update until handling ends (bot.telegram.inbox): if the process dies first,
+    row keeps the update until handling ends (bot.inbox): if the process dies first,
     the update is handled again after the restart instead of being lost."""
 
     def __init__(self, database: Database, metrics: Metrics, inbox: UpdateInbox):

@@ -42,9 +42,9 @@ from bot.app import AppServices
 from bot.channels.viber import setup_viber, start_viber
 from bot.config import ConfigError, Settings
 from bot.i18n import N_
+from bot.inbox import REPLAY, UpdateInbox
 from bot.services.onboarding import OnboardingService
 from bot.telegram.i18n import StoredLanguageI18nMiddleware, build_i18n
-from bot.telegram.inbox import REPLAY, UpdateInbox
 from bot.telegram.metrics import CONTENT_TYPE_LATEST, Metrics
 from bot.telegram.middlewares import (
     CHANNEL,

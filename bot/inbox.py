@@ -24,7 +24,7 @@ from storage.uow import Database
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "telegram"
+CHANNEL = "telegram"  # the default; Viber keeps its own inbox (channel "viber")
 REPLAY = "inbox_replay"  # handler-data flag: this update is a replay, already claimed
 
 Feed = Callable[[dict[str, Any]], Awaitable[None]]
@@ -51,8 +51,10 @@ class UpdateInbox:
         replay_after: float = 60.0,
         scan_every: float = 15.0,
         max_replays: int = 3,
+        channel: str = CHANNEL,
     ) -> None:
         self._database = database
+        self._channel = channel
         self._flush_every = flush_every
         self._replay_after = replay_after
         self._scan_every = scan_every
@@ -65,6 +67,10 @@ class UpdateInbox:
         """This process is handling the update: the replay scan leaves it alone, however long
         it takes (only a process that died leaves its updates to be replayed)."""
         self._in_flight.add(update_id)
+
+    def handling(self, update_id: int) -> bool:
+        """Is this process handling the update (claimed here and not ended)?"""
+        return update_id in self._in_flight
 
     def left_unfinished(self, update_id: int) -> None:
         """Handling stopped without an end (Telegram unreachable, shutdown): the scan may
@@ -82,7 +88,7 @@ class UpdateInbox:
         ids, self._done = self._done, set()
         try:
             async with self._database.uow() as uow:
-                await uow.processed_updates.finish(CHANNEL, ids)
+                await uow.processed_updates.finish(self._channel, ids)
                 await uow.commit()
         except StorageUnavailable:
             self._done |= ids  # try again at the next flush
@@ -97,7 +103,9 @@ class UpdateInbox:
         )
         async with self._database.uow(read_only=True) as uow:
             return await uow.processed_updates.count_unfinished(
-                CHANNEL, started_before=started_before, exclude=self._in_flight | self._done
+                self._channel,
+                started_before=started_before,
+                exclude=self._in_flight | self._done,
             )
 
     async def replay(self, feed: Feed) -> int:
@@ -106,7 +114,7 @@ class UpdateInbox:
         started_before = self._database.clock() - timedelta(seconds=self._replay_after)
         async with self._database.uow() as uow:
             payloads = await uow.processed_updates.take_unfinished(
-                CHANNEL, started_before=started_before, max_replays=self._max_replays,
+                self._channel, started_before=started_before, max_replays=self._max_replays,
                 # still being handled here, or finished and not yet written down
                 exclude=self._in_flight | self._done,
             )
