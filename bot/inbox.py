@@ -25,7 +25,8 @@ from storage.uow import Database
 log = logging.getLogger(__name__)
 
 CHANNEL = "telegram"  # the default; Viber keeps its own inbox (channel "viber")
-REPLAY = "inbox_replay"  # handler-data flag: this update is a replay, already claimed
+REPLAY = "inbox_replay"  # handler-data flag: this update is already claimed (a replay, or a
+# webhook update claimed before Telegram got its 200)
 
 Feed = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -62,6 +63,16 @@ class UpdateInbox:
         self._done: set[int] = set()
         self._in_flight: set[int] = set()  # being handled by this process right now
         self._task: asyncio.Task[None] | None = None
+
+    async def claim(self, update_id: int, payload: dict[str, Any]) -> bool:
+        """Claim an update and keep it; True only the first time. Raises StorageUnavailable
+        when the database cannot take it (the caller lets the sender retry)."""
+        async with self._database.uow() as uow:
+            claimed = await uow.processed_updates.claim(
+                self._channel, update_id, storable(payload)
+            )
+            await uow.commit()
+        return claimed
 
     def started(self, update_id: int) -> None:
         """This process is handling the update: the replay scan leaves it alone, however long

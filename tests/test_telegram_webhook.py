@@ -3,11 +3,13 @@ right X-Telegram-Bot-Api-Secret-Token, refuses the rest, and handles a redeliver
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from sqlalchemy import event
 
 from tests.conftest import BACKENDS, fresh_database_url
 from tests.fakes.bot_api import FakeBotAPI, message_update
@@ -80,9 +82,47 @@ async def test_webhook_body_that_is_not_an_update_gets_400(
 async def test_duplicated_webhook_update_is_handled_once(webhook_bot: BotUnderTest) -> None:
     update = message_update(webhook_bot.next_update_id(), 7003, "kako da dobijem pristup ezupu")
     await webhook_bot.deliver(update)
-    await webhook_bot.deliver(update)
+    response = await webhook_bot.post_update(update)  # Telegram sends it again
+    assert response.status == 200  # acknowledged, not handled again
+    await asyncio.sleep(0.2)
     assert len(webhook_bot.api.seen_by(7003)) == 1
     assert len(await webhook_bot.stored_questions(7003)) == 1
+
+
+async def test_an_update_is_kept_before_telegram_gets_its_200(webhook_bot: BotUnderTest) -> None:
+    assert webhook_bot.services is not None
+    database = webhook_bot.services.database
+    update_id = webhook_bot.next_update_id()
+    update = message_update(update_id, 7004, "kako da dobijem pristup ezupu")
+    before = webhook_bot.completed
+    response = await webhook_bot.post_update(update)
+    assert response.status == 200
+    async with database.uow(read_only=True) as uow:  # claimed before the answer, not after
+        assert await uow.processed_updates.is_processed("telegram", update_id)
+    await webhook_bot.wait_completed(before + 1)
+
+
+async def test_with_the_database_down_telegram_gets_503_and_its_retry_is_answered(
+    webhook_bot: BotUnderTest,
+) -> None:
+    assert webhook_bot.services is not None
+    engine = webhook_bot.services.database.engine.sync_engine
+
+    def refuse(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.lower().lstrip().startswith("insert into processed_updates"):
+            raise engine.dialect.loaded_dbapi.OperationalError("database is down")
+
+    update = message_update(webhook_bot.next_update_id(), 7005, "kako da dobijem pristup ezupu")
+    event.listen(engine, "before_cursor_execute", refuse)
+    try:
+        response = await webhook_bot.post_update(update)
+    finally:
+        event.remove(engine, "before_cursor_execute", refuse)
+    assert response.status == 503  # Telegram will send it again
+    assert webhook_bot.api.seen_by(7005) == []
+    await webhook_bot.deliver(update)  # the retry, with the database back
+    (answer,) = webhook_bot.api.seen_by(7005)
+    assert "57/2019" in answer.text  # the eZUP access entry (in the clerk's script)
 
 
 async def test_health_in_webhook_mode(webhook_bot: BotUnderTest) -> None:

@@ -33,7 +33,7 @@ from aiogram.exceptions import (
 from aiogram.types import TelegramObject, Update, User
 
 from bot.i18n import normalize_language, tr
-from bot.inbox import REPLAY, UpdateInbox, storable
+from bot.inbox import REPLAY, UpdateInbox
 from bot.services.answering import AnswerService
 from bot.services.users import UserProfile, UserService
 from bot.telegram.metrics import Metrics
@@ -195,11 +195,8 @@ class DedupMiddleware(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Update)
         if not data.get(REPLAY):  # a replay was claimed before the process died
-            kept = storable(event.model_dump(mode="json", by_alias=True, exclude_none=True))
-            async with self.database.uow() as uow:
-                claimed = await uow.processed_updates.claim(CHANNEL, event.update_id, kept)
-                await uow.commit()
-            if not claimed:
+            kept = event.model_dump(mode="json", by_alias=True, exclude_none=True)
+            if not await self.inbox.claim(event.update_id, kept):
                 self.metrics.duplicates.inc()
                 log.info("update.duplicate update_id=%s", event.update_id)
                 return None

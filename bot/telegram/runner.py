@@ -253,6 +253,7 @@ class TelegramRuntime:
             handler = CheckedRequestHandler(
                 self.dispatcher,
                 self.bot,
+                self.inbox,
                 handle_in_background=True,
                 secret_token=secret.get_secret_value() if secret else None,
             )
