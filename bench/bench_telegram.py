@@ -14,6 +14,11 @@ they are registered, as in a deployment that has been running; not measured):
     python bench/bench_telegram.py                      # SQLite in a temp dir
     python bench/bench_telegram.py --database-url postgresql+asyncpg://postgres@127.0.0.1/bench
 Target: p99 under 100 ms at 50 updates/s sustained.
+
+The anchor: in the same run, with the same fake API and the same load, a minimal aiogram bot
+(bench/minimal_bot.py: a fixed reply to every text, no database) goes first in each mode, and
+our CPU per update and burst throughput are printed as a ratio to it. The machine may be shared
+and noisy; the ratio is what to compare between runs (`--no-anchor` skips it).
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ def cpu_seconds(pid: int) -> float:
 class Run:
     mode: str
     phase: str
+    bot: str = "ours"
     sent: int = 0
     latencies: list[float] = field(default_factory=list)
     started: float = 0.0
@@ -67,15 +73,23 @@ class Run:
     def received(self) -> int:
         return len(self.latencies)
 
+    @property
+    def throughput(self) -> float:
+        return self.received / max(self.finished - self.started, 1e-9)
+
+    @property
+    def cpu_per_update(self) -> float:
+        return self.cpu / max(self.received, 1)
+
     def row(self) -> str:
         ms = sorted(x * 1000 for x in self.latencies)
         p50 = statistics.median(ms) if ms else float("nan")
         p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))] if ms else float("nan")
         worst = ms[-1] if ms else float("nan")
         elapsed = max(self.finished - self.started, 1e-9)
-        cpu_ms = self.cpu * 1000 / max(self.received, 1)
+        cpu_ms = self.cpu_per_update * 1000
         return (
-            f"| {self.mode} | {self.phase} | {self.sent} | {self.received} | "
+            f"| {self.bot} | {self.mode} | {self.phase} | {self.sent} | {self.received} | "
             f"{self.received / elapsed:.1f} | {p50:.1f} | {p99:.1f} | {worst:.1f} | "
             f"{cpu_ms:.1f} |"
         )
@@ -125,7 +139,9 @@ class Bench:
             self.run.latencies.append(time.perf_counter() - queue.popleft())
             self.run.finished = time.perf_counter()
 
-    async def start_bot(self, mode: str, workdir: Path) -> tuple[asyncio.subprocess.Process, int]:
+    async def start_bot(
+        self, mode: str, workdir: Path, bot: str = "ours"
+    ) -> tuple[asyncio.subprocess.Process, int]:
         port = free_port()
         database_url = self.args.database_url or (
             f"sqlite+aiosqlite:///{workdir / f'bench-{mode}.sqlite3'}"
@@ -143,12 +159,15 @@ class Bench:
         if mode == "webhook":
             env["WEBHOOK_URL"] = "https://bot.example.rs/telegram/webhook"
             env["WEBHOOK_SECRET"] = SECRET
-        log = (workdir / f"bot-{mode}.log").open("wb")
+        log = (workdir / f"{bot}-{mode}.log").open("wb")
         # BENCH_PROFILE=DIR: the bot runs under cProfile and leaves DIR/bot-MODE.prof.
         profile_dir = os.environ.get("BENCH_PROFILE")
         profiler = ["-m", "cProfile", "-o", f"{profile_dir}/bot-{mode}.prof"] if profile_dir else []
+        program = ["-m", "bot", "run"]
+        if bot != "ours":  # the anchor, never profiled
+            program, profiler = [str(ROOT / "bench" / "minimal_bot.py")], []
         process = await asyncio.create_subprocess_exec(
-            sys.executable, *profiler, "-m", "bot", "run",
+            sys.executable, *profiler, *program,
             cwd=workdir, env=env, stdout=log, stderr=log,
         )
         ready_method = "setWebhook" if mode == "webhook" else "getUpdates"
@@ -158,7 +177,7 @@ class Bench:
             what=f"bot ready ({mode})",
         )
         if process.returncode is not None:
-            raise SystemExit(f"bot exited early, see {workdir / f'bot-{mode}.log'}")
+            raise SystemExit(f"bot exited early, see {workdir / f'{bot}-{mode}.log'}")
         if mode == "webhook":  # wait until its HTTP server answers
             assert self.http is not None
             for _ in range(200):
@@ -193,8 +212,8 @@ class Bench:
         while run.received < run.sent and time.perf_counter() < deadline:
             await asyncio.sleep(0.02)
 
-    async def sustained(self, mode: str, port: int, rate: float) -> Run:
-        run = self.run = Run(mode, f"sustained {rate:g}/s")
+    async def sustained(self, mode: str, port: int, rate: float, bot: str = "ours") -> Run:
+        run = self.run = Run(mode, f"sustained {rate:g}/s", bot)
         clerks = [FIRST_CLERK + i for i in range(self.args.clerks)]
         total = int(rate * self.args.duration)
         run.started = start = time.perf_counter()
@@ -211,8 +230,8 @@ class Bench:
         run.finished = max(run.finished, start + total / rate)
         return run
 
-    async def burst(self, mode: str, port: int) -> Run:
-        run = self.run = Run(mode, f"burst {self.args.burst}")
+    async def burst(self, mode: str, port: int, bot: str = "ours") -> Run:
+        run = self.run = Run(mode, f"burst {self.args.burst}", bot)
         clerks = [FIRST_CLERK + i for i in range(self.args.clerks)]
         run.started = time.perf_counter()
         await asyncio.gather(
@@ -230,13 +249,14 @@ class Bench:
             with tempfile.TemporaryDirectory(prefix="bench-telegram-") as tmp_dir:
                 tmp = self.args.log_dir or tmp_dir
                 Path(tmp).mkdir(parents=True, exist_ok=True)
-                for mode in self.args.modes.split(","):
+                bots = ["minimal", "ours"] if self.args.anchor else ["ours"]
+                for mode, bot in [(m, b) for m in self.args.modes.split(",") for b in bots]:
                     self.pending.clear()
-                    process, port = await self.start_bot(mode, Path(tmp))
+                    process, port = await self.start_bot(mode, Path(tmp), bot)
                     try:
                         # Warm-up, not measured: every clerk writes once (registered, as in a
                         # deployment that has been running), caches and pools are filled.
-                        warm = self.run = Run(mode, "warm-up")
+                        warm = self.run = Run(mode, "warm-up", bot)
                         for start in range(0, self.args.clerks, 25):
                             await asyncio.gather(
                                 *(
@@ -247,13 +267,13 @@ class Bench:
                             await self.drain(warm, 30)
                         for rate in self.rates:
                             cpu_before = cpu_seconds(process.pid)
-                            run = await self.sustained(mode, port, rate)
+                            run = await self.sustained(mode, port, rate, bot)
                             run.cpu = cpu_seconds(process.pid) - cpu_before
                             runs.append(run)
                             await asyncio.sleep(1)  # let the clerks' per-minute windows breathe
                         if self.args.burst:
                             cpu_before = cpu_seconds(process.pid)
-                            run = await self.burst(mode, port)
+                            run = await self.burst(mode, port, bot)
                             run.cpu = cpu_seconds(process.pid) - cpu_before
                             runs.append(run)
                     finally:
@@ -278,7 +298,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--log-dir", help="keep the bot's logs (and SQLite files) here")
+    parser.add_argument(
+        "--anchor",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the minimal aiogram bot first in each mode and print ratios to it",
+    )
     return parser.parse_args(argv)
+
+
+def print_ratios(runs: list[Run]) -> None:
+    """Our bot against the minimal aiogram bot of the same run, load by load."""
+    anchors = {(r.mode, r.phase): r for r in runs if r.bot == "minimal"}
+    rows = [
+        (r, anchors[(r.mode, r.phase)])
+        for r in runs
+        if r.bot == "ours" and (r.mode, r.phase) in anchors
+    ]
+    if not rows:
+        return
+    print("\n#### Ratio to the minimal aiogram bot (same run, same load)\n")
+    print(
+        "| mode | load | CPU ms/update ours / minimal | ratio "
+        "| replies/s ours / minimal | ratio |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for ours, minimal in rows:
+        cpu_ratio = ours.cpu_per_update / max(minimal.cpu_per_update, 1e-9)
+        rate_ratio = ours.throughput / max(minimal.throughput, 1e-9)
+        print(
+            f"| {ours.mode} | {ours.phase} | {ours.cpu_per_update * 1000:.1f} / "
+            f"{minimal.cpu_per_update * 1000:.1f} | {cpu_ratio:.1f}x | "
+            f"{ours.throughput:.1f} / {minimal.throughput:.1f} | {rate_ratio:.2f} |"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -287,13 +339,14 @@ def main(argv: list[str] | None = None) -> int:
     backend = (args.database_url or "sqlite").split(":", 1)[0]
     print(f"\n### Telegram channel: {args.clerks} clerks, database {backend}\n")
     print(
-        "| mode | load | sent | replied | replies/s | p50 ms | p99 ms | max ms "
+        "| bot | mode | load | sent | replied | replies/s | p50 ms | p99 ms | max ms "
         "| bot CPU ms/update |"
     )
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for run in runs:
         print(run.row())
-    target = [r for r in runs if r.phase == "sustained 50/s"]
+    print_ratios(runs)
+    target = [r for r in runs if r.phase == "sustained 50/s" and r.bot == "ours"]
     if target:
         ok = all(
             r.received == r.sent

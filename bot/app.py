@@ -85,7 +85,7 @@ async def build_services(
         database=database,
         knowledge_base=knowledge_base,
         matcher=matcher,
-        users=UserService(database, admins),
+        users=UserService(database, admins, cache_seconds=user_cache_seconds(settings)),
         answers=AnswerService(
             knowledge_base,
             matcher,
@@ -106,6 +106,14 @@ async def build_services(
         ),
         audit=AuditService(database, timezone=settings.timezone),
     )
+
+
+def user_cache_seconds(settings: Settings) -> float:
+    """USER_CACHE_SECONDS, or 30 s on a single instance and no cache with REDIS_URL: another
+    instance's role change or deletion must not wait for this one's cache to expire."""
+    if settings.user_cache_seconds is not None:
+        return settings.user_cache_seconds
+    return 0.0 if settings.redis_url else 30.0
 
 
 def _offset_text(offset: timedelta) -> str:

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     # An update whose handling started this long ago and never ended (its process died) is
     # handled again; longer than any live handling takes, so another instance's is left alone.
     inbox_replay_after_seconds: float = Field(default=60.0, gt=0)
+    # Returning users' profiles are kept in memory this long (bot.services.users.UserCache);
+    # changes made in this process are seen at once, other processes' within this time. Unset:
+    # 30 s on a single instance, off with REDIS_URL (several instances share the database).
+    user_cache_seconds: float | None = Field(default=None, ge=0)
 
     @field_validator("admin_ids", mode="before")
     @classmethod

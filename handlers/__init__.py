@@ -8,14 +8,16 @@ any text as a question), and the fallback router (which takes everything) comes 
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Router
+
+from handlers.filters import private_button, private_chat
 
 
 def private_only(router: Router) -> Router:
     """Clerks talk to the bot in private chats: a router marked so never answers a message or a
     button in a group (the mentors' group has routers of its own)."""
-    router.message.filter(F.chat.type == "private")
-    router.callback_query.filter(F.message.chat.type == "private")
+    router.message.filter(private_chat)
+    router.callback_query.filter(private_button)
     return router
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 
-from aiogram import Bot, F, Router
-from aiogram.filters import Command, CommandObject
+from aiogram import Bot, Router
+from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -26,6 +26,7 @@ from bot.services.trainings import Invalid
 from bot.services.users import UserProfile
 from bot.telegram.middlewares import CHANNEL
 from bot.telegram.ui import drop_buttons, send_reply, show_from_button
+from handlers.filters import TEXT, ButtonData
 
 log = logging.getLogger(__name__)
 
@@ -242,12 +243,11 @@ async def on_broadcast_button(
 def build_router() -> Router:
     router = Router(name="broadcast")
     router.message.register(on_broadcast_command, Command("obavestenje"))
-    text = (F.text, ~F.text.startswith("/"))
-    router.message.register(on_text, NewBroadcast.text, *text)
-    router.message.register(on_audience_typed, NewBroadcast.audience, *text)
-    router.message.register(on_audience_typed, NewBroadcast.typed, *text)
+    router.message.register(on_text, StateFilter(NewBroadcast.text), *TEXT)
+    router.message.register(on_audience_typed, StateFilter(NewBroadcast.audience), *TEXT)
+    router.message.register(on_audience_typed, StateFilter(NewBroadcast.typed), *TEXT)
     router.callback_query.register(on_choice, BroadcastCB.filter())
-    router.callback_query.register(on_broadcast_button, F.data.startswith("bc:"))
+    router.callback_query.register(on_broadcast_button, ButtonData("bc:", prefix=True))
     return router
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -26,6 +26,7 @@ from handlers.callbacks import (
     MentorCB,
     ServiceCB,
 )
+from handlers.filters import ButtonData, caption_not_command, has_caption, has_text, not_command
 
 log = logging.getLogger(__name__)
 
@@ -198,9 +199,9 @@ def build_router() -> Router:
     router = Router(name="clerk")
     router.message.register(on_help, Command("pomoc", "help"))
     router.message.register(on_topics, Command("teme"))
-    router.message.register(on_question, F.text, ~F.text.startswith("/"))
-    router.message.register(on_captioned_media, F.caption, ~F.caption.startswith("/"))
-    router.callback_query.register(on_menu, F.data == MENU)
+    router.message.register(on_question, has_text, not_command)
+    router.message.register(on_captioned_media, has_caption, caption_not_command)
+    router.callback_query.register(on_menu, ButtonData(MENU))
     router.callback_query.register(on_service, ServiceCB.filter())
     router.callback_query.register(on_entry, EntryCB.filter())
     router.callback_query.register(on_clarify_choice, ClarifyCB.filter())

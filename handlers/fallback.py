@@ -3,12 +3,13 @@ stickers, photos, voice, files, unknown commands, and taps on buttons of old mes
 
 from __future__ import annotations
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.types import CallbackQuery, Message
 
 from bot.services.answering import AnswerService
 from bot.services.users import UserProfile
 from bot.telegram.ui import send_reply
+from handlers.filters import is_command
 
 
 async def on_unknown_command(
@@ -34,7 +35,7 @@ async def on_stale_button(
 
 def build_router() -> Router:
     router = Router(name="fallback")
-    router.message.register(on_unknown_command, F.text.startswith("/"))
+    router.message.register(on_unknown_command, is_command)
     router.message.register(on_unsupported)
     router.callback_query.register(on_stale_button)
     return router

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.filters import KICKED, ChatMemberUpdatedFilter
 from aiogram.types import ChatMemberUpdated
 
 from bot.services.users import UserService
+from handlers.filters import private_chat
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ async def on_blocked(event: ChatMemberUpdated, users: UserService) -> None:
 
 def build_router() -> Router:
     router = Router(name="membership")
-    router.my_chat_member.filter(F.chat.type == "private")
+    router.my_chat_member.filter(private_chat)
     router.my_chat_member.register(
         on_blocked, ChatMemberUpdatedFilter(member_status_changed=KICKED)
     )

@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
-from aiogram.filters import Command, CommandObject
+from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -26,6 +26,7 @@ from bot.services.mentoring import Attachment, MentoringService
 from bot.services.users import UserProfile
 from bot.telegram.ui import send_reply
 from handlers.callbacks import MentorCB
+from handlers.filters import is_reply, not_command, private_chat
 
 log = logging.getLogger(__name__)
 
@@ -362,23 +363,23 @@ def build_router() -> Router:
     router.message.register(on_queue_command, Command("red"))
     router.message.register(on_mine_command, Command("moji"))
     router.message.register(on_answer_command, Command("odgovori"))
-    router.message.register(on_mentor_command, Command("mentor"), F.chat.type == "private")
+    router.message.register(on_mentor_command, Command("mentor"), private_chat)
     router.callback_query.register(on_queue_button, QueueCB.filter())
     router.callback_query.register(on_compose_button, ComposeCB.filter())
     router.callback_query.register(on_clerk_button, ClerkCB.filter())
     router.callback_query.register(on_rating, RatingCB.filter())
     router.callback_query.register(on_ask_mentor, MentorCB.filter())
     router.message.register(
-        on_group_reply, in_mentor_group, F.reply_to_message, ~F.text.startswith("/")
+        on_group_reply, in_mentor_group, is_reply, not_command
     )
     router.message.register(on_group_other, in_mentor_group)
     router.message.register(
-        on_compose_input, MentorFlow.composing, F.chat.type == "private", ~F.text.startswith("/")
+        on_compose_input, StateFilter(MentorFlow.composing), private_chat, not_command
     )
     router.message.register(
         on_followup_input,
-        MentorFlow.following_up,
-        F.chat.type == "private",
-        ~F.text.startswith("/"),
+        StateFilter(MentorFlow.following_up),
+        private_chat,
+        not_command,
     )
     return router

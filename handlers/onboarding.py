@@ -7,8 +7,8 @@ place is answered as a question.
 
 from __future__ import annotations
 
-from aiogram import Bot, F, Router
-from aiogram.filters import Command, CommandStart
+from aiogram import Bot, Router
+from aiogram.filters import Command, CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
@@ -20,6 +20,7 @@ from bot.telegram.metrics import Metrics
 from bot.telegram.ui import send_reply, show_from_button
 from handlers.callbacks import LanguageCB, MunicipalityCB
 from handlers.clerk import answer_question
+from handlers.filters import TEXT
 
 
 class Onboarding(StatesGroup):
@@ -110,7 +111,7 @@ def build_router() -> Router:
     router.message.register(on_municipality_command, Command("opstina"))
     router.callback_query.register(on_language_chosen, LanguageCB.filter())
     router.message.register(
-        on_municipality_typed, Onboarding.municipality, F.text, ~F.text.startswith("/")
+        on_municipality_typed, StateFilter(Onboarding.municipality), *TEXT
     )
     router.callback_query.register(on_municipality_chosen, MunicipalityCB.filter())
     return router

@@ -18,8 +18,8 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from aiogram import Bot, F, Router
-from aiogram.filters import Command
+from aiogram import Bot, Router
+from aiogram.filters import Command, StateFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -39,6 +39,7 @@ from bot.services.trainings import (
 )
 from bot.services.users import UserProfile
 from bot.telegram.ui import drop_buttons, send_reply, show_from_button
+from handlers.filters import TEXT, ButtonData
 
 log = logging.getLogger(__name__)
 
@@ -456,20 +457,19 @@ def build_router() -> Router:
     router.message.register(on_quit_command, Command("otkazi", "odustani"))
     router.message.register(on_trainings_list, Command("obuke"))
     router.message.register(on_services_menu, Command("usluge"))
-    text = (F.text, ~F.text.startswith("/"))
-    router.message.register(on_title, NewTraining.title, *text)
-    router.message.register(on_service_typed, NewTraining.service, *text)
-    router.message.register(on_when, NewTraining.when, *text)
-    router.message.register(on_duration, NewTraining.duration, *text)
-    router.message.register(on_place, NewTraining.place, *text)
-    router.message.register(on_capacity, NewTraining.capacity, *text)
-    router.message.register(on_audience_typed, NewTraining.audience, *text)
-    router.message.register(on_audience_typed, NewTraining.municipalities, *text)
-    router.message.register(on_change_when, ChangeTraining.when, *text)
-    router.message.register(on_change_place, ChangeTraining.place, *text)
+    router.message.register(on_title, StateFilter(NewTraining.title), *TEXT)
+    router.message.register(on_service_typed, StateFilter(NewTraining.service), *TEXT)
+    router.message.register(on_when, StateFilter(NewTraining.when), *TEXT)
+    router.message.register(on_duration, StateFilter(NewTraining.duration), *TEXT)
+    router.message.register(on_place, StateFilter(NewTraining.place), *TEXT)
+    router.message.register(on_capacity, StateFilter(NewTraining.capacity), *TEXT)
+    router.message.register(on_audience_typed, StateFilter(NewTraining.audience), *TEXT)
+    router.message.register(on_audience_typed, StateFilter(NewTraining.municipalities), *TEXT)
+    router.message.register(on_change_when, StateFilter(ChangeTraining.when), *TEXT)
+    router.message.register(on_change_place, StateFilter(ChangeTraining.place), *TEXT)
     router.callback_query.register(on_dialogue_button, NewTrainingCB.filter())
-    router.callback_query.register(on_training_button, F.data.startswith("tr:"))
-    router.callback_query.register(on_interest_toggle, F.data.startswith("int:"))
+    router.callback_query.register(on_training_button, ButtonData("tr:", prefix=True))
+    router.callback_query.register(on_interest_toggle, ButtonData("int:", prefix=True))
     return router
 
 

@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session, UOWTransaction
 
 from storage.clock import CLOCK_OPTION, Clock, utcnow
 from storage.db import READ_ONLY_OPTION, create_engine, current_revision, upgrade_schema
 from storage.errors import StorageUnavailable, is_transient, translate_errors
+from storage.models import User
 from storage.repositories import (
     FeedbackRepository,
     OutboxRepository,
@@ -38,6 +41,21 @@ __all__ = ["Database", "UnitOfWork"]
 log = logging.getLogger(__name__)
 
 R = TypeVar("R", bound=Repository)
+
+# Called with the ids of the users whose rows a committed unit of work changed or deleted.
+UsersChanged = Callable[[frozenset[int]], None]
+_CHANGED_USERS = "storage_changed_users"  # session.info key
+
+
+@event.listens_for(Session, "after_flush")
+def _note_changed_users(session: Session, _flush: UOWTransaction) -> None:
+    """Remember which users' rows this session wrote (after_flush still sees the pre-flush
+    dirty and deleted sets); `UnitOfWork.commit` tells the listeners once the commit is done.
+    Every change of a user goes through the ORM (roles, language, municipality, deletion,
+    blocked marks), so caches of users (bot.services.users) learn of all of them here."""
+    for row in (*session.dirty, *session.deleted):
+        if isinstance(row, User) and row.id is not None:
+            session.info.setdefault(_CHANGED_USERS, set()).add(row.id)
 
 
 class WriterQueue:
@@ -92,9 +110,11 @@ class UnitOfWork:
         session_factory: async_sessionmaker[AsyncSession],
         writers: WriterQueue | None = None,
         clock: Clock = utcnow,
+        users_changed: list[UsersChanged] | None = None,
     ) -> None:
         self._session_factory = session_factory
         self._writers = writers
+        self._users_changed = users_changed
         self._session: AsyncSession | None = None
         self.clock = clock
 
@@ -162,12 +182,19 @@ class UnitOfWork:
         return repository_class(self.session, self.clock)
 
     async def commit(self) -> None:
+        session = self.session
         with translate_errors():
-            await self.session.commit()
+            await session.commit()
+        changed = session.info.pop(_CHANGED_USERS, None)
+        if changed and self._users_changed:
+            ids = frozenset(changed)
+            for listener in self._users_changed:
+                listener(ids)
 
     async def rollback(self) -> None:
         with translate_errors():
             await self.session.rollback()
+        self.session.info.pop(_CHANGED_USERS, None)
 
     async def flush(self) -> None:
         with translate_errors():
@@ -195,6 +222,12 @@ class Database:
             self._read_only_engine, expire_on_commit=False
         )
         self._writers = WriterQueue() if engine.dialect.name == "sqlite" else None
+        self._users_changed: list[UsersChanged] = []
+
+    def on_users_changed(self, listener: UsersChanged) -> None:
+        """Call ``listener(user_ids)`` after every commit of this process that changed or
+        deleted those users' rows (not for commits of other processes)."""
+        self._users_changed.append(listener)
 
     @classmethod
     def from_url(
@@ -220,7 +253,7 @@ class Database:
         """
         if read_only:
             return UnitOfWork(self.read_only_sessionmaker, clock=self.clock)
-        return UnitOfWork(self.sessionmaker, self._writers, self.clock)
+        return UnitOfWork(self.sessionmaker, self._writers, self.clock, self._users_changed)
 
     async def upgrade(self, revision: str = "head") -> None:
         """Run migrations up to ``revision`` on this database."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bot.i18n import normalize_language
@@ -61,12 +64,102 @@ def _up_to_date(row: User, display_name: str, configured_admin: bool) -> bool:
     )
 
 
+def _up_to_date_profile(profile: UserProfile, display_name: str, configured_admin: bool) -> bool:
+    """`_up_to_date` for a cached profile."""
+    return (
+        profile.active
+        and (not display_name or profile.display_name == display_name)
+        and (profile.role == "admin" or not configured_admin)
+    )
+
+
+class UserCache:
+    """Returning users' profiles, so an update does not read its sender's row every time.
+
+    The invalidation rule: an entry is dropped the moment a unit of work of this process
+    commits a change to that user's row, whatever service made it (roles, language,
+    municipality, deletion, blocked marks: storage.uow reports every committed change of a
+    users row), and an entry is never older than `ttl` seconds, which bounds what a change
+    made by another process (a second instance, a CLI) takes to be seen. A profile read before
+    an invalidation is not cached after it (the generation check), so a read racing with a
+    role change cannot bring the old role back.
+    """
+
+    def __init__(
+        self, ttl: float, size: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl = ttl
+        self._size = size
+        self._clock = clock
+        self._entries: OrderedDict[tuple[str, str], tuple[UserProfile, float]] = OrderedDict()
+        self._keys: dict[int, tuple[str, str]] = {}
+        self._generation = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.ttl > 0
+
+    def generation(self) -> int:
+        return self._generation
+
+    def get(self, channel: str, external_id: str) -> UserProfile | None:
+        key = (channel, external_id)
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        profile, expires = found
+        if self._clock() >= expires:
+            self._drop(key)
+            return None
+        return profile
+
+    def put(self, profile: UserProfile, generation: int) -> None:
+        """Cache `profile`, read when `generation()` was `generation`."""
+        if not self.enabled or generation != self._generation:
+            return
+        key = (profile.channel, profile.external_id)
+        self._entries[key] = (profile, self._clock() + self.ttl)
+        self._entries.move_to_end(key)
+        self._keys[profile.id] = key
+        while len(self._entries) > self._size:
+            _key, (old, _) = self._entries.popitem(last=False)
+            self._keys.pop(old.id, None)
+
+    def invalidate(self, user_ids: Iterable[int]) -> None:
+        self._generation += 1
+        for user_id in user_ids:
+            key = self._keys.pop(user_id, None)
+            if key is not None:
+                self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._generation += 1
+        self._entries.clear()
+        self._keys.clear()
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        found = self._entries.pop(key, None)
+        if found is not None:
+            self._keys.pop(found[0].id, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class UserService:
     """Keeps user records; every channel registers people through here."""
 
-    def __init__(self, database: Database, admin_external_ids: frozenset[str] = frozenset()):
+    def __init__(
+        self,
+        database: Database,
+        admin_external_ids: frozenset[str] = frozenset(),
+        cache_seconds: float = 0.0,
+    ):
         self._database = database
         self._admin_ids = admin_external_ids
+        self.cache = UserCache(cache_seconds)
+        if self.cache.enabled:
+            database.on_users_changed(self.cache.invalidate)
 
     async def get_or_register(
         self,
@@ -84,10 +177,17 @@ class UserService:
         does not queue behind writers; only a change opens a writing transaction."""
         name = display_name[:200]
         admin = self._is_configured_admin(channel, external_id)
+        cached = self.cache.get(channel, external_id)
+        if cached is not None and _up_to_date_profile(cached, name, admin):
+            return cached
+        generation = self.cache.generation()
         async with self._database.uow(read_only=True) as uow:
             known = await uow.users.get_by_external(channel, external_id)
             if known is not None and _up_to_date(known, name, admin):
-                return profile_of(known)
+                profile = profile_of(known)
+                self.cache.put(profile, generation)
+                return profile
+        generation = self.cache.generation()  # again: our own change invalidates
         async with self._database.uow() as uow:
             row, created = await uow.users.get_or_create(
                 channel,
@@ -105,7 +205,10 @@ class UserService:
                     row.role = "admin"
             profile = profile_of(row)
             await uow.commit()
-            return profile
+        # A new user is cached at once; a changed one (the commit invalidated it) from the
+        # next read on.
+        self.cache.put(profile, generation)
+        return profile
 
     def _is_configured_admin(self, channel: str, external_id: str) -> bool:
         if (channel, external_id) == LOCAL_OPERATOR:
