@@ -56,6 +56,8 @@ REQUEST_CLOSE: Final = "request.close"
 KB_DRAFT: Final = "kb.draft"
 PRIVACY_DELETE: Final = "privacy.delete"
 RETENTION_RUN: Final = "retention.run"
+INCIDENT_DECLARE: Final = "incident.declare"
+INCIDENT_CLOSE: Final = "incident.close"
 ACTIONS: tuple[str, ...] = (
     ROLE_CHANGE,
     BROADCAST_SEND,
@@ -69,6 +71,8 @@ ACTIONS: tuple[str, ...] = (
     KB_DRAFT,
     PRIVACY_DELETE,
     RETENTION_RUN,
+    INCIDENT_DECLARE,
+    INCIDENT_CLOSE,
 )
 
 MAX_DETAIL_STRING = 200

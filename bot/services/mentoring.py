@@ -30,6 +30,7 @@ from bot.services.audit import (
     REQUEST_CLOSE,
     audit_record,
 )
+from bot.services.desk import DeskService
 from bot.services.messages import reply_to_payload
 from bot.services.pii import scrub
 from bot.services.replies import Button, Reply
@@ -153,8 +154,10 @@ class MentoringService:
         *,
         knowledge_base: KnowledgeBase | None = None,
         clock: Clock | None = None,
+        desk: DeskService | None = None,
     ) -> None:
         self._database = database
+        self._desk = desk
         self.config = config or MentorConfig()
         self._kb = knowledge_base
         self.clock = clock or database.clock  # the program's one clock
@@ -268,6 +271,11 @@ class MentoringService:
                     updated_at=now,
                 )
             )
+            if self._desk is not None:  # recorded on an open incident of its service
+                services = self._desk.services_in(question_text)
+                if request.service:
+                    services.add(request.service)
+                await self._desk.attach_request(uow, user.id, request.id, services)
             if detail_text or files:
                 await repo.add_message(
                     request.id,

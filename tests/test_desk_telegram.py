@@ -1,0 +1,133 @@
+"""The mentor desk end to end (issue #17): the real runtime and handlers, a real database
+(SQLite and PostgreSQL), the fake Bot API over HTTP, the outbox drained as the dispatcher would.
+
+Incidents: a mentor declares one on a service; clerks asking about it hear of it first and are
+recorded (as is a clerk escalating on it); closing it tells each of them once."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from storage.desk import IncidentClerk
+from tests.conftest import BACKENDS, fresh_database_url
+from tests.fakes.bot_api import FakeBotAPI
+from tests.fakes.clock import Clock  # a working Wednesday 10:00 after the real today
+from tests.fakes.mentor_harness import ADMIN_ID, MentorBot
+
+BELGRADE = ZoneInfo("Europe/Belgrade")
+_ids = itertools.count(40_001)
+EZUP_QUESTION = "Kako se službenik prijavljuje na eZUP?"
+OTHER_QUESTION = "Kako se plaća taksa preko ePlaćanja?"
+
+
+@pytest.fixture(params=BACKENDS)
+async def url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[str]:
+    async with fresh_database_url(request.param, tmp_path) as database_url:
+        yield database_url
+
+
+def closed_notices(bot: MentorBot, clerk_id: int) -> list[str]:
+    return [m.text for m in bot.api.seen_by(clerk_id) if "ponovo radi" in m.text
+            or "working again" in m.text]
+
+
+async def test_incident_notice_recorded_clerks_told_once_when_closed(url: str):
+    clock = Clock()
+    async with FakeBotAPI() as api, MentorBot(api, url, clock=clock) as bot:
+        admin = bot.mentor(ADMIN_ID, "Admin")
+        await admin.say("/dodaj_mentora 2101")
+        marko = bot.mentor(2101, "Marko")
+        asker, english, escalator, other = (next(_ids) for _ in range(4))
+
+        # A clerk can neither declare nor close; nothing is declared by their attempt.
+        clerk = bot.clerk(asker, None)
+        await clerk.say("/incident eZUP ne radi prijava od 9h")
+        assert "samo mentorima" in clerk.last.text
+        await clerk.say(EZUP_QUESTION)
+        assert "Poznat problem" not in clerk.last.text
+
+        await marko.say("/incident eKafa ne radi")
+        assert "Ne poznajem uslugu" in marko.last.text
+        await marko.say("/incident eZUP ne radi prijava od 9h <posle restarta>")
+        declared = marko.last.text
+        assert "Incident #1" in declared and "eZUP" in declared
+        await clerk.say("/incident_zatvori 1")
+        assert "samo mentorima" in clerk.last.text
+
+        # The clerk's question about eZUP: the notice first, then the answer.
+        seen = await clerk.say(EZUP_QUESTION)
+        text = seen[-1].text
+        at = clock.now.astimezone(BELGRADE).strftime("%d.%m.%Y. %H:%M")
+        assert text.startswith("⚠️ <b>Poznat problem: eZUP</b>")
+        assert "ne radi prijava od 9h &lt;posle restarta&gt;" in text  # escaped
+        assert at in text and "javićemo Vam kada proradi" in text
+        assert text.index("javićemo") < text.index("\n\n") + 2 < len(text)
+        assert "👍" in "".join(seen[-1].button_labels)  # the answer still comes with it
+
+        # In English for an English-speaking clerk (the service named in the text).
+        en = bot.clerk(english, "en")
+        await en.say("/start")
+        await en.say("eZUP login keeps failing since this morning, any idea?")
+        assert "Known problem: eZUP" in en.last.text
+        assert "we will let you know when it works again" in en.last.text
+
+        # A clerk who goes straight to a mentor about eZUP is recorded with the request.
+        esc = bot.clerk(escalator, None)
+        await esc.say("/mentor eZUP mi javlja grešku 500 pri prijavi")
+        received = await esc.tap("Pošalji mentoru")
+        number = int(received[-1].text.split("#", 1)[1].split("<", 1)[0])
+
+        # Another service: no notice, not recorded.
+        await bot.clerk(other, None).say(OTHER_QUESTION)
+        assert "Poznat problem" not in bot.api.last_seen(other).text
+
+        assert bot.services is not None
+        async with bot.services.database.uow(read_only=True) as uow:
+            rows = list(await uow.session.scalars(select(IncidentClerk)))
+        by_via = sorted((row.via, row.request_id) for row in rows)
+        assert by_via == [("question", None), ("question", None), ("request", number)]
+
+        await marko.say("/incident")
+        listing = marko.last
+        assert "#1" in listing.text and "službenika: 3" in listing.text
+        assert listing.button_labels == ["Zatvori #1"]
+
+        await marko.tap("Zatvori #1", listing)
+        assert any("je zatvoren" in toast for toast in marko.toasts())
+        await marko.say("/incident_zatvori 1")
+        assert "već zatvoren" in marko.last.text
+        assert not closed_notices(bot, asker)  # through the outbox, not yet sent
+        await bot.deliver_outbox()
+        await bot.deliver_outbox()
+        for clerk_id in (asker, english, escalator):
+            assert len(closed_notices(bot, clerk_id)) == 1, clerk_id
+        assert "eZUP" in closed_notices(bot, asker)[0]
+        assert "working again" in closed_notices(bot, english)[0]
+        assert not closed_notices(bot, other)
+
+        # Closed: no more notice.
+        await clerk.say(EZUP_QUESTION)
+        assert "Poznat problem" not in clerk.last.text
+
+        await admin.say("/statistika")
+        stats = [m.text for m in api.seen_by(ADMIN_ID) if "Statistika" in m.text][-1]
+        assert "Incidenti: 1 · službenika pogođeno: 3" in stats
+        await admin.say("/audit")
+        trail = admin.last.text
+        assert "incident.declare" in trail and "incident.close" in trail
+
+
+async def test_open_incident_is_listed_in_statistics(url: str):
+    async with FakeBotAPI() as api, MentorBot(api, url, clock=Clock()) as bot:
+        admin = bot.mentor(ADMIN_ID, "Admin")
+        await admin.say("/start")
+        await admin.say("/incident ePlaćanje ne prolaze uplate")
+        assert "Incident #1" in admin.last.text
+        await admin.say("/statistika")
+        stats = [m.text for m in api.seen_by(ADMIN_ID) if "Statistika" in m.text][-1]
+        assert "Otvoren incident #1: eplacanje" in stats
