@@ -19,7 +19,7 @@ from storage.models import Base
 from storage.repositories import Repository
 from storage.types import UTCDateTime
 
-__all__ = ["DeskRepository", "Incident", "IncidentClerk"]
+__all__ = ["CannedReply", "DeskRepository", "Incident", "IncidentClerk"]
 
 
 class Incident(Base):
@@ -54,6 +54,23 @@ class IncidentClerk(Base):
         ForeignKey("mentor_requests.id", ondelete="SET NULL"), default=None
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp)
+
+
+class CannedReply(Base):
+    """A mentor's reusable answer; `key` is the folded name (unique), `name` as written."""
+
+    __tablename__ = "canned_replies"
+    __table_args__ = (UniqueConstraint("key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp, onupdate=stamp)
 
 
 class DeskRepository(Repository):
@@ -135,3 +152,43 @@ class DeskRepository(Repository):
             .group_by(IncidentClerk.incident_id)
         )
         return {int(i): int(n) for i, n in (await self.session.execute(stmt)).all()}
+
+    # -- canned replies ----------------------------------------------------------------------
+
+    @guarded
+    async def canned_replies(self) -> list[CannedReply]:
+        return list(await self.session.scalars(select(CannedReply).order_by(CannedReply.key)))
+
+    @guarded
+    async def canned_reply(self, reply_id: int) -> CannedReply | None:
+        return await self.session.get(CannedReply, reply_id)
+
+    @guarded
+    async def canned_reply_by_key(self, key: str) -> CannedReply | None:
+        return await self.session.scalar(select(CannedReply).where(CannedReply.key == key))
+
+    @guarded
+    async def save_canned_reply(
+        self, key: str, name: str, text: str, user_id: int | None
+    ) -> tuple[CannedReply, bool]:
+        """Create the reply, or replace the text of the one with this key; (row, created)."""
+        found = await self.canned_reply_by_key(key)
+        now = self.now()
+        if found is not None:
+            found.name, found.text, found.updated_at = name, text, now
+            await self.session.flush()
+            return found, False
+        row = CannedReply(
+            key=key, name=name, text=text, created_by=user_id, created_at=now, updated_at=now
+        )
+        self.session.add(row)
+        await self.session.flush()
+        return row, True
+
+    @guarded
+    async def delete_canned_reply(self, key: str) -> CannedReply | None:
+        found = await self.canned_reply_by_key(key)
+        if found is not None:
+            await self.session.delete(found)
+            await self.session.flush()
+        return found

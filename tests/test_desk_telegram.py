@@ -131,3 +131,91 @@ async def test_open_incident_is_listed_in_statistics(url: str):
         await admin.say("/statistika")
         stats = [m.text for m in api.seen_by(ADMIN_ID) if "Statistika" in m.text][-1]
         assert "Otvoren incident #1: eplacanje" in stats
+
+
+# -- canned replies ---------------------------------------------------------------------------
+
+
+async def escalate_about_ezup(bot: MentorBot, clerk_id: int) -> int:
+    """A clerk from Čačak asks a mentor directly about eZUP; returns the request number."""
+    clerk = bot.clerk(clerk_id, None)
+    await clerk.say("/opstina")
+    offered = await clerk.say("Čačak")
+    if offered and any("Čačak" in label for label in offered[-1].button_labels):
+        await clerk.tap("Čačak", offered[-1])
+    await clerk.say("/mentor Kako da dodam novog službenika u eZUP?")
+    received = await clerk.tap("Pošalji mentoru")
+    return int(received[-1].text.split("#", 1)[1].split("<", 1)[0])
+
+
+async def test_canned_reply_drafted_from_the_card_sent_as_is_or_edited(url: str):
+    async with FakeBotAPI() as api, MentorBot(api, url, clock=Clock()) as bot:
+        admin = bot.mentor(ADMIN_ID, "Admin")
+        await admin.say("/dodaj_mentora 2201")
+        marko = bot.mentor(2201, "Marko")
+        await marko.say("/start")
+        clerk_id, second_id = next(_ids), next(_ids)
+        clerk = bot.clerk(clerk_id, None)
+
+        # Clerks cannot keep canned replies.
+        await clerk.say("/sablon_novi pristup | tekst")
+        assert "samo mentorima" in clerk.last.text
+        await clerk.say("/sabloni")
+        assert "samo mentorima" in clerk.last.text
+
+        await marko.say("/sablon_novi Pristup | Poštovani {ime}, za {usluga} u opštini {opstina} "
+                        "administrator dodaje korisnike <b>sam</b>.")
+        assert "sačuvan" in marko.last.text
+        await marko.say("/sablon_novi kratko | Hvala, {ime}!")
+        await marko.say("/sablon_novi bez crte")
+        assert "Upotreba" in marko.last.text
+        await marko.say("/sabloni")
+        assert "Pristup" in marko.last.text and "kratko" in marko.last.text
+        assert "&lt;b&gt;sam" in marko.last.text  # the mentor's text is escaped
+        await marko.say("/sablon_obrisi kratko")
+        assert "obrisan" in marko.last.text
+        await marko.say("/sabloni")
+        assert "kratko" not in marko.last.text
+        await clerk.say("/sablon_obrisi Pristup")
+        assert "samo mentorima" in clerk.last.text
+
+        number = await escalate_about_ezup(bot, clerk_id)
+        await bot.deliver_outbox()
+        card = bot.card(number)
+        assert "Šablon" in card.button_labels
+
+        # A clerk in the group cannot open the canned replies.
+        intruder = bot.mentor(next(_ids), "Uljez")
+        await intruder.tap_in_group("Šablon", card)
+        assert any("samo mentorima" in toast for toast in intruder.toasts())
+
+        await marko.tap_in_group("Šablon", card)
+        choices = api.last_seen(2201)
+        assert f"#{number}" in choices.text and choices.button_labels == ["Pristup"]
+        (draft,) = await marko.tap("Pristup", choices)
+        assert "Nacrt odgovora" in draft.text and draft.button_labels == ["Pošalji ovako"]
+        assert "Poštovani Milica, za eZUP u opštini Čačak" in draft.text
+        assert "&lt;b&gt;sam&lt;/b&gt;" in draft.text
+
+        await marko.tap("Pošalji ovako", draft)
+        await bot.deliver_outbox()
+        answers = [m for m in api.seen_by(clerk_id) if "Odgovor mentora" in m.text]
+        assert len(answers) == 1
+        assert "Poštovani Milica, za eZUP u opštini Čačak" in answers[0].text
+        assert "&lt;b&gt;sam&lt;/b&gt;" in answers[0].text
+
+        # Edited: the mentor replies to the draft with the final text.
+        other = await escalate_about_ezup(bot, second_id)
+        await bot.deliver_outbox()
+        await marko.tap_in_group("Šablon", bot.card(other))
+        (draft,) = await marko.tap("Pristup", api.last_seen(2201))
+        await marko.say("Poštovana Milice, administrator Vašeg organa dodaje korisnike.")
+        assert f"#{other}" in marko.last.text and "sačuvan" in marko.last.text
+        await bot.deliver_outbox()
+        edited = [m for m in api.seen_by(second_id) if "Odgovor mentora" in m.text]
+        assert len(edited) == 1 and "administrator Vašeg organa" in edited[0].text
+        assert "Poštovani Milica, za" not in edited[0].text
+        # The draft is used up: the mentor's next message is not another answer.
+        await marko.say("Hvala!")
+        await bot.deliver_outbox()
+        assert len([m for m in api.seen_by(second_id) if "Odgovor mentora" in m.text]) == 1

@@ -58,6 +58,8 @@ PRIVACY_DELETE: Final = "privacy.delete"
 RETENTION_RUN: Final = "retention.run"
 INCIDENT_DECLARE: Final = "incident.declare"
 INCIDENT_CLOSE: Final = "incident.close"
+TEMPLATE_SAVE: Final = "template.save"
+TEMPLATE_DELETE: Final = "template.delete"
 ACTIONS: tuple[str, ...] = (
     ROLE_CHANGE,
     BROADCAST_SEND,
@@ -73,6 +75,8 @@ ACTIONS: tuple[str, ...] = (
     RETENTION_RUN,
     INCIDENT_DECLARE,
     INCIDENT_CLOSE,
+    TEMPLATE_SAVE,
+    TEMPLATE_DELETE,
 )
 
 MAX_DETAIL_STRING = 200

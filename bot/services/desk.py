@@ -1,4 +1,4 @@
-"""The mentor desk: incidents on a service (and later canned replies).
+"""The mentor desk: incidents on a service, and canned replies.
 
 Incidents. A mentor or admin declares that a service does not work (`/incident eZUP ne radi
 prijava od 9h`: the first word names the service, matched against the KB's services). While it
@@ -8,7 +8,14 @@ whose escalation is on that service. Closing it tells each recorded clerk once, 
 outbox, in their language and channel. Roles are checked against the database on every
 privileged action; declaring and closing go to the audit trail.
 
-Action tokens: inc:z:<id> close an incident.
+Canned replies. Mentors keep short reusable answers (`/sablon_novi naziv | tekst`, `/sabloni`,
+`/sablon_obrisi naziv`) with {ime} (the clerk's name), {opstina} and {usluga} filled from the
+request. "Šablon" on a request card lists them; choosing one gives the mentor the filled-in
+text as a draft, to send as it is ("Pošalji ovako", through the mentor queue's answer) or to
+edit and send as their reply.
+
+Action tokens: inc:z:<id> close an incident · sab:<request>:0:0 the canned replies for a request
+· sab:<request>:<reply>:0 the draft · sab:<request>:<reply>:1 send the draft as it is.
 """
 
 from __future__ import annotations
@@ -22,7 +29,13 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.i18n import tr
-from bot.services.audit import INCIDENT_CLOSE, INCIDENT_DECLARE, audit_record
+from bot.services.audit import (
+    INCIDENT_CLOSE,
+    INCIDENT_DECLARE,
+    TEMPLATE_DELETE,
+    TEMPLATE_SAVE,
+    audit_record,
+)
 from bot.services.messages import reply_to_payload
 from bot.services.municipalities import fold
 from bot.services.replies import Button, Reply
@@ -30,13 +43,17 @@ from bot.services.roles import refusal
 from bot.services.users import UserProfile
 from knowledge_base.model import KnowledgeBase
 from storage.clock import Clock
-from storage.desk import DeskRepository, Incident
+from storage.desk import CannedReply, DeskRepository, Incident
+from storage.mentor import MentorRepository
 from storage.models import User
 from storage.uow import Database, UnitOfWork
 
 log = logging.getLogger(__name__)
 
 MAX_INCIDENT_TEXT = 500
+MAX_CANNED_TEXT = 3000
+MAX_CANNED_NAME = 64
+VARIABLES = ("ime", "opstina", "usluga")
 _WORD = re.compile(r"\w+")
 
 
@@ -327,3 +344,171 @@ class DeskService:
         for incident in incidents:
             await repo.attach(incident.id, user_id, "request", request_id)
         return len(incidents)
+
+    # ================================================================= canned replies
+
+    @staticmethod
+    def _key(name: str) -> str:
+        return fold(name)[:MAX_CANNED_NAME]
+
+    def canned_usage(self, actor: UserProfile) -> Reply:
+        return Reply(
+            tr(
+                actor.language,
+                "Upotreba: /sablon_novi naziv | tekst. U tekstu možete koristiti {ime}, "
+                "{opstina} i {usluga}; popunjavaju se iz pitanja. /sabloni ih prikazuje, "
+                "/sablon_obrisi naziv briše.",
+                ime="{ime}",
+                opstina="{opstina}",
+                usluga="{usluga}",
+            )
+        )
+
+    async def save_canned(self, actor: UserProfile, args: str) -> DeskResult:
+        """`/sablon_novi naziv | tekst`: a new canned reply, or a new text for an existing one."""
+        name, sep, text = (args or "").partition("|")
+        name = " ".join(name.split())[:MAX_CANNED_NAME]
+        text = text.strip()[:MAX_CANNED_TEXT]
+        async with self._database.uow() as uow:
+            mentor = await self._actor(uow, actor)
+            if mentor is None:
+                return DeskResult(refusal(actor, "template.save"), False)
+            if not sep or not self._key(name) or not text:
+                return DeskResult(self.canned_usage(actor), False)
+            row, created = await uow.repository(DeskRepository).save_canned_reply(
+                self._key(name), name, text, mentor.id
+            )
+            await audit_record(
+                uow, actor, TEMPLATE_SAVE, f"template:{row.id}", {"created": created}
+            )
+            await uow.commit()
+        shown = html.escape(name)
+        if created:
+            text = tr(actor.language, "Šablon „{name}“ je sačuvan.", name=shown)
+        else:
+            text = tr(actor.language, "Šablon „{name}“ je izmenjen.", name=shown)
+        return DeskResult(Reply(text), True)
+
+    async def list_canned(self, actor: UserProfile) -> Reply:
+        """`/sabloni`: every canned reply with the start of its text."""
+        async with self._database.uow(read_only=True) as uow:
+            if await self._actor(uow, actor) is None:
+                return refusal(actor, "template.list")
+            rows = await uow.repository(DeskRepository).canned_replies()
+        if not rows:
+            return Reply(
+                tr(actor.language, "Još nema šablona.") + "\n" + self.canned_usage(actor).text
+            )
+        lines = [tr(actor.language, "<b>Šabloni odgovora</b>")]
+        for row in rows:
+            lines.append(f"• <b>{html.escape(row.name)}</b>: {html.escape(_short(row.text, 120))}")
+        return Reply("\n".join(lines))
+
+    async def delete_canned(self, actor: UserProfile, name: str) -> DeskResult:
+        async with self._database.uow() as uow:
+            if await self._actor(uow, actor) is None:
+                return DeskResult(refusal(actor, "template.delete"), False)
+            key = self._key(name)
+            row = await uow.repository(DeskRepository).delete_canned_reply(key) if key else None
+            if row is None:
+                return DeskResult(
+                    Reply(
+                        tr(
+                            actor.language,
+                            "Nema šablona „{name}“. Pogledajte /sabloni.",
+                            name=html.escape(name.strip()),
+                        )
+                    ),
+                    False,
+                )
+            await audit_record(uow, actor, TEMPLATE_DELETE, f"template:{row.id}")
+            await uow.commit()
+        return DeskResult(
+            Reply(tr(actor.language, "Šablon „{name}“ je obrisan.", name=html.escape(row.name))),
+            True,
+        )
+
+    async def canned_choices(self, actor: UserProfile, number: int) -> DeskResult:
+        """The canned replies for request #number, one button each."""
+        async with self._database.uow(read_only=True) as uow:
+            if await self._actor(uow, actor) is None:
+                return DeskResult(refusal(actor, "template.choose"), False)
+            if await uow.repository(MentorRepository).get(number) is None:
+                return DeskResult(self._unknown_request(actor, number), False)
+            rows = await uow.repository(DeskRepository).canned_replies()
+        if not rows:
+            return DeskResult(
+                Reply(
+                    tr(actor.language, "Još nema šablona.")
+                    + "\n"
+                    + self.canned_usage(actor).text
+                ),
+                False,
+            )
+        buttons = tuple((Button(_short(row.name, 40), f"sab:{number}:{row.id}:0"),) for row in rows)
+        return DeskResult(
+            Reply(
+                tr(actor.language, "Izaberite šablon za odgovor na #{number}:", number=number),
+                buttons[:30],
+            ),
+            True,
+        )
+
+    async def filled(self, actor: UserProfile, number: int, reply_id: int) -> str | DeskResult:
+        """The canned reply's text filled in for request #number, or the refusal to give."""
+        async with self._database.uow(read_only=True) as uow:
+            if await self._actor(uow, actor) is None:
+                return DeskResult(refusal(actor, "template.choose"), False)
+            request = await uow.repository(MentorRepository).get(number)
+            if request is None:
+                return DeskResult(self._unknown_request(actor, number), False)
+            row: CannedReply | None = await uow.repository(DeskRepository).canned_reply(reply_id)
+            if row is None:
+                return DeskResult(
+                    Reply(tr(actor.language, "Taj šablon više ne postoji. Pogledajte /sabloni.")),
+                    False,
+                )
+            clerk = await uow.users.get(request.user_id)
+            named = sorted(self.services_in(request.question))
+            service = request.service or (named[0] if named else None)
+            values = {
+                "ime": (clerk.display_name if clerk is not None else "") or "",
+                "opstina": request.municipality or "",
+                "usluga": self.service_title(service) if service else "",
+            }
+        text = row.text
+        for name in VARIABLES:
+            text = text.replace("{" + name + "}", values[name])
+        return text
+
+    def draft(self, actor: UserProfile, number: int, reply_id: int, text: str) -> Reply:
+        """The filled-in text as a draft the mentor sends as it is or edits."""
+        return Reply(
+            tr(
+                actor.language,
+                "Nacrt odgovora na #{number}:\n\n{text}\n\nPošaljite ga ovako ili napišite "
+                "konačan tekst kao odgovor na ovu poruku.",
+                number=number,
+                text=html.escape(text),
+            ),
+            ((Button(tr(actor.language, "Pošalji ovako"), f"sab:{number}:{reply_id}:1"),),),
+        )
+
+    def private_needed(self, actor: UserProfile) -> Reply:
+        return Reply(
+            tr(
+                actor.language,
+                "Šablone šaljem u privatni razgovor: prvo mi pošaljite /start u privatnoj poruci.",
+            )
+        )
+
+    def sent_privately(self, actor: UserProfile) -> Reply:
+        return Reply(tr(actor.language, "Šabloni su Vam poslati u privatni razgovor."))
+
+    def _unknown_request(self, actor: UserProfile, number: int) -> Reply:
+        return Reply(tr(actor.language, "Pitanje #{number} ne postoji.", number=number))
+
+
+def _short(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

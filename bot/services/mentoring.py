@@ -712,6 +712,15 @@ class MentoringService:
             number,
         )
 
+    async def answer_with_canned(self, actor: UserProfile, number: int, reply_id: int) -> Result:
+        """ "Pošalji ovako" under a canned reply's draft: its filled-in text is the answer."""
+        if self._desk is None:
+            return Result(self._unknown(actor, number), False)
+        text = await self._desk.filled(actor, number, reply_id)
+        if not isinstance(text, str):
+            return Result(text.reply, False)
+        return await self.answer(actor, number, text)
+
     async def add_to_knowledge_base(self, actor: UserProfile, number: int) -> Result:
         """ "Dodaj u bazu znanja": the question and the mentors' answers as a KB draft, with
         personal data removed; a curator reviews it after `drafts export`."""
@@ -1059,6 +1068,8 @@ class MentoringService:
             )
         elif request.state == "answered":
             rows.append((Button(tr(lang, "Zatvori"), f"mq:z:{n}"),))
+        if request.state != "closed" and self._desk is not None:
+            rows.append((Button(tr(lang, "Šablon"), f"sab:{n}:0:0"),))
         if request.first_answer_at is not None and not has_draft:
             rows.append((Button(tr(lang, "Dodaj u bazu znanja"), f"mq:k:{n}"),))
         if files:
