@@ -2,21 +2,31 @@
 (SQLite and PostgreSQL), the fake Bot API over HTTP, the outbox drained as the dispatcher would.
 
 Incidents: a mentor declares one on a service; clerks asking about it hear of it first and are
-recorded (as is a clerk escalating on it); closing it tells each of them once."""
+recorded (as is a clerk escalating on it); closing it tells each of them once. Canned replies:
+kept by mentors, drafted from the "Šablon" button on a card, sent as they are or edited. Out of
+hours: an escalation says when a mentor will first see it (dates relative to the real today)."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
+from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
+from bot.services.working_hours import WorkingHours
 from storage.desk import IncidentClerk
 from tests.conftest import BACKENDS, fresh_database_url
 from tests.fakes.bot_api import FakeBotAPI
-from tests.fakes.clock import Clock  # a working Wednesday 10:00 after the real today
+from tests.fakes.clock import (  # dates relative to the real today
+    Clock,
+    belgrade,
+    ordinary_wednesday,
+    ordinary_week,
+    today,
+)
 from tests.fakes.mentor_harness import ADMIN_ID, MentorBot
 
 BELGRADE = ZoneInfo("Europe/Belgrade")
@@ -219,3 +229,83 @@ async def test_canned_reply_drafted_from_the_card_sent_as_is_or_edited(url: str)
         await marko.say("Hvala!")
         await bot.deliver_outbox()
         assert len([m for m in api.seen_by(second_id) if "Odgovor mentora" in m.text]) == 1
+
+
+# -- out of hours -----------------------------------------------------------------------------
+
+WEEKDAYS_SR = ("ponedeljak", "utorak", "sredu", "četvrtak", "petak", "subotu", "nedelju")
+
+
+async def received_for(bot: MentorBot, clerk_id: int, language: str | None = None) -> str:
+    clerk = bot.clerk(clerk_id, language)
+    if language:
+        await clerk.say("/start")
+    await clerk.say("/mentor Kolika je kvota za parking ispred opštine u subotu?")
+    received = await clerk.tap("mentor")
+    return received[-1].text
+
+
+def next_weekday_holiday() -> date:
+    """The first public holiday on a weekday after the real today (computed, never fixed)."""
+    hours = WorkingHours()
+    day = today() + timedelta(days=1)
+    while day.weekday() >= 5 or hours.is_workday(day):
+        day += timedelta(days=1)
+    return day
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        pytest.param(
+            lambda: belgrade(ordinary_week() + timedelta(days=4), 17),
+            lambda: "u ponedeljak, {} od 08:00".format(
+                (ordinary_week() + timedelta(days=7)).strftime("%d.%m.")
+            ),
+            id="friday-evening",
+        ),
+        pytest.param(
+            lambda: belgrade(ordinary_week() + timedelta(days=5), 11),
+            lambda: "u ponedeljak, {} od 08:00".format(
+                (ordinary_week() + timedelta(days=7)).strftime("%d.%m.")
+            ),
+            id="saturday",
+        ),
+        pytest.param(lambda: ordinary_wednesday(7, 15), lambda: "danas od 08:00", id="early"),
+        pytest.param(lambda: ordinary_wednesday(16, 5), lambda: "sutra od 08:00", id="late"),
+    ],
+)
+async def test_out_of_hours_escalation_says_when_a_mentor_will_see_it(url: str, when, expected):
+    async with FakeBotAPI() as api, MentorBot(api, url, clock=Clock(when())) as bot:
+        text = await received_for(bot, next(_ids))
+        assert "Primljeno" in text
+        assert f"pitanje će videti {expected()}." in text
+
+
+async def test_on_a_holiday_the_next_working_day_is_named(url: str):
+    holiday = next_weekday_holiday()
+    hours = WorkingHours()
+    opens = holiday + timedelta(days=1)
+    while not hours.is_workday(opens):
+        opens += timedelta(days=1)
+    if opens == holiday + timedelta(days=1):
+        expected = "sutra od 08:00"
+    else:
+        expected = f"u {WEEKDAYS_SR[opens.weekday()]}, {opens.strftime('%d.%m.')} od 08:00"
+    async with FakeBotAPI() as api, MentorBot(api, url, clock=Clock(belgrade(holiday, 10))) as bot:
+        text = await received_for(bot, next(_ids))
+        assert f"pitanje će videti {expected}." in text
+
+
+async def test_in_hours_no_out_of_hours_note_and_english_out_of_hours(url: str):
+    clock = Clock()
+    async with FakeBotAPI() as api, MentorBot(api, url, clock=clock) as bot:
+        text = await received_for(bot, next(_ids))
+        assert "Primljeno" in text and "van radnog vremena" not in text
+        clock.set(belgrade(ordinary_week() + timedelta(days=6), 12))  # Sunday noon
+        text = await received_for(bot, next(_ids), "en")
+        assert "they will see your question tomorrow from 08:00." in text
+        clock.set(belgrade(ordinary_week() + timedelta(days=5), 9))  # Saturday morning
+        text = await received_for(bot, next(_ids), "en")
+        monday = (ordinary_week() + timedelta(days=7)).strftime("%d.%m.")
+        assert f"they will see your question on Monday, {monday} from 08:00." in text

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.i18n import tr
+from bot.i18n import N_, tr
 from bot.services.audit import (
     KB_DRAFT,
     REQUEST_ANSWER,
@@ -58,7 +58,11 @@ CARD_THREAD = 4  # messages of the thread shown on the card
 CLERK_KINDS = ("mentor_answer", "mentor_notice")
 GROUP_KINDS = (CARD_KIND, "mentor_group")
 
-WEEKDAYS = ("ponedeljak", "utorak", "sreda", "četvrtak", "petak", "subota", "nedelja")
+# Accusative, as in "u ponedeljak"; N_ so that they are translated (and written in Cyrillic).
+WEEKDAYS = (
+    N_("ponedeljak"), N_("utorak"), N_("sredu"), N_("četvrtak"), N_("petak"), N_("subotu"),
+    N_("nedelju"),
+)
 STATE_LABELS = {
     "new": "🆕 novo",
     "claimed": "🙋 preuzeto",
@@ -313,6 +317,12 @@ class MentoringService:
             when=when,
         )
         if not hours.is_open(now):
+            # Outside working hours or on a holiday: when a mentor will first see it.
+            text += "\n" + tr(
+                user.language,
+                "Sada je van radnog vremena mentora; pitanje će videti {when}.",
+                when=self.describe_opening(user.language, hours.next_opening(now), now),
+            )
             text += "\n" + tr(
                 user.language,
                 "Mentori rade radnim danima od {start} do {end} časova.",
@@ -320,6 +330,23 @@ class MentoringService:
                 end=hours.end.strftime("%H"),
             )
         return Reply(text)
+
+    def describe_opening(self, language: str, moment: datetime, now: datetime) -> str:
+        """When mentors start work again: "sutra od 08:00", "u ponedeljak, 08.12. od 08:00"."""
+        local = self.config.hours.local(moment)
+        today = self.config.hours.local(now).date()
+        clock = local.strftime("%H:%M")
+        if local.date() == today:
+            return tr(language, "danas od {time}", time=clock)
+        if local.date() == today + timedelta(days=1):
+            return tr(language, "sutra od {time}", time=clock)
+        return tr(
+            language,
+            "u {weekday}, {date} od {time}",
+            weekday=tr(language, WEEKDAYS[local.weekday()]),
+            date=local.strftime("%d.%m."),
+            time=clock,
+        )
 
     def describe_time(self, language: str, moment: datetime, now: datetime) -> str:
         local = self.config.hours.local(moment)
