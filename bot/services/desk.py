@@ -312,6 +312,9 @@ class DeskService:
                 break
         if not services:
             return None
+        async with self._database.uow(read_only=True) as uow:  # the usual case: none open
+            if not await uow.repository(DeskRepository).open_incidents(services):
+                return None
         async with self._database.uow() as uow:
             repo = uow.repository(DeskRepository)
             incidents = await repo.open_incidents(services)
