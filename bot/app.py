@@ -12,6 +12,7 @@ from bot.services.answering import AnswerService
 from bot.services.audience import InterestService
 from bot.services.audit import AuditService
 from bot.services.broadcasts import BroadcastService
+from bot.services.desk import DeskService
 from bot.services.mentoring import MentorConfig, MentoringService
 from bot.services.privacy import PrivacyService, retention_months_from
 from bot.services.reports import ReportService
@@ -43,6 +44,7 @@ class AppServices:
     interests: InterestService
     privacy: PrivacyService
     audit: AuditService
+    desk: DeskService
 
     async def close(self) -> None:
         await self.database.dispose()
@@ -80,6 +82,7 @@ async def build_services(
     trainings = TrainingService(
         database, reminder_offsets=_reminder_offsets(settings), channels=channels
     )
+    desk = DeskService(database, knowledge_base, timezone=settings.timezone)
     return AppServices(
         settings=settings,
         database=database,
@@ -92,9 +95,13 @@ async def build_services(
             database,
             retention_months=retention_months_from(settings),
             placeholders=kb_placeholders(settings),
+            desk=desk,
         ),
         mentoring=MentoringService(
-            database, MentorConfig.from_settings(settings), knowledge_base=knowledge_base
+            database,
+            MentorConfig.from_settings(settings),
+            knowledge_base=knowledge_base,
+            desk=desk,
         ),
         roles=RoleService(database, admins),
         reports=ReportService(database, knowledge_base, timezone=settings.timezone),
@@ -105,6 +112,7 @@ async def build_services(
             database, retention_months=retention_months_from(settings), trainings=trainings
         ),
         audit=AuditService(database, timezone=settings.timezone),
+        desk=desk,
     )
 
 

@@ -27,6 +27,7 @@ def build_router() -> Router:
         audit,
         broadcast,
         clerk,
+        desk,
         fallback,
         membership,
         mentor,
@@ -43,6 +44,7 @@ def build_router() -> Router:
         # in the mentors' group, so it is not private_only; it takes the clerk's "Pitaj
         # mentora" button (m:<question>) before the clerk router's placeholder would.
         mentor.build_router(),
+        desk.build_router(),  # mentors' /incident, in private or in the group
         admin.build_router(),
         trainings.build_router(),
         broadcast.build_router(),

@@ -11,6 +11,7 @@ import dataclasses
 import html
 
 from bot.i18n import tr
+from bot.services.desk import DeskService
 from bot.services.privacy import privacy_notice
 from bot.services.replies import Button, Reply
 from bot.services.users import UserProfile
@@ -71,7 +72,9 @@ class AnswerService:
         database: Database,
         retention_months: int = 12,
         placeholders: dict[str, str] | None = None,
+        desk: DeskService | None = None,
     ):
+        self._desk = desk
         self._kb = knowledge_base
         self._matcher = matcher
         self._database = database
@@ -89,6 +92,18 @@ class AnswerService:
         result = await self._match(question)
         question_id = await self._record(user, question[:MAX_STORED_QUESTION], result)
         user = reader_for(user, question, result)
+        reply = self._reply(user, question, result, question_id)
+        if self._desk is not None:
+            # An open incident on the service the question concerns is said first.
+            best = [result.entry_id, *(c.entry_id for c in result.candidates)]
+            notice = await self._desk.notice_for(user, question, best)
+            if notice is not None:
+                reply = Reply(notice.text + "\n\n" + reply.text, reply.buttons)
+        return reply
+
+    def _reply(
+        self, user: UserProfile, question: str, result: MatchResult, question_id: int
+    ) -> Reply:
         if len(question) > LONG_QUESTION:
             return self._too_long(user, question_id)
         if result.decision == "answer" and result.entry_id is not None:

@@ -56,6 +56,10 @@ REQUEST_CLOSE: Final = "request.close"
 KB_DRAFT: Final = "kb.draft"
 PRIVACY_DELETE: Final = "privacy.delete"
 RETENTION_RUN: Final = "retention.run"
+INCIDENT_DECLARE: Final = "incident.declare"
+INCIDENT_CLOSE: Final = "incident.close"
+TEMPLATE_SAVE: Final = "template.save"
+TEMPLATE_DELETE: Final = "template.delete"
 ACTIONS: tuple[str, ...] = (
     ROLE_CHANGE,
     BROADCAST_SEND,
@@ -69,6 +73,10 @@ ACTIONS: tuple[str, ...] = (
     KB_DRAFT,
     PRIVACY_DELETE,
     RETENTION_RUN,
+    INCIDENT_DECLARE,
+    INCIDENT_CLOSE,
+    TEMPLATE_SAVE,
+    TEMPLATE_DELETE,
 )
 
 MAX_DETAIL_STRING = 200

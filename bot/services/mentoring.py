@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.i18n import tr
+from bot.i18n import N_, tr
 from bot.services.audit import (
     KB_DRAFT,
     REQUEST_ANSWER,
@@ -30,6 +30,7 @@ from bot.services.audit import (
     REQUEST_CLOSE,
     audit_record,
 )
+from bot.services.desk import DeskService
 from bot.services.messages import reply_to_payload
 from bot.services.pii import scrub
 from bot.services.replies import Button, Reply
@@ -57,7 +58,11 @@ CARD_THREAD = 4  # messages of the thread shown on the card
 CLERK_KINDS = ("mentor_answer", "mentor_notice")
 GROUP_KINDS = (CARD_KIND, "mentor_group")
 
-WEEKDAYS = ("ponedeljak", "utorak", "sreda", "četvrtak", "petak", "subota", "nedelja")
+# Accusative, as in "u ponedeljak"; N_ so that they are translated (and written in Cyrillic).
+WEEKDAYS = (
+    N_("ponedeljak"), N_("utorak"), N_("sredu"), N_("četvrtak"), N_("petak"), N_("subotu"),
+    N_("nedelju"),
+)
 STATE_LABELS = {
     "new": "🆕 novo",
     "claimed": "🙋 preuzeto",
@@ -153,8 +158,10 @@ class MentoringService:
         *,
         knowledge_base: KnowledgeBase | None = None,
         clock: Clock | None = None,
+        desk: DeskService | None = None,
     ) -> None:
         self._database = database
+        self._desk = desk
         self.config = config or MentorConfig()
         self._kb = knowledge_base
         self.clock = clock or database.clock  # the program's one clock
@@ -268,6 +275,11 @@ class MentoringService:
                     updated_at=now,
                 )
             )
+            if self._desk is not None:  # recorded on an open incident of its service
+                services = self._desk.services_in(question_text)
+                if request.service:
+                    services.add(request.service)
+                await self._desk.attach_request(uow, user.id, request.id, services)
             if detail_text or files:
                 await repo.add_message(
                     request.id,
@@ -305,6 +317,12 @@ class MentoringService:
             when=when,
         )
         if not hours.is_open(now):
+            # Outside working hours or on a holiday: when a mentor will first see it.
+            text += "\n" + tr(
+                user.language,
+                "Sada je van radnog vremena mentora; pitanje će videti {when}.",
+                when=self.describe_opening(user.language, hours.next_opening(now), now),
+            )
             text += "\n" + tr(
                 user.language,
                 "Mentori rade radnim danima od {start} do {end} časova.",
@@ -312,6 +330,23 @@ class MentoringService:
                 end=hours.end.strftime("%H"),
             )
         return Reply(text)
+
+    def describe_opening(self, language: str, moment: datetime, now: datetime) -> str:
+        """When mentors start work again: "sutra od 08:00", "u ponedeljak, 08.12. od 08:00"."""
+        local = self.config.hours.local(moment)
+        today = self.config.hours.local(now).date()
+        clock = local.strftime("%H:%M")
+        if local.date() == today:
+            return tr(language, "danas od {time}", time=clock)
+        if local.date() == today + timedelta(days=1):
+            return tr(language, "sutra od {time}", time=clock)
+        return tr(
+            language,
+            "u {weekday}, {date} od {time}",
+            weekday=tr(language, WEEKDAYS[local.weekday()]),
+            date=local.strftime("%d.%m."),
+            time=clock,
+        )
 
     def describe_time(self, language: str, moment: datetime, now: datetime) -> str:
         local = self.config.hours.local(moment)
@@ -717,6 +752,15 @@ class MentoringService:
             number,
         )
 
+    async def answer_with_canned(self, actor: UserProfile, number: int, reply_id: int) -> Result:
+        """ "Pošalji ovako" under a canned reply's draft: its filled-in text is the answer."""
+        if self._desk is None:
+            return Result(self._unknown(actor, number), False)
+        text = await self._desk.filled(actor, number, reply_id)
+        if not isinstance(text, str):
+            return Result(text.reply, False)
+        return await self.answer(actor, number, text)
+
     async def add_to_knowledge_base(self, actor: UserProfile, number: int) -> Result:
         """ "Dodaj u bazu znanja": the question and the mentors' answers as a KB draft, with
         personal data removed; a curator reviews it after `drafts export`."""
@@ -1064,6 +1108,8 @@ class MentoringService:
             )
         elif request.state == "answered":
             rows.append((Button(tr(lang, "Zatvori"), f"mq:z:{n}"),))
+        if request.state != "closed" and self._desk is not None:
+            rows.append((Button(tr(lang, "Šablon"), f"sab:{n}:0:0"),))
         if request.first_answer_at is not None and not has_draft:
             rows.append((Button(tr(lang, "Dodaj u bazu znanja"), f"mq:k:{n}"),))
         if files:

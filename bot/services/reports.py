@@ -14,6 +14,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from rapidfuzz import fuzz
 
@@ -25,6 +26,7 @@ from bot.services.users import UserProfile
 from knowledge_base.model import KnowledgeBase
 from knowledge_base.normalize import normalize
 from storage.clock import Clock
+from storage.desk import DeskRepository
 from storage.mentor import MentorRepository, MentorRequest
 from storage.models import Question
 from storage.uow import Database
@@ -67,6 +69,8 @@ class PeriodStats:
     per_service: dict[str, dict[str, int]] = field(default_factory=dict)
     per_municipality: dict[str, dict[str, int]] = field(default_factory=dict)
     unanswered: list[QuestionGroup] = field(default_factory=list)
+    incidents: int = 0
+    incident_clerks: int = 0
 
     @property
     def bot_share(self) -> float | None:
@@ -100,6 +104,18 @@ class Report:
     open_requests: int
     periods: list[PeriodStats]
     weeks: list[WeekPoint]
+    incidents: list[IncidentLine] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class IncidentLine:
+    """An incident of the report's longest period (or still open) and its clerks."""
+
+    number: int
+    service: str
+    declared_at: datetime
+    closed_at: datetime | None
+    clerks: int
 
 
 def group_similar(texts: list[str], limit: int = 8) -> list[QuestionGroup]:
@@ -164,6 +180,9 @@ class ReportService:
             questions = await repo.questions_between(since, now)
             requests = await repo.created_between(since, now)
             open_requests = await repo.count_open()
+            desk = uow.repository(DeskRepository)
+            incidents = await desk.incidents_since(since)
+            clerks = await desk.clerk_counts([i.id for i in incidents])
             towns = await repo.municipalities_of(
                 {q.user_id for q in questions} | {r.user_id for r in requests}
             )
@@ -171,7 +190,15 @@ class ReportService:
             self._period(days, now, questions, requests, towns) for days in PERIODS
         ]
         weeks = self._weeks(now, questions, requests)
-        return Report(now, open_requests, periods, weeks)
+        lines = [
+            IncidentLine(i.id, i.service, i.declared_at, i.closed_at, clerks.get(i.id, 0))
+            for i in incidents
+        ]
+        for stats in periods:
+            in_period = [i for i in lines if i.declared_at >= stats.start]
+            stats.incidents = len(in_period)
+            stats.incident_clerks = sum(i.clerks for i in in_period)
+        return Report(now, open_requests, periods, weeks, lines)
 
     @staticmethod
     def _bot_answered(question: Question) -> bool:
@@ -266,6 +293,20 @@ class ReportService:
     def render(self, language: str, report: Report) -> str:
         lines = [tr(language, "<b>Statistika</b>")]
         lines.append(tr(language, "Otvorenih pitanja kod mentora: {n}", n=report.open_requests))
+        zone = ZoneInfo(self._timezone)
+        for incident in report.incidents:
+            declared = incident.declared_at.astimezone(zone).strftime("%d.%m. %H:%M")
+            if incident.closed_at is None:
+                lines.append(
+                    tr(
+                        language,
+                        "⚠️ Otvoren incident #{number}: {service}, od {time}; službenika: {clerks}",
+                        number=incident.number,
+                        service=html.escape(incident.service),
+                        time=declared,
+                        clerks=incident.clerks,
+                    )
+                )
         for stats in report.periods:
             lines.append("")
             lines.append(tr(language, "<b>Poslednjih {days} dana</b>", days=stats.days))
@@ -287,6 +328,15 @@ class ReportService:
                     p90=_duration(stats.p90_minutes),
                 )
             )
+            if stats.incidents:
+                lines.append(
+                    tr(
+                        language,
+                        "Incidenti: {count} · službenika pogođeno: {clerks}",
+                        count=stats.incidents,
+                        clerks=stats.incident_clerks,
+                    )
+                )
             if stats.ratings:
                 lines.append(
                     tr(
