@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError
-from aiogram.filters import Command, CommandObject
+from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -22,6 +22,7 @@ from bot.services.desk import DeskService
 from bot.services.mentoring import MentoringService
 from bot.services.users import UserProfile
 from bot.telegram.ui import send_reply
+from handlers.filters import has_text, not_command, private_chat
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +155,7 @@ def build_router() -> Router:
     router.message.register(on_canned_delete, Command("sablon_obrisi"))
     router.callback_query.register(on_canned_button, CannedCB.filter())
     router.message.register(
-        on_draft_input, DeskFlow.drafting, F.chat.type == "private", F.text,
-        ~F.text.startswith("/"),
+        on_draft_input, StateFilter(DeskFlow.drafting), private_chat, has_text, not_command
     )
     router.message.register(on_incident_close, Command("incident_zatvori"))
     router.message.register(on_incident, Command("incident"))
