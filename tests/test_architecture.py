@@ -31,7 +31,6 @@ KNOWN: dict[tuple[str, str], str] = {
     ("bot/channels/viber_sender.py", "storage.uow"): "reads outbox file rows itself",
     ("bot/telegram/middlewares.py", "storage.errors"): "apologises when the database is down",
     ("bot/telegram/webhook.py", "storage.errors"): "answers 503 when the database is down",
-    ("bot/telegram/middlewares.py", "storage.uow"): "the dedup claim opens a unit of work",
     ("bot/telegram/runner.py", "storage.errors"): "start-up checks of the database URL",
     ("bot/telegram/runner.py", "storage.db"): "start-up checks of the database URL",
     ("knowledge_base/drafts.py", "storage.mentor"): "`drafts export` reads mentors' drafts",

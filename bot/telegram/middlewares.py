@@ -39,7 +39,6 @@ from bot.services.users import UserProfile, UserService
 from bot.telegram.metrics import Metrics
 from bot.telegram.render import chunks
 from storage.errors import StorageUnavailable
-from storage.uow import Database
 
 log = logging.getLogger(__name__)
 
@@ -187,8 +186,7 @@ class DedupMiddleware(BaseMiddleware):
     row keeps the update until handling ends (bot.inbox): if the process dies first,
     the update is handled again after the restart instead of being lost."""
 
-    def __init__(self, database: Database, metrics: Metrics, inbox: UpdateInbox):
-        self.database = database
+    def __init__(self, metrics: Metrics, inbox: UpdateInbox):
         self.metrics = metrics
         self.inbox = inbox
 

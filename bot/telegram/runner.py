@@ -238,7 +238,7 @@ class TelegramRuntime:
                 per_minute=self.settings.user_messages_per_minute,
             )
         )
-        update.outer_middleware(DedupMiddleware(services.database, self.metrics, self.inbox))
+        update.outer_middleware(DedupMiddleware(self.metrics, self.inbox))
         update.outer_middleware(UserMiddleware(services.users, self.languages))
         update.outer_middleware(StoredLanguageI18nMiddleware(self.i18n))
         dispatcher.include_router(build_router())
