@@ -291,12 +291,16 @@ class OutboxDispatcher:
                         task.add_done_callback(batch_done)
                         continue
                     # Nothing due: look again after a short pause (or when stopped).
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel
+                    # arriving as the awaited event is set, and the loop would never stop.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), timeout=self._idle)
+                        async with asyncio.timeout(self._idle):
+                            await stop.wait()
                     continue
                 progress.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(progress.wait(), timeout=self._idle)
+                    async with asyncio.timeout(self._idle):
+                        await progress.wait()
         finally:
             if in_flight:
                 await asyncio.gather(*in_flight, return_exceptions=True)

@@ -80,7 +80,8 @@ class WriterQueue:
         try:
             # Bounded like SQLite's own busy timeout: a writer that never lets go must turn
             # into "try again later", not freeze every other write of the process.
-            await asyncio.wait_for(self._lock.acquire(), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                await self._lock.acquire()
         except TimeoutError:
             log.error("storage.writer_queue_timeout owner=%r", self._owner)
             raise StorageUnavailable("database busy: no write turn within the timeout") from None

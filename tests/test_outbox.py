@@ -13,7 +13,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from sqlalchemy import event, text
 
 from bot.channels.telegram_sender import TelegramSender
-from bot.outbox import OutboxDispatcher
+from bot.outbox import OutboxDispatcher, Outgoing, SendOutcome
 from bot.ratelimit import LocalRateLimiter
 from bot.services.messages import reply_to_payload
 from bot.services.replies import Button, Reply
@@ -359,3 +359,36 @@ async def test_a_queue_slower_than_the_lease_is_sent_once(database: Database):
         sent = [call.text for call in api.calls_of("sendMessage")]
     assert sent == [f"Q{n}" for n in range(5)]
     assert await _statuses(database) == ["sent"] * 5
+
+
+
+class _InstantChannel:
+    """Stands in for a channel whose API answers at once."""
+
+    async def send(self, message: Outgoing) -> SendOutcome:
+        return SendOutcome("sent")
+
+
+@pytest.mark.parametrize("hops", range(6))
+async def test_a_cancelled_dispatcher_always_stops(database: Database, hops: int) -> None:
+    """A process shutting down cancels the dispatcher. The cancel may arrive in the instant a
+    delivery wakes the loop; it must stop all the same, never carry on polling for good
+    (``asyncio.wait_for`` on Python 3.11 swallowed exactly that cancel)."""
+    user_id = await _clerk(database, 520 + hops)
+    for n in range(3):
+        await _queue(database, user_id, 520 + hops, f"S{n}", f"stop:{hops}:{n}")
+    limiter = LocalRateLimiter(per_second=1000, per_chat_interval=0, per_group_interval=0)
+    dispatcher = OutboxDispatcher(database, {"telegram": _InstantChannel()}, limiter,
+                                  batch_size=1, idle_seconds=0.05)
+    loop = asyncio.get_running_loop()
+    runner = asyncio.create_task(dispatcher.run_forever(asyncio.Event()))
+
+    def cancel_after(hops_left: int) -> None:
+        if hops_left == 0:
+            runner.cancel()
+        else:
+            loop.call_soon(cancel_after, hops_left - 1)
+
+    dispatcher.on_delivered.append(lambda message, outcome: cancel_after(hops))
+    done, _ = await asyncio.wait({runner}, timeout=3)
+    assert done, "the dispatcher ignored the cancel and kept running"

@@ -347,7 +347,8 @@ class ViberChannel:
     async def wait_idle(self, timeout: float) -> bool:
         """For a clean shutdown: until no callback is being handled (False on timeout)."""
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
         except TimeoutError:
             return False
         return True
