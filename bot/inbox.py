@@ -5,9 +5,13 @@ ended. Rows whose handling never ended (the process was killed, the machine went
 handled again: at start-up and every `scan_every` seconds, for claims older than
 `replay_after` (so an update another live instance is still working on is left alone).
 An update that keeps failing is given up after `max_replays` tries, so one poisonous update
-cannot loop for ever. Marking updates done is batched (one short transaction every
-`flush_every` seconds rather than one per update): after a crash the last moment's updates may
-be answered twice, which is better than not at all.
+cannot loop for ever.
+
+In long polling a whole getUpdates batch is claimed in one transaction before the next
+getUpdates tells Telegram it arrived (`claim_batch`): a burst waiting in memory for its turn is
+already kept when the process dies. Handling that ends is written down at once, in one short
+transaction for whatever ended meanwhile (under a burst many at a time): after a kill only the
+replies of the last few milliseconds may be sent twice.
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ class UpdateInbox:
         self._max_replays = max_replays
         self._done: set[int] = set()
         self._in_flight: set[int] = set()  # being handled by this process right now
+        self._kept: set[int] = set()  # claimed with their batch, waiting for their turn here
+        self._ended = asyncio.Event()  # something finished: write it down now
         self._task: asyncio.Task[None] | None = None
 
     async def claim(self, update_id: int, payload: dict[str, Any]) -> bool:
@@ -73,6 +79,25 @@ class UpdateInbox:
             )
             await uow.commit()
         return claimed
+
+    async def claim_batch(self, payloads: list[dict[str, Any]]) -> set[int]:
+        """Claim and keep a whole getUpdates batch in one transaction; returns the ids claimed
+        now. Raises StorageUnavailable: the caller must then not confirm the batch to Telegram
+        (the next getUpdates repeats it)."""
+        async with self._database.uow() as uow:
+            claimed = await uow.processed_updates.claim_many(
+                self._channel, [storable(payload) for payload in payloads]
+            )
+            await uow.commit()
+        self._kept |= claimed
+        return claimed
+
+    def take_kept(self, update_id: int) -> bool:
+        """True once for an update this process claimed with its batch (its turn has come)."""
+        if update_id in self._kept:
+            self._kept.discard(update_id)
+            return True
+        return False
 
     def started(self, update_id: int) -> None:
         """This process is handling the update: the replay scan leaves it alone, however long
@@ -92,10 +117,12 @@ class UpdateInbox:
         """Handling of this update ended (answered, refused or failed): written at next flush."""
         self._in_flight.discard(update_id)
         self._done.add(update_id)
+        self._ended.set()
 
-    async def flush(self) -> None:
+    async def flush(self) -> bool:
+        """Write down what ended; False when the database could not take it (kept for later)."""
         if not self._done:
-            return
+            return True
         ids, self._done = self._done, set()
         try:
             async with self._database.uow() as uow:
@@ -104,6 +131,8 @@ class UpdateInbox:
         except StorageUnavailable:
             self._done |= ids  # try again at the next flush
             log.warning("inbox.flush_failed pending=%s", len(self._done))
+            return False
+        return True
 
     async def overdue(self) -> int:
         """Unfinished updates the replay scan should have taken by now (older than the replay
@@ -116,7 +145,7 @@ class UpdateInbox:
             return await uow.processed_updates.count_unfinished(
                 self._channel,
                 started_before=started_before,
-                exclude=self._in_flight | self._done,
+                exclude=self._in_flight | self._done | self._kept,
             )
 
     async def replay(self, feed: Feed) -> int:
@@ -127,7 +156,7 @@ class UpdateInbox:
             payloads = await uow.processed_updates.take_unfinished(
                 self._channel, started_before=started_before, max_replays=self._max_replays,
                 # still being handled here, or finished and not yet written down
-                exclude=self._in_flight | self._done,
+                exclude=self._in_flight | self._done | self._kept,
             )
             await uow.commit()
         for payload in payloads:
@@ -161,5 +190,11 @@ class UpdateInbox:
                     await self.replay(feed)
                 except StorageUnavailable as exc:
                     log.warning("inbox.replay_unavailable error=%s", exc)
-            await self.flush()
-            await asyncio.sleep(self._flush_every)
+            if not await self.flush():  # the database is away: try again after a pause
+                await asyncio.sleep(self._flush_every)
+                continue
+            self._ended.clear()
+            if not self._done:  # wait until something ends (or it is time to scan again)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._flush_every):
+                        await self._ended.wait()

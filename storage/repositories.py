@@ -346,6 +346,29 @@ class ProcessedUpdateRepository(Repository):
         return result.scalar_one_or_none() is not None
 
     @guarded
+    async def claim_many(self, channel: str, payloads: Iterable[dict[str, Any]]) -> set[int]:
+        """Claim and keep several updates in one statement (a whole getUpdates batch); returns
+        the ids claimed now (the others were claimed before: redeliveries, another instance)."""
+        _check(channel, CHANNELS, "channel")
+        now = self.now()
+        rows = [
+            {"channel": channel, "update_id": int(payload["update_id"]), "processed_at": now,
+             "payload": payload}
+            for payload in payloads
+        ]
+        if not rows:
+            return set()
+        table = ProcessedUpdate.__table__
+        stmt = (
+            self._insert(table)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["channel", "update_id"])
+            .returning(table.c.update_id)
+        )
+        result = await self.session.execute(stmt)
+        return {int(update_id) for update_id in result.scalars()}
+
+    @guarded
     async def finish(self, channel: str, update_ids: Iterable[int]) -> None:
         """Handling ended: drop the kept update (it may hold a clerk's words) and mark it done."""
         ids = [int(i) for i in update_ids]

@@ -140,3 +140,50 @@ async def test_the_replay_scan_leaves_updates_this_process_is_still_handling(
         await api.wait_until(lambda: bool(answers()), timeout=20)
         await asyncio.sleep(1.5)  # a replay, had it happened, would answer by now
         assert len(answers()) == 1, answers()
+
+
+async def test_a_burst_fetched_but_waiting_when_the_process_is_killed_is_all_answered(
+    tmp_path: Path,
+) -> None:
+    """100 clerks write at once while Telegram answers nothing (held). The bot works on 64 at a
+    time; the other 36 wait in memory. Once the next getUpdates has told Telegram the whole
+    batch arrived, the bot is killed (SIGKILL): the restarted bot answers all 100, each once."""
+    async with FakeBotAPI() as api:
+        env = bot_env(
+            TELEGRAM_BOT_TOKEN=api.token,
+            TELEGRAM_API_BASE=api.base_url,
+            DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}",
+            HTTP_HOST="127.0.0.1",
+            HTTP_PORT="0",
+            INBOX_REPLAY_AFTER_SECONDS="1",
+        )
+        first = await run_bot(env, tmp_path)
+        chats = range(7600, 7700)
+        try:
+            await api.wait_until(lambda: bool(api.calls_of("getUpdates")), timeout=60)
+            api.hold("sendMessage")
+            api.hold("sendChatAction")
+            last = 0
+            for chat in chats:
+                last = await api.queue_update(
+                    message_update(api.next_update_id(), chat, "kako da dobijem pristup ezupu"))
+            await api.wait_until(  # Telegram has been told the whole burst arrived
+                lambda: any(int(c.params.get("offset") or 0) > last
+                            for c in api.calls_of("getUpdates")), timeout=30)
+        finally:
+            first.send_signal(signal.SIGKILL)
+            await first.wait()
+        api.release()
+        assert not any(api.sent_to(chat) for chat in chats)
+
+        second = await run_bot(env, tmp_path)
+        try:
+            await api.wait_until(lambda: all(api.sent_to(chat) for chat in chats), timeout=90,
+                                 what="an answer for every clerk of the burst")
+            second.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(second.communicate(), 30)
+        finally:
+            if second.returncode is None:
+                second.kill()
+                await second.wait()
+        assert [chat for chat in chats if len(api.sent_to(chat)) != 1] == []

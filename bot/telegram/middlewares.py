@@ -21,15 +21,21 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from aiogram import BaseMiddleware, Bot
+from aiogram.client.session.middlewares.base import (
+    BaseRequestMiddleware,
+    NextRequestMiddlewareType,
+)
 from aiogram.exceptions import (
     TelegramAPIError,
     TelegramForbiddenError,
     TelegramNetworkError,
     TelegramServerError,
 )
+from aiogram.methods import GetUpdates, TelegramMethod
+from aiogram.methods.base import Response, TelegramType
 from aiogram.types import TelegramObject, Update, User
 
 from bot.i18n import normalize_language, tr
@@ -181,6 +187,31 @@ class GuardMiddleware(BaseMiddleware):
             log.warning("update.apology_failed update_id=%s error=%s", update.update_id, exc)
 
 
+class BatchClaimMiddleware(BaseRequestMiddleware):
+    """Long polling: a getUpdates answer is claimed and kept whole, in one transaction, before
+    the polling loop hands its updates out. Telegram learns they arrived only from the next
+    getUpdates (its offset), so a burst waiting in memory for its turn is never lost to a
+    kill. When the database cannot take them the request fails: aiogram's loop backs off and
+    asks again with the same offset, and Telegram sends the same updates again."""
+
+    def __init__(self, inbox: UpdateInbox):
+        self.inbox = inbox
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        # The type says Response; aiogram's session hands back the method's result itself.
+        result: Any = await make_request(bot, method)
+        if isinstance(method, GetUpdates) and result:
+            await self.inbox.claim_batch(
+                [u.model_dump(mode="json", by_alias=True, exclude_none=True) for u in result]
+            )
+        return cast(Response[TelegramType], result)
+
+
 class DedupMiddleware(BaseMiddleware):
     """Each update_id is handled once. The claim is a row in processed_updates (a primary-key
     insert), so it holds across restarts and across several instances on one database. The
@@ -193,7 +224,8 @@ class DedupMiddleware(BaseMiddleware):
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Update)
-        if not data.get(REPLAY):  # a replay was claimed before the process died
+        # A replay was claimed before the process died; a polled update with its batch.
+        if not data.get(REPLAY) and not self.inbox.take_kept(event.update_id):
             kept = event.model_dump(mode="json", by_alias=True, exclude_none=True)
             if not await self.inbox.claim(event.update_id, kept):
                 self.metrics.duplicates.inc()

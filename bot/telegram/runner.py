@@ -48,6 +48,7 @@ from bot.telegram.i18n import StoredLanguageI18nMiddleware, build_i18n
 from bot.telegram.metrics import CONTENT_TYPE_LATEST, Metrics
 from bot.telegram.middlewares import (
     CHANNEL,
+    BatchClaimMiddleware,
     DedupMiddleware,
     GuardMiddleware,
     LanguageMemory,
@@ -355,6 +356,7 @@ class TelegramRuntime:
         else:
             # A webhook left over from an earlier deployment would make getUpdates fail (409).
             await self.bot.delete_webhook(drop_pending_updates=False)
+            self.bot.session.middleware(BatchClaimMiddleware(self.inbox))
             self._polling = asyncio.create_task(
                 self.dispatcher.start_polling(
                     self.bot,

@@ -155,6 +155,8 @@ class FakeBotAPI:
         self.webhook: dict[str, Any] | None = None
         self.listeners: list[Callable[[Call], None]] = []
         self._closing = False
+        self._held: set[str] = set()
+        self._released = asyncio.Event()
 
     # ---- lifecycle -------------------------------------------------------------------------
     @property
@@ -227,6 +229,16 @@ class FakeBotAPI:
                 status, times, method, retry_after, description or default, drop_connection, after
             )
         )
+
+    def hold(self, method: str) -> None:
+        """Calls of `method` get no answer until `release()` (Telegram very slow). A caller that
+        hangs up meanwhile (a killed bot) is never counted as served."""
+        self._held.add(method)
+        self._released.clear()
+
+    def release(self) -> None:
+        self._held.clear()
+        self._released.set()
 
     def clear_failures(self) -> None:
         """Telegram is well again: no more injected errors."""
@@ -352,6 +364,11 @@ class FakeBotAPI:
             if failure.retry_after is not None:
                 body["parameters"] = {"retry_after": failure.retry_after}
             return web.json_response(body, status=failure.status)
+
+        if method in self._held:
+            await self._released.wait()
+            if request.transport is None or request.transport.is_closing():
+                raise ConnectionResetError("the caller hung up while held")
 
         if method == "getUpdates":
             # Recorded on arrival: a test waiting for "the bot is polling" need not wait for
