@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint eval bench locales clean
+.PHONY: install demo test lint audit eval bench faults locales clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,14 @@ test: install
 	$(PY) -m knowledge_base eval knowledge_base/eval/test.jsonl --ratchet knowledge_base/eval/ratchet.json
 	$(PY) -m knowledge_base eval knowledge_base/eval/blind.jsonl --ratchet knowledge_base/eval/ratchet.json
 
-lint: install
+lint: install audit
 	$(PY) -m ruff check .
 	$(PY) -m mypy bot handlers knowledge_base storage
+
+## Known vulnerabilities in the locked dependencies (PyPI's advisory data). Fails on a finding;
+## says so and goes on when the advisory service cannot be reached (an offline machine).
+audit: install
+	$(PY) bench/audit.py requirements.lock
 
 eval: install
 	$(PY) -m knowledge_base eval knowledge_base/eval/dev.jsonl
@@ -42,6 +47,17 @@ bench: install
 	$(PY) bench/bench_matcher.py
 	$(PY) bench/bench_telegram.py
 	$(PY) bench/bench_broadcast.py
+
+## Fault injection (slow, not in CI's budget): kill -9 during a burst of 500 questions with
+## Telegram 429/502s, on SQLite; on PostgreSQL with two instances when TEST_POSTGRES_URL is set;
+## and the 3,000-message broadcast killed halfway.
+FAULTS_REDIS ?= redis://127.0.0.1:6379/9
+faults: install
+	$(PY) bench/faults.py
+	if [ -n "$$TEST_POSTGRES_URL" ]; then \
+	  $(PY) bench/faults.py --database-url "$$TEST_POSTGRES_URL" --instances 2 --redis-url $(FAULTS_REDIS); \
+	  BENCH_BROADCAST_COUNT=3000 $(PY) bench/bench_broadcast.py --database-url "$$TEST_POSTGRES_URL"; \
+	fi
 
 ## Re-extract UI strings, regenerate Cyrillic, compile catalogues.
 locales: install

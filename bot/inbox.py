@@ -125,7 +125,7 @@ class UpdateInbox:
             return True
         ids, self._done = self._done, set()
         try:
-            async with self._database.uow() as uow:
+            async with self._database.uow(urgent=True) as uow:
                 await uow.processed_updates.finish(self._channel, ids)
                 await uow.commit()
         except StorageUnavailable:

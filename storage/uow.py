@@ -13,7 +13,9 @@ await db.dispose()
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -65,31 +67,61 @@ class WriterQueue:
     SQLite's busy handler (1, 2, 5 ... 100 ms steps) and wake late, so under load the lock sits
     idle while the queue grows. Waiting here instead, a writer starts the moment the previous
     one ends. Other processes on the same file are still handled by the busy timeout.
+
+    An urgent writer goes to the front: the inbox writing down that updates were answered
+    must not wait behind a burst's questions, or a kill meanwhile repeats those answers.
     """
 
     def __init__(self, timeout: float = 30.0) -> None:
-        self._lock = asyncio.Lock()
+        self._busy = False
+        self._waiting: deque[asyncio.Future[None]] = deque()
         self._owner: asyncio.Task[Any] | None = None
         self._timeout = timeout
 
-    async def acquire(self) -> None:
+    async def acquire(self, *, urgent: bool = False) -> None:
         task = asyncio.current_task()
         if task is not None and task is self._owner:
             # It would wait for itself forever; SQLite would fail it after the busy timeout.
             raise RuntimeError("a writing unit of work inside another one in the same task")
-        try:
-            # Bounded like SQLite's own busy timeout: a writer that never lets go must turn
-            # into "try again later", not freeze every other write of the process.
-            async with asyncio.timeout(self._timeout):
-                await self._lock.acquire()
-        except TimeoutError:
-            log.error("storage.writer_queue_timeout owner=%r", self._owner)
-            raise StorageUnavailable("database busy: no write turn within the timeout") from None
+        if not self._busy and not self._waiting:
+            self._busy = True
+        else:
+            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            if urgent:
+                self._waiting.appendleft(turn)
+            else:
+                self._waiting.append(turn)
+            try:
+                # Bounded like SQLite's own busy timeout: a writer that never lets go must
+                # turn into "try again later", not freeze every other write of the process.
+                async with asyncio.timeout(self._timeout):
+                    await turn
+            except BaseException as error:
+                if turn.done() and not turn.cancelled():
+                    self._hand_on()  # the turn came as we gave up: pass it on
+                else:
+                    turn.cancel()
+                    with contextlib.suppress(ValueError):
+                        self._waiting.remove(turn)
+                if isinstance(error, TimeoutError):
+                    log.error("storage.writer_queue_timeout owner=%r", self._owner)
+                    raise StorageUnavailable(
+                        "database busy: no write turn within the timeout"
+                    ) from None
+                raise
         self._owner = task
 
     def release(self) -> None:
         self._owner = None
-        self._lock.release()
+        self._hand_on()
+
+    def _hand_on(self) -> None:
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)  # still busy: the turn passes straight to this writer
+                return
+        self._busy = False
 
 
 class UnitOfWork:
@@ -112,9 +144,11 @@ class UnitOfWork:
         writers: WriterQueue | None = None,
         clock: Clock = utcnow,
         users_changed: list[UsersChanged] | None = None,
+        urgent: bool = False,
     ) -> None:
         self._session_factory = session_factory
         self._writers = writers
+        self._urgent = urgent
         self._users_changed = users_changed
         self._session: AsyncSession | None = None
         self.clock = clock
@@ -130,7 +164,7 @@ class UnitOfWork:
         if self._session is not None:
             raise RuntimeError("UnitOfWork is already active (not reentrant)")
         if self._writers is not None:
-            await self._writers.acquire()
+            await self._writers.acquire(urgent=self._urgent)
         session = self._session_factory()
         self._session = session
         self.users = UserRepository(session, self.clock)
@@ -246,15 +280,18 @@ class Database:
         """``"sqlite"`` or ``"postgresql"``."""
         return self.engine.dialect.name
 
-    def uow(self, *, read_only: bool = False) -> UnitOfWork:
+    def uow(self, *, read_only: bool = False, urgent: bool = False) -> UnitOfWork:
         """A new unit of work. Keep it short: no network calls (Telegram sends) inside it.
 
         ``read_only=True`` for queries only (stats, lists): on SQLite it does not take the write
         lock, so it never waits for writers; on PostgreSQL the transaction is READ ONLY.
+        ``urgent=True``: on SQLite this writer goes before those already waiting (for short
+        bookkeeping that must not lag behind a burst).
         """
         if read_only:
             return UnitOfWork(self.read_only_sessionmaker, clock=self.clock)
-        return UnitOfWork(self.sessionmaker, self._writers, self.clock, self._users_changed)
+        return UnitOfWork(self.sessionmaker, self._writers, self.clock, self._users_changed,
+                          urgent=urgent)
 
     async def upgrade(self, revision: str = "head") -> None:
         """Run migrations up to ``revision`` on this database."""

@@ -287,6 +287,34 @@ async def test_read_only_unit_of_work_does_not_wait_for_a_writer(database: Datab
         await writer.commit()
 
 
+async def test_an_urgent_writer_goes_before_the_queued_ones_and_a_dropped_turn_passes_on(
+    tmp_path: Path,
+) -> None:
+    """The inbox's "answered" marks must not wait behind a burst's questions (a kill meanwhile
+    would repeat those answers); a writer cancelled while waiting loses nothing for the rest."""
+    order: list[str] = []
+    sqlite_database = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'queue.sqlite3'}")
+    await sqlite_database.upgrade()
+
+    async def write(name: str, *, urgent: bool = False) -> None:
+        async with sqlite_database.uow(urgent=urgent) as uow:
+            order.append(name)
+            await uow.commit()
+
+    async with sqlite_database.uow() as first:
+        queued = [asyncio.create_task(write(f"q{n}")) for n in range(3)]
+        cancelled = asyncio.create_task(write("cancelled"))
+        await asyncio.sleep(0.05)
+        urgent = asyncio.create_task(write("urgent", urgent=True))
+        await asyncio.sleep(0.05)
+        cancelled.cancel()
+        await first.commit()
+    await asyncio.wait_for(asyncio.gather(*queued, urgent), 5)
+    await sqlite_database.dispose()
+    assert cancelled.cancelled()
+    assert order == ["urgent", "q0", "q1", "q2"]
+
+
 @pytest.mark.postgres
 async def test_read_only_unit_of_work_refuses_writes_on_postgres(
     postgres_database_url: str,
