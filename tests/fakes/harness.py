@@ -140,7 +140,7 @@ class BotUnderTest:
         assert self.runtime is not None
         return self.runtime.guard.completed
 
-    async def wait_completed(self, count: int, timeout: float = 10.0) -> None:
+    async def wait_completed(self, count: int, timeout: float = 30.0) -> None:
         """Until `count` updates in total have been fully handled (answered or skipped)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
