@@ -1569,7 +1569,7 @@ class MentoringService:
 
     async def _tell_handover(self, uow: UnitOfWork, request: MentorRequest, now: datetime) -> None:
         """The asker and every follower hear who handles the request and when to expect it."""
-        stamp = int(now.timestamp())
+        stamp = f"{int(now.timestamp())}:{request.handed_to}:{request.claimed_by}"
 
         def note(lang: str) -> Reply:
             return Reply(
@@ -2005,9 +2005,15 @@ class MentoringService:
                 return
             request.card_chat_id = chat_id
             request.card_message_id = message_id
-            if request.state != "new":
+            if request.state != "new" or await self._changed_since_posted(uow, request):
                 await self._queue_card(uow, request)
             await uow.commit()
+
+    async def _changed_since_posted(self, uow: UnitOfWork, request: MentorRequest) -> bool:
+        """A new request's card was posted before followers joined or a contact was left."""
+        if request.callback_contact or request.handed_to:
+            return True
+        return bool(await uow.repository(MentorRepository).followers_of(request.id))
 
     async def _tell_blocked(self, number: int, outbox_id: int) -> None:
         async with self._database.uow() as uow:
@@ -2056,7 +2062,10 @@ class MentoringService:
                 if (
                     before.get(request.id) is None
                     and request.card_message_id is not None
-                    and request.state != "new"
+                    and (
+                        request.state != "new"
+                        or await self._changed_since_posted(uow, request)
+                    )
                 ):
                     await self._queue_card(uow, request)
             await uow.commit()
