@@ -374,3 +374,20 @@ async def test_retention_removes_an_old_call_back_contact(url: str):
         await bot.services.privacy.apply_retention()
         (request,) = await stored(bot, MentorRequest, MentorRequest.id == number)
         assert request.callback_contact == "[obrisano]"
+
+
+async def test_when_the_asker_deletes_their_data_followers_may_ask_anew(url: str):
+    async with FakeBotAPI() as api, MentorBot(api, url, clock=Clock()) as bot:
+        asker, follower = next(_ids), next(_ids)
+        number = number_in((await escalate(bot, asker, SAME_QUESTION[0][1])).text)
+        await escalate(bot, follower, SAME_QUESTION[2][1])
+        owner = bot.clerk(asker, None)
+        await owner.say("/obrisi_me")
+        await owner.tap("Da, obriši")
+        await bot.deliver_outbox()
+        (notice,) = [m for m in api.seen_by(follower) if "zatvoreno bez odgovora" in m.text]
+        assert f"#{number}" in notice.text
+        own = (await bot.clerk(follower, None).tap("Pošalji kao novo pitanje", notice))[-1]
+        assert "Primljeno" in own.text and number_in(own.text) != number
+        (request,) = await stored(bot, MentorRequest, MentorRequest.id == number_in(own.text))
+        assert request.question == SAME_QUESTION[2][1]

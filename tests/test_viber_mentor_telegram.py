@@ -187,6 +187,7 @@ async def test_viber_clerk_follows_a_telegram_clerks_request_and_hears_every_ste
     (thanks,) = await clerk.tap("4 ⭐", stars)
     assert "Hvala na oceni" in thanks.text
     (prompt,) = await clerk.tap("Imam dodatno pitanje", answers[0])
+    assert f"#{number}" in prompt.text
     (opened,) = await clerk.say("A ako administrator nije tu?")
     assert "otvoreno kao novo pitanje" in opened.text
     own = _number(opened.text)
