@@ -381,6 +381,19 @@ async def test_when_the_asker_deletes_their_data_followers_may_ask_anew(url: str
         asker, follower = next(_ids), next(_ids)
         number = number_in((await escalate(bot, asker, SAME_QUESTION[0][1])).text)
         await escalate(bot, follower, SAME_QUESTION[2][1])
+        # Each exports their own: the asker not the follower's question, the follower theirs.
+        assert bot.services is not None
+        exports = {}
+        for clerk_id in (asker, follower):
+            user = await bot.stored_user(clerk_id)
+            assert user is not None
+            profile = await bot.services.users.get(user.id)
+            assert profile is not None
+            exported = await bot.services.privacy.export(profile)
+            exports[clerk_id] = json.loads(exported.content)["data"]
+        assert "mentor_followers" not in exports[asker]
+        (row,) = exports[follower]["mentor_followers"]
+        assert row["question"] == SAME_QUESTION[2][1] and row["request_id"] == number
         owner = bot.clerk(asker, None)
         await owner.say("/obrisi_me")
         await owner.tap("Da, obriši")
