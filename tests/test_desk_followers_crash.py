@@ -15,12 +15,14 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from storage.clock import utcnow
 from storage.db import upgrade_schema
 from storage.mentor import MentorFollower
 from storage.models import OutboxMessage
@@ -90,7 +92,7 @@ async def count_rows(database: Database, *where: Any) -> int:
             OutboxMessage).where(*where)) or 0)
 
 
-@pytest.mark.timeout(400)  # two bot processes start (imports, migrations, the KB index)
+@pytest.mark.timeout(600)  # two bot processes start (imports, migrations, the KB index)
 async def test_one_answer_reaches_all_five_exactly_once_across_a_kill_9(
     url: str, tmp_path: Path
 ) -> None:
@@ -142,6 +144,17 @@ async def test_one_answer_reaches_all_five_exactly_once_across_a_kill_9(
                             if c.status == 502 and ANSWER in c.text) >= 3,
                 60, f"three failed deliveries\n{first.tail()}")
             assert await count_rows(database, answered) == 5  # one transaction: all five
+            # Killed while the three wait for their next try (not while one is claimed: a row
+            # a dead process had claimed waits for its lease to run out, two minutes).
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 90
+            while await count_rows(
+                database, answered, OutboxMessage.status == "pending",
+                OutboxMessage.attempts >= 1,
+                OutboxMessage.not_before > utcnow() + timedelta(seconds=1),
+            ) < 3:
+                assert loop.time() < deadline, f"the three never waited together\n{first.tail()}"
+                await asyncio.sleep(0.05)
         finally:
             await stop(first, signal.SIGKILL)
         delivered = [chat for chat in CLERKS if answers(api, chat)]
