@@ -102,6 +102,7 @@ async def build_services(
             MentorConfig.from_settings(settings),
             knowledge_base=knowledge_base,
             desk=desk,
+            similarity=matcher.similarity,
         ),
         roles=RoleService(database, admins),
         reports=ReportService(database, knowledge_base, timezone=settings.timezone),

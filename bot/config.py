@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     mentor_auto_close_days: int = 3
     mentor_expected_answer_hours: int = 4
     mentor_public_holidays: bool = True
+    # Mentor desk: an escalation like an open, unanswered request on the same service made
+    # within this many hours follows it instead of opening a duplicate.
+    mentor_follow_window_hours: float = Field(default=24.0, ge=0)
+    # Working days ITE / the Ministry are expected to take on a handed-over request.
+    mentor_handover_days: int = Field(default=5, ge=1, le=60)
     # Trainings: reminders before the start, e.g. "24h,1h".
     training_reminders: str = "24h,1h"
     # Privacy: question texts and request threads older than this are anonymised.

@@ -4,7 +4,10 @@ Clerk: "Pitaj mentora" (m:<question>) or /mentor -> may add details, screenshots
 state) -> "Pošalji mentoru". Under a mentor's answer: "Rešeno, hvala" (then a 1-5 rating) or
 "Imam dodatno pitanje" (the next message goes to the mentor).
 Mentors: the card in MENTOR_CHAT_ID (Preuzmi / Oslobodi / Zatvori / Dodaj u bazu znanja /
-Prilozi); answer by replying to the card, or `/odgovori <broj> <tekst>` in private; /red, /moji.
+Prilozi / Prosledi); answer by replying to the card, or `/odgovori <broj> <tekst>` in private;
+/red, /moji; `/prosledi <broj> <mentor | ITE | ministarstvo> [napomena]` hands a request over.
+A follower ("the same question is already with a mentor") may tap "Pošalji kao novo pitanje";
+out of hours the clerk may leave a call-back contact ("Ostavi kontakt").
 All rules (roles included) are in bot/services/mentoring.py; this module only translates.
 """
 
@@ -22,7 +25,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
 from bot.digits import to_int
-from bot.services.mentoring import Attachment, MentoringService
+from bot.services.mentoring import PARTY_CODES, Attachment, MentoringService
 from bot.services.users import UserProfile
 from bot.telegram.ui import send_reply
 from handlers.callbacks import MentorCB
@@ -36,6 +39,8 @@ MAX_ITEMS = 20  # details + files a clerk may add to one request
 class MentorFlow(StatesGroup):
     composing = State()  # data: question_id, question, details[], attachments[]
     following_up = State()  # data: number
+    contact = State()  # data: number (a call-back phone number or e-mail is expected)
+    handover_note = State()  # data: number, party (the mentor's note for ITE / the Ministry)
 
 
 class ComposeCB(CallbackData, prefix="ms"):
@@ -50,6 +55,25 @@ class ClerkCB(CallbackData, prefix="mr"):
 class RatingCB(CallbackData, prefix="mrt"):
     number: int
     rating: int
+
+
+class OwnCB(CallbackData, prefix="mo"):
+    """A follower opens their own request after all."""
+
+    number: int
+
+
+class ContactCB(CallbackData, prefix="mc"):
+    """Leave a call-back contact for request `number`."""
+
+    number: int
+
+
+class HandCB(CallbackData, prefix="mh"):
+    """Hand-over: 0 the choices, a user id forwards to that mentor, -1 ITE, -2 the Ministry."""
+
+    number: int
+    target: int
 
 
 class QueueCB(CallbackData, prefix="mq"):
@@ -262,7 +286,123 @@ async def on_rating(
     await send_reply(bot, chat_id, result.reply)
 
 
+async def on_own_button(
+    callback: CallbackQuery,
+    callback_data: OwnCB,
+    bot: Bot,
+    user: UserProfile,
+    mentoring: MentoringService,
+) -> None:
+    await callback.answer()
+    chat_id = callback.message.chat.id if callback.message else callback.from_user.id
+    created = await mentoring.open_own(user, callback_data.number)
+    if created.number is not None:
+        await _drop_buttons(callback, bot)
+    await send_reply(bot, chat_id, created.reply)
+
+
+async def on_contact_button(
+    callback: CallbackQuery,
+    callback_data: ContactCB,
+    bot: Bot,
+    state: FSMContext,
+    user: UserProfile,
+    mentoring: MentoringService,
+) -> None:
+    await callback.answer()
+    chat_id = callback.message.chat.id if callback.message else callback.from_user.id
+    await state.set_state(MentorFlow.contact)
+    await state.set_data({"number": callback_data.number})
+    await send_reply(bot, chat_id, mentoring.callback_prompt(user, callback_data.number))
+
+
+async def on_contact_input(
+    message: Message, bot: Bot, state: FSMContext, user: UserProfile, mentoring: MentoringService
+) -> None:
+    data = await state.get_data()
+    result = await mentoring.save_callback(user, int(data.get("number") or 0), _text_of(message))
+    if result.ok:
+        await state.clear()
+    await send_reply(bot, message.chat.id, result.reply)
+
+
 # -- mentors ----------------------------------------------------------------------------------
+
+
+async def on_hand_button(
+    callback: CallbackQuery,
+    callback_data: HandCB,
+    bot: Bot,
+    state: FSMContext,
+    user: UserProfile,
+    mentoring: MentoringService,
+) -> None:
+    """ "Prosledi" on a card (the choices go to the mentor's private chat), then a choice."""
+    number, target = callback_data.number, callback_data.target
+    private = callback.from_user.id
+    if target == 0:
+        choices = await mentoring.handover_choices(user, number)
+        if not choices.ok:
+            await callback.answer(choices.notice, show_alert=True)
+            return
+        try:
+            await send_reply(bot, private, choices.reply)
+        except TelegramAPIError as exc:  # the mentor never started a private chat
+            log.info("mentor.private_failed user_id=%s error=%s", user.id, exc)
+            await callback.answer(
+                mentoring.private_needed(user).text, show_alert=True
+            )
+            return
+        await callback.answer(mentoring.sent_privately(user).text)
+        return
+    if target < 0:
+        party = PARTY_CODES.get(target)
+        if party is None:
+            await callback.answer()
+            return
+        checked = await mentoring.hand_out(user, number, party, "")
+        if checked.ok or not _asks_note(checked, mentoring, user, number, party):
+            await callback.answer(checked.notice, show_alert=not checked.ok)
+            return
+        await callback.answer()
+        await state.set_state(MentorFlow.handover_note)
+        await state.set_data({"number": number, "party": party})
+        await send_reply(bot, private, checked.reply)
+        return
+    result = await mentoring.forward(user, number, target)
+    await callback.answer(result.notice, show_alert=not result.ok)
+    if result.ok:
+        await send_reply(bot, private, result.reply)
+
+
+def _asks_note(
+    result: Any, mentoring: MentoringService, user: UserProfile, number: int, party: str
+) -> bool:
+    return bool(result.reply.text == mentoring.note_prompt(user, number, party).text)
+
+
+async def on_handover_note(
+    message: Message, bot: Bot, state: FSMContext, user: UserProfile, mentoring: MentoringService
+) -> None:
+    data = await state.get_data()
+    result = await mentoring.hand_out(
+        user, int(data.get("number") or 0), str(data.get("party") or ""), _text_of(message)
+    )
+    if result.ok or not _text_of(message):
+        await state.clear()
+    await send_reply(bot, message.chat.id, result.reply)
+
+
+async def on_forward_command(
+    message: Message,
+    command: CommandObject,
+    bot: Bot,
+    user: UserProfile,
+    mentoring: MentoringService,
+) -> None:
+    result = await mentoring.forward_command(user, command.args or "")
+    await send_reply(bot, message.chat.id, result.reply)
+
 
 
 async def on_queue_button(
@@ -363,12 +503,16 @@ def build_router() -> Router:
     router.message.register(on_queue_command, Command("red"))
     router.message.register(on_mine_command, Command("moji"))
     router.message.register(on_answer_command, Command("odgovori"))
+    router.message.register(on_forward_command, Command("prosledi"))
     router.message.register(on_mentor_command, Command("mentor"), private_chat)
     router.callback_query.register(on_queue_button, QueueCB.filter())
     router.callback_query.register(on_compose_button, ComposeCB.filter())
     router.callback_query.register(on_clerk_button, ClerkCB.filter())
     router.callback_query.register(on_rating, RatingCB.filter())
     router.callback_query.register(on_ask_mentor, MentorCB.filter())
+    router.callback_query.register(on_own_button, OwnCB.filter())
+    router.callback_query.register(on_contact_button, ContactCB.filter())
+    router.callback_query.register(on_hand_button, HandCB.filter())
     router.message.register(
         on_group_reply, in_mentor_group, is_reply, not_command
     )
@@ -381,5 +525,11 @@ def build_router() -> Router:
         StateFilter(MentorFlow.following_up),
         private_chat,
         not_command,
+    )
+    router.message.register(
+        on_contact_input, StateFilter(MentorFlow.contact), private_chat, not_command
+    )
+    router.message.register(
+        on_handover_note, StateFilter(MentorFlow.handover_note), private_chat, not_command
     )
     return router

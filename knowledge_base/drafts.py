@@ -61,6 +61,16 @@ def _plain(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+def _alternatives(question: str, others: list[str]) -> list[str]:
+    """The question and the other clerks' phrasings (followers'), lower case, once each."""
+    found: list[str] = []
+    for text in [question, *others]:
+        phrasing = _plain(str(text)).lower().rstrip("?!. ")
+        if phrasing and phrasing not in found:
+            found.append(phrasing)
+    return found
+
+
 def draft_entry(draft: KnowledgeDraft, today: date) -> dict[str, Any]:
     service = draft.service if draft.service in KNOWN_SERVICES else "other"
     question = _plain(draft.question)
@@ -71,7 +81,7 @@ def draft_entry(draft: KnowledgeDraft, today: date) -> dict[str, Any]:
         "id": f"draft-{service}-{draft.id}",
         "service": service,
         "question": question,
-        "alternatives": [question.lower().rstrip("?!. ")],
+        "alternatives": _alternatives(question, list(getattr(draft, "alternatives", None) or [])),
         "keywords": [],
         "answer": answer + "\n",
         "sources": [f"Odgovor mentora, zahtev #{number}"],

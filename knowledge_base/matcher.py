@@ -204,6 +204,7 @@ class Matcher:
             if _E_NAME.match(s.title_sr)
         }
         self._cache: dict[str, _Lookup] = {}
+        self._profiles: dict[str, tuple[str, dict[str, float], dict[str, float], float]] = {}
         # entries written for an error message ("podaci nisu validni") may answer a report of it
         self._about_failure = [
             sum(is_failure_report(p) for p in [e.question, *e.alternatives]) >= 2
@@ -684,6 +685,78 @@ class Matcher:
             )
         best = next(c for c in result.candidates if c.entry_id == result.entry_id)
         return dataclasses.replace(result, decision="answer", score=best.score, reason="semantic")
+
+    def similarity(self, first: str, second: str) -> float:
+        """How alike two clerks' questions are, in [0, 1], by the evidence and weights this
+        matcher scores an entry with: the character 4-gram TF-IDF cosine (the index's IDF),
+        the rapidfuzz ratio of the normalised texts above `fuzzy_floor`, and the IDF-weighted
+        Dice overlap of their terms (close stems and typos of known terms count as in `features`),
+        mixed with `w_ngrams`, `w_fuzzy` and `w_coverage` + `w_phrase_cover`. Symmetric; English
+        is carried into Serbian first. The mentor desk uses it to find a question already with
+        a mentor (followers instead of duplicates)."""
+        cfg = self.config
+        profile_a, profile_b = self._profile(first), self._profile(second)
+        if profile_a is None or profile_b is None:
+            return 0.0
+        a, va, wa, total_a = profile_a
+        b, vb, wb, total_b = profile_b
+        # character 4-grams, weighted by the index's IDF
+        grams = sum(w * vb.get(g, 0.0) for g, w in va.items())
+        # fuzzy ratio above the floor, as in `features`
+        floor = cfg.fuzzy_floor
+        ratio = fuzz.ratio(a[:MAX_FUZZY_CHARS], b[:MAX_FUZZY_CHARS]) / 100.0
+        fuzzy = max(0.0, (ratio - floor) / (1.0 - floor)) if floor < 1.0 else 0.0
+        # IDF-weighted Dice overlap of the terms (a term stands for the known terms it matches)
+        shared = sum(min(w, wb[t]) for t, w in wa.items() if t in wb)
+        dice = 2.0 * shared / (total_a + total_b) if total_a + total_b > 0 else 0.0
+        w_terms = cfg.w_coverage + cfg.w_phrase_cover
+        total_weight = cfg.w_ngrams + cfg.w_fuzzy + w_terms
+        if total_weight <= 0:
+            return 0.0
+        mixed = cfg.w_ngrams * grams + cfg.w_fuzzy * fuzzy + w_terms * min(dice, 1.0)
+        return round(min(max(mixed / total_weight, 0.0), 1.0), 4)
+
+    def _profile(
+        self, question: str
+    ) -> tuple[str, dict[str, float], dict[str, float], float] | None:
+        """A question as `similarity` compares it (normalised text, 4-gram vector, term
+        weights, total weight); cached, since open requests are compared again and again."""
+        found = self._profiles.get(question)
+        if found is not None:
+            return found
+        text = focus(question[:MAX_QUESTION_CHARS])
+        if is_english(text):
+            text = to_serbian(text, self.glossary)
+        words = content_words(text)[: MAX_TERMS * 2]
+        if not words:
+            return None
+        typos = [MAX_TYPO_SEARCHES]
+        known: dict[str, float] = {}
+        total = 0.0
+        for term in self.analyzer.terms_of_words(words, limit=MAX_TERMS):
+            lookup = self._lookup_cached(term, typos)
+            total += lookup.weight
+            for target, weight in (lookup.matches or {term: lookup.weight}).items():
+                known[target] = max(known.get(target, 0.0), weight)
+        joined = " ".join(words)
+        profile = (joined, self._gram_weights(joined), known, total)
+        if len(self._profiles) >= 2_000:
+            self._profiles.clear()
+        self._profiles[question] = profile
+        return profile
+
+    def _gram_weights(self, text: str) -> dict[str, float]:
+        """A text's character 4-gram TF-IDF vector (L2-normalised), with the index's IDF (a
+        gram the index has never seen counts as the rarest)."""
+        grams: dict[str, int] = {}
+        for gram in _char_grams(text):
+            grams[gram] = grams.get(gram, 0) + 1
+        weights = {
+            g: (1.0 + math.log(c)) * self._gram_idf.get(g, self._gram_max_idf)
+            for g, c in grams.items()
+        }
+        norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+        return {g: w / norm for g, w in weights.items()}
 
     def _uncovered(self, terms: set[str], index: int) -> bool:
         """Does the question name a subject the KB does not cover, which the entry does not

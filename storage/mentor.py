@@ -35,9 +35,11 @@ from storage.types import JSONType, UTCDateTime
 
 __all__ = [
     "CLOSE_REASONS",
+    "HANDOVER_TARGETS",
     "MENTOR_STATES",
     "OPEN_STATES",
     "KnowledgeDraft",
+    "MentorFollower",
     "MentorMessage",
     "MentorRepository",
     "MentorRequest",
@@ -49,6 +51,10 @@ OPEN_STATES: tuple[str, ...] = ("new", "claimed", "answered")
 # resolved: the clerk tapped "Rešeno"; mentor: closed by a mentor; auto: no reply for N days.
 CLOSE_REASONS: tuple[str, ...] = ("resolved", "mentor", "auto")
 AUTHORS: tuple[str, ...] = ("clerk", "mentor")
+# Who a request was handed over to: another mentor, or an outside party (ITE, the Ministry).
+HANDOVER_TARGETS: tuple[str, ...] = ("mentor", "ite", "ministry")
+# A follower follows the request (gets its answer), or opened their own request instead.
+FOLLOWER_STATES: tuple[str, ...] = ("following", "own")
 
 CARD_KIND = "mentor_card"
 
@@ -101,6 +107,51 @@ class MentorRequest(Base):
     closed_reason: Mapped[str | None] = mapped_column(String(16), default=None)
     rating: Mapped[int | None] = mapped_column(Integer, default=None)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp, onupdate=stamp)
+    # Hand-over: forwarded to another mentor or marked for ITE / the Ministry (with a note).
+    # While `handed_to` is set the SLA clock is paused and `handed_by` is reminded when
+    # `handover_due` passes without an answer; the next answer ends the hand-over.
+    handed_to: Mapped[str | None] = mapped_column(String(16), default=None)
+    handed_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    handed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    handover_due: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    handover_note: Mapped[str | None] = mapped_column(Text, default=None)
+    # A phone number or e-mail the clerk left for a call back (out of hours); personal data:
+    # exported, deleted and anonymised by retention with the rest of the request.
+    callback_contact: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class MentorFollower(Base):
+    """A clerk whose question is the same as an open request's: they get its answer instead
+    of opening a duplicate. `question` is their own phrasing (for the KB draft)."""
+
+    __tablename__ = "mentor_followers"
+    __table_args__ = (
+        CheckConstraint(_in("state", FOLLOWER_STATES), name="state"),
+        UniqueConstraint("request_id", "user_id"),
+        UniqueConstraint("source_key"),
+        Index(None, "user_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("mentor_requests.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    question_id: Mapped[int | None] = mapped_column(
+        ForeignKey("questions.id", ondelete="SET NULL"), default=None
+    )
+    source_key: Mapped[str | None] = mapped_column(String(100), default=None)
+    state: Mapped[str] = mapped_column(String(16), default="following")
+    question: Mapped[str] = mapped_column(Text)
+    municipality: Mapped[str | None] = mapped_column(String(128), default=None)
+    similarity: Mapped[float | None] = mapped_column(Float, default=None)
+    own_request_id: Mapped[int | None] = mapped_column(
+        ForeignKey("mentor_requests.id", ondelete="SET NULL"), default=None
+    )
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    rating: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp)
 
 
 class MentorMessage(Base):
@@ -152,6 +203,8 @@ class KnowledgeDraft(Base):
     service: Mapped[str | None] = mapped_column(String(32), default=None)
     question: Mapped[str] = mapped_column(Text)
     answer: Mapped[str] = mapped_column(Text)
+    # Other phrasings of the question: the followers' (personal data removed).
+    alternatives: Mapped[list[str]] = mapped_column(JSONType, default=list)
     created_by: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), default=None
     )
@@ -293,6 +346,78 @@ class MentorRepository(Repository):
     async def count_open(self) -> int:
         stmt = select(func.count()).where(MentorRequest.state.in_(OPEN_STATES))
         return int(await self.session.scalar(stmt) or 0)
+
+    # -- followers and hand-overs -------------------------------------------------------------
+
+    @guarded
+    async def similar_candidates(
+        self, service: str | None, since: datetime, *, limit: int = 50
+    ) -> list[MentorRequest]:
+        """Open requests on `service` created since `since` that no mentor has answered yet,
+        newest first: the ones a new escalation may follow."""
+        stmt = select(MentorRequest).where(
+            MentorRequest.state.in_(("new", "claimed")),
+            MentorRequest.first_answer_at.is_(None),
+            MentorRequest.created_at >= since,
+        )
+        if service is None:
+            stmt = stmt.where(MentorRequest.service.is_(None))
+        else:
+            stmt = stmt.where(MentorRequest.service == service)
+        stmt = stmt.order_by(MentorRequest.created_at.desc(), MentorRequest.id.desc())
+        return list(await self.session.scalars(stmt.limit(limit)))
+
+    @guarded
+    async def add_follower(self, follower: MentorFollower) -> MentorFollower:
+        self.session.add(follower)
+        await self.session.flush()
+        return follower
+
+    @guarded
+    async def follower(
+        self, request_id: int, user_id: int, *, for_update: bool = False
+    ) -> MentorFollower | None:
+        stmt = select(MentorFollower).where(
+            MentorFollower.request_id == request_id, MentorFollower.user_id == user_id
+        )
+        if for_update and self.dialect_name == "postgresql":
+            stmt = stmt.with_for_update()
+        return await self.session.scalar(stmt, execution_options={"populate_existing": True})
+
+    @guarded
+    async def follower_by_source(self, source_key: str) -> MentorFollower | None:
+        return await self.session.scalar(
+            select(MentorFollower).where(MentorFollower.source_key == source_key)
+        )
+
+    @guarded
+    async def following(self, user_id: int, question_id: int) -> MentorFollower | None:
+        """The clerk already follows a request for this question of theirs."""
+        stmt = select(MentorFollower).where(
+            MentorFollower.user_id == user_id,
+            MentorFollower.question_id == question_id,
+            MentorFollower.state == "following",
+        )
+        return await self.session.scalar(stmt.limit(1))
+
+    @guarded
+    async def followers_of(
+        self, request_id: int, *, state: str | None = "following"
+    ) -> list[MentorFollower]:
+        stmt = select(MentorFollower).where(MentorFollower.request_id == request_id)
+        if state is not None:
+            stmt = stmt.where(MentorFollower.state == state)
+        return list(await self.session.scalars(stmt.order_by(MentorFollower.id)))
+
+    @guarded
+    async def handovers_due(self, moment: datetime, *, limit: int = 200) -> list[MentorRequest]:
+        """Handed-over requests still unanswered whose expected time has passed."""
+        stmt = select(MentorRequest).where(
+            MentorRequest.handed_to.is_not(None),
+            MentorRequest.state.in_(("new", "claimed")),
+            MentorRequest.handover_due < moment,
+        )
+        return list(await self.session.scalars(stmt.order_by(MentorRequest.id).limit(limit)))
 
     # -- thread -----------------------------------------------------------------------------
 

@@ -90,6 +90,9 @@ FINAL_OUTBOX_STATUSES: tuple[str, ...] = ("sent", "failed", "blocked", "cancelle
 RETENTION_LOCK_KEY = 7_240_015_007  # arbitrary; one retention run at a time across instances
 # Columns that identify a person even though they are short strings.
 _CLEARED_COLUMNS = ("municipality", "display_name")
+# Child rows that belong to another person though they hang off a user's row: the clerks who
+# follow a request (their own question, their own export and deletion), not its asker's data.
+OTHERS_CHILDREN: tuple[str, ...] = ("mentor_followers",)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -400,6 +403,8 @@ class PrivacyRepository(Repository):
             if not parent_keys:
                 continue
             for child, column in _owned_children(parent):
+                if child.name in OTHERS_CHILDREN:
+                    continue
                 for chunk in _chunks(parent_keys, 500):
                     rows = (
                         await self.session.execute(select(child).where(column.in_(chunk)))

@@ -299,7 +299,11 @@ async def test_on_a_holiday_the_next_working_day_is_named(url: str):
 
 async def test_in_hours_no_out_of_hours_note_and_english_out_of_hours(url: str):
     clock = Clock()
-    async with FakeBotAPI() as api, MentorBot(api, url, clock=clock) as bot:
+    # The same question three times: without followers (MENTOR_FOLLOW_WINDOW_HOURS=0), each
+    # opens a request of its own.
+    async with FakeBotAPI() as api, MentorBot(
+        api, url, clock=clock, mentor_follow_window_hours=0
+    ) as bot:
         text = await received_for(bot, next(_ids))
         assert "Primljeno" in text and "van radnog vremena" not in text
         clock.set(belgrade(ordinary_week() + timedelta(days=6), 12))  # Sunday noon

@@ -262,3 +262,19 @@ def test_matcher_never_raises_on_any_text(matcher: Matcher, text: str) -> None:
 )
 def test_matcher_finishes_on_huge_adversarial_text(matcher: Matcher, text: str) -> None:
     matcher.match(text)
+
+
+def test_similarity_of_two_questions_is_the_matchers_own_measure() -> None:
+    """The mentor desk's followers: how alike two clerks' questions are, by the evidence the
+    matcher scores entries with (the real KB's index)."""
+    from knowledge_base.loader import load_knowledge_base
+
+    real = Matcher.from_knowledge_base(load_knowledge_base(), semantic=False)
+    asked = "Kako da dodam novog službenika u eZUP?"
+    assert real.similarity(asked, "Како да додам новог службеника у еЗУП?") == 1.0
+    assert real.similarity(asked, "kako da dodam novog sluzbenika u ezup, hitno") >= 0.6
+    assert real.similarity(asked, "Kako dodati novog službenika u eZUP?") >= 0.6
+    other = "Kako se službenik prijavljuje na eZUP?"
+    assert real.similarity(asked, other) == real.similarity(other, asked) < 0.6
+    assert real.similarity(asked, "Kako se plaća taksa preko ePlaćanja?") < 0.1
+    assert real.similarity(asked, "") == 0.0 and real.similarity("???", asked) == 0.0

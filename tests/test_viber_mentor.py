@@ -174,3 +174,23 @@ async def test_a_sticker_while_writing_is_still_politely_refused(bot: ViberBotUn
     await clerk.say("/mentor")
     (reply,) = await clerk.send({"type": "sticker", "sticker_id": 40133})
     assert "razumem samo tekstualne poruke" in reply.text
+
+
+async def test_viber_clerk_asking_the_same_follows_and_may_send_their_own(
+    bot: ViberBotUnderTest,
+) -> None:
+    first, second = bot.user(), bot.user()
+    for clerk, text in ((first, "Kako da uključim eSanduče za naš organ?"),
+                        (second, "kako da ukljucim esanduce za nas organ")):
+        await clerk.say("/mentor")
+        await clerk.say(text)
+    (received,) = await first.tap("Pošalji mentoru")
+    number = await _number_from(received.text)
+    (following,) = await second.tap("Pošalji mentoru")
+    assert f"Isto pitanje je već kod mentora pod brojem *#{number}*" in following.text
+    (own,) = await second.tap("Pošalji kao novo pitanje", following)
+    assert "Primljeno" in own.text
+    own_number = await _number_from(own.text)
+    assert own_number != number
+    request = await _request(bot, own_number)
+    assert request.question == "kako da ukljucim esanduce za nas organ"

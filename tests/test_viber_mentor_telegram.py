@@ -131,3 +131,72 @@ async def test_viber_clerk_asks_telegram_mentor_answers_viber_clerk_receives(wor
     assert f"#{number}" in answer.text
     assert "Rešeno, hvala" in answer.button_labels
     assert "<b>" not in answer.text and "<i>" not in answer.text
+
+
+def _number(text: str) -> int:
+    match = re.search(r"#(\d+)", text)
+    assert match, text
+    return int(match.group(1))
+
+
+async def test_viber_clerk_follows_a_telegram_clerks_request_and_hears_every_step(
+    world: World,
+) -> None:
+    """Issue #17 on Viber: the same question as a Telegram clerk's follows that request; the
+    hand-over notice, the one answer, the rating and the follow-up (their own request) all
+    reach the Viber clerk; a call-back contact is left on Viber too."""
+    telegram, viber = world.telegram, world.viber
+    mentor = telegram.clerk(MENTOR_ID)
+    await mentor.say("/start")
+    asker = telegram.clerk(4301, None)
+    await asker.say("/mentor Kako da dodam novog službenika u eZUP?")
+    received = (await asker.tap("Pošalji mentoru"))[-1]
+    number = _number(received.text)
+
+    clerk = viber.user(name="Jelena Petrović")
+    await clerk.say("/mentor")
+    await clerk.say("kako da dodam novog sluzbenika u ezup")
+    (following,) = await clerk.tap("Pošalji mentoru")
+    assert f"Isto pitanje je već kod mentora pod brojem *#{number}*" in following.text
+    assert "Pošalji kao novo pitanje" in following.button_labels
+    await world.outbox.drain()
+    await world.outbox.drain()
+    card = [m for m in telegram.api.seen_by(MENTOR_GROUP) if m.text.startswith(f"<b>#{number}")]
+    assert len(card) == 1 and "Isto pita još 1" in card[0].text
+
+    # Handed over to ITE: the Viber follower hears who handles it and when.
+    await mentor.say(f"/prosledi {number} ITE poslato ITE mejlom")
+    assert f"#{number}" in mentor.last.text and f"/odgovori {number}" in mentor.last.text
+    await world.outbox.drain()
+    assert "(ITE)" in clerk.last.text and "Odgovor očekujte" in clerk.last.text
+
+    # One answer, to both clerks, each on their own channel.
+    await telegram.deliver(
+        _group_reply(telegram.next_update_id(), "Dodaje ih administrator.", card[0].message_id,
+                     card[0].text)
+    )
+    await world.outbox.drain()
+    answers = [m for m in clerk.chat if "Dodaje ih administrator." in m.text]
+    assert len(answers) == 1 and "kako da dodam novog sluzbenika" in answers[0].text
+    assert len([m for m in telegram.api.seen_by(4301) if "Dodaje ih" in m.text]) == 1
+    await world.outbox.drain()
+    assert len([m for m in clerk.chat if "Dodaje ih administrator." in m.text]) == 1
+
+    # The Viber follower rates it, then asks a follow-up: their own request.
+    (stars,) = await clerk.tap("Rešeno, hvala", answers[0])
+    (thanks,) = await clerk.tap("4 ⭐", stars)
+    assert "Hvala na oceni" in thanks.text
+    (prompt,) = await clerk.tap("Imam dodatno pitanje", answers[0])
+    assert f"#{number}" in prompt.text
+    (opened,) = await clerk.say("A ako administrator nije tu?")
+    assert "otvoreno kao novo pitanje" in opened.text
+    own = _number(opened.text)
+    assert own != number
+
+    # A call-back contact on Viber (the button comes out of hours; the action is the same).
+    (ask,) = await clerk.send({"type": "text", "text": f"act:mc:{own}"})
+    assert "broj telefona ili adresu e-pošte" in ask.text
+    (wrong,) = await clerk.say("zovite me")
+    assert "ne liči na broj telefona" in wrong.text
+    (saved,) = await clerk.say("+381 64 123 4567")
+    assert "Mentor će Vam se javiti na +381 64 123 4567" in saved.text

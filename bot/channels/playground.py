@@ -83,7 +83,7 @@ def render(reply: Reply, *, color: bool) -> tuple[str, list[Button]]:
 class Dialogue:
     """What the next typed text of one person means (None: a question)."""
 
-    awaiting: str | None = None  # "mun" | "draft" | "followup"
+    awaiting: str | None = None  # "mun" | "draft" | "followup" | "contact"
     question_id: int | None = None
     question: str | None = None
     details: list[str] = field(default_factory=list)
@@ -272,6 +272,12 @@ class Playground:
             self._dialogues[self._acting] = Dialogue()
             self.show(result.reply)
             return
+        elif dialogue.awaiting == "contact" and dialogue.number is not None:
+            result = await self._mentoring.save_callback(self.user, dialogue.number, text)
+            if result.ok:
+                self._dialogues[self._acting] = Dialogue()
+            self.show(result.reply)
+            return
         self.show(await self._services.answers.ask(self.user, text))
 
     def _step(self, who: str, step: Step) -> None:
@@ -405,6 +411,11 @@ class Playground:
                 return
             self._dialogues[who] = Dialogue(awaiting="followup", number=number)
             self.show(self._mentoring.followup_prompt(user, number), who)
+        elif kind == "mo" and to_int(rest, 11) is not None:
+            self.show((await self._mentoring.open_own(user, int(rest))).reply, who)
+        elif kind == "mc" and to_int(rest, 11) is not None:
+            self._dialogues[who] = Dialogue(awaiting="contact", number=int(rest))
+            self.show(self._mentoring.callback_prompt(user, int(rest)), who)
         elif kind == "mq":
             await self._queue_button(who, rest)
         elif kind == "tr":

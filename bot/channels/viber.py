@@ -129,6 +129,7 @@ def stand_in(viber_id: str, language: str) -> UserProfile:
 
 
 FOLLOW_UP = "fu:"  # tracking_data: the next text is a follow-up to mentor request <n>
+CALL_BACK = "cb:"  # tracking_data: the next text is a call-back contact for request <n>
 TRACKING_MAX = 4000  # Viber keeps up to 4,096 characters of tracking_data
 
 
@@ -510,6 +511,8 @@ class ViberChannel:
             await self._add_to_draft(user, tracking, text=text)
         elif tracking.startswith(FOLLOW_UP) and self._mentoring is not None:
             await self._follow_up(user, tracking, text=text)
+        elif tracking.startswith(CALL_BACK) and self._mentoring is not None:
+            await self._call_back(user, tracking, text)
         else:
             await self._ask(user, text)
 
@@ -632,7 +635,7 @@ class ViberChannel:
         if kind == "mun":
             await self._show_step(await self.onboarding.choose_municipality(user, rest))
             return
-        if kind in ("m", "ms", "mr", "mrt") and self._mentoring is not None:
+        if kind in ("m", "ms", "mr", "mrt", "mo", "mc") and self._mentoring is not None:
             await self._mentor_action(user, kind, rest, tracking)
             return
         if kind == "m":
@@ -715,6 +718,14 @@ class ViberChannel:
                 )
             else:
                 await self.send(user, stale)
+        elif kind == "mo" and _number(rest) is not None:
+            # a follower sends their question as their own request after all
+            created = await mentoring.open_own(user, int(rest))
+            await self.send(user, created.reply)
+        elif kind == "mc" and _number(rest) is not None:
+            await self.send(
+                user, mentoring.callback_prompt(user, int(rest)), tracking=f"{CALL_BACK}{rest}"
+            )
         elif kind == "mrt":
             number_text, _, value = rest.partition(":")
             number, rating = _number(number_text), _number(value)
@@ -774,6 +785,16 @@ class ViberChannel:
         result = await mentoring.clerk_followup(user, number, text, files)
         log.info("viber.mentor_followup user_id=%s number=%s", user.id, number)
         await self.send(user, result.reply)
+
+    async def _call_back(self, user: UserProfile, tracking: str, text: str) -> None:
+        """The clerk's phone number or e-mail for a call back (out of hours)."""
+        number = _number(tracking[len(CALL_BACK) :])
+        mentoring = self._mentoring
+        if number is None or mentoring is None:
+            await self._ask(user, text)
+            return
+        result = await mentoring.save_callback(user, number, text)
+        await self.send(user, result.reply, tracking=None if result.ok else tracking)
 
     # -- sending ------------------------------------------------------------------------------
 

@@ -53,6 +53,7 @@ TRAINING_CANCEL: Final = "training.cancel"
 REQUEST_CLAIM: Final = "request.claim"
 REQUEST_ANSWER: Final = "request.answer"
 REQUEST_CLOSE: Final = "request.close"
+REQUEST_FORWARD: Final = "request.forward"
 KB_DRAFT: Final = "kb.draft"
 PRIVACY_DELETE: Final = "privacy.delete"
 RETENTION_RUN: Final = "retention.run"
@@ -70,6 +71,7 @@ ACTIONS: tuple[str, ...] = (
     REQUEST_CLAIM,
     REQUEST_ANSWER,
     REQUEST_CLOSE,
+    REQUEST_FORWARD,
     KB_DRAFT,
     PRIVACY_DELETE,
     RETENTION_RUN,

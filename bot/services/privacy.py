@@ -351,12 +351,41 @@ class PrivacyService:
                     dedupe_key=f"privacy_note:{number}:{mentor.id}",
                     priority=50,
                 )
+            await self._tell_followers(uow, number)
             request.state = "closed"
             request.closed_at = now
             request.closed_reason = DELETED_CLOSE_REASON
             closed.append(number)
         await uow.flush()
         return closed
+
+    async def _tell_followers(self, uow: UnitOfWork, number: int) -> None:
+        """Clerks following the closed request (the same question) will get no answer from it:
+        each is told once, with the button that sends their own question as a new request."""
+        from storage.mentor import MentorRepository
+
+        for follower in await uow.repository(MentorRepository).followers_of(number):
+            clerk = await uow.users.get(follower.user_id)
+            if clerk is None or not clerk.active or is_tombstone(clerk.external_id):
+                continue
+            note = Reply(
+                tr(
+                    clerk.language,
+                    "Pitanje #{number}, kojem ste bili pridruženi, je zatvoreno bez odgovora. "
+                    "Pošaljite svoje pitanje mentoru kao novo.",
+                    number=number,
+                ),
+                ((Button(tr(clerk.language, "Pošalji kao novo pitanje"), f"mo:{number}"),),),
+            )
+            await uow.outbox.add(
+                channel=clerk.channel,
+                chat_id=clerk.external_id,
+                user_id=clerk.id,
+                kind="mentor_notice",
+                payload=reply_to_payload(note),
+                dedupe_key=f"privacy_note:{number}:f{follower.id}",
+                priority=50,
+            )
 
     async def _withdraw_from_mentors(
         self, uow: UnitOfWork, user: User, now: datetime
