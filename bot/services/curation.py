@@ -42,6 +42,7 @@ from knowledge_base.loader import (
 from knowledge_base.matcher import Matcher, MatchResult
 from knowledge_base.model import Entry, KnowledgeBase, KnowledgeBaseError
 from knowledge_base.normalize import normalize
+from knowledge_base.revisions import FIELDS, entry_data
 from storage.curation import MARK_OUTCOMES, CurationRepository
 from storage.uow import Database, UnitOfWork
 
@@ -51,18 +52,7 @@ QUEUE_DAYS = 90  # questions older than this leave the review queue
 QUEUE_DECISIONS = ("escalate", "clarify")
 GROUP_SIMILARITY = 75.0  # rapidfuzz token_set_ratio of normalised texts to join a group
 GUESSES = 3
-ENTRY_FIELDS = (
-    "id",
-    "service",
-    "question",
-    "alternatives",
-    "keywords",
-    "answer",
-    "sources",
-    "related",
-    "reviewed",
-    "reviewed_by",
-)
+ENTRY_FIELDS = FIELDS
 
 Swap = Callable[[KnowledgeBase, Matcher], None]
 
@@ -113,24 +103,6 @@ class Trial:
     score: float
     reason: str
     candidates: tuple[Guess, ...] = field(default_factory=tuple)
-
-
-def entry_data(entry: Entry) -> dict[str, Any]:
-    """An entry as plain data in the YAML fields (what a revision stores)."""
-    data: dict[str, Any] = {
-        "id": entry.id,
-        "service": entry.service,
-        "question": entry.question,
-        "alternatives": list(entry.alternatives),
-        "keywords": list(entry.keywords),
-        "answer": entry.answer,
-        "sources": list(entry.sources),
-        "related": list(entry.related),
-        "reviewed": entry.reviewed.isoformat() if entry.reviewed else None,
-    }
-    if entry.reviewed_by:
-        data["reviewed_by"] = entry.reviewed_by
-    return data
 
 
 def decide(matcher: Matcher, text: str) -> MatchResult:
