@@ -166,6 +166,9 @@ async def test_curator_turns_unanswered_questions_into_an_alternative(
     await phone.wait_for_selector(".preview b:text('Probni')")
     await shot(phone, "05-unos")
     await phone.goto(bot.http_url + "/console/unosi")
+    await phone.fill("input[name=q]", "lozinka")
+    await phone.click("text=Traži")
+    await phone.wait_for_selector(f"a[href='/console/unosi/{entry_id}']")
     await shot(phone, "06-unosi")
 
 
