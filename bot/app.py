@@ -60,6 +60,7 @@ class AppServices:
         see it too."""
         self.knowledge_base, self.matcher = knowledge_base, matcher
         self.mentoring.use_knowledge_base(knowledge_base)
+        self.desk.use_knowledge_base(knowledge_base)
 
     async def close(self) -> None:
         await self.database.dispose()

@@ -189,12 +189,12 @@ class CurationRepository(Repository):
     @guarded
     async def open_questions(
         self, since: datetime, decisions: Sequence[str], limit: int = 2000
-    ) -> list[tuple[Question, str | None]]:
+    ) -> list[tuple[Question, str | None, str | None]]:
         """Questions with one of `decisions` asked since `since` that no curator has dealt with,
-        with the asker's municipality; newest first."""
+        with the asker's municipality and name (to remove it from the text); newest first."""
         marked = select(CurationMark.question_id)
         query = (
-            select(Question, User.municipality)
+            select(Question, User.municipality, User.display_name)
             .join(User, User.id == Question.user_id)
             .where(
                 Question.created_at >= since,
@@ -204,7 +204,7 @@ class CurationRepository(Repository):
             .order_by(Question.id.desc())
             .limit(limit)
         )
-        return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
+        return [(row[0], row[1], row[2]) for row in (await self.session.execute(query)).all()]
 
     @guarded
     async def questions(self, ids: Sequence[int]) -> list[Question]:

@@ -248,7 +248,7 @@ async def test_the_test_pane_shows_the_decision_before_and_after_an_unsaved_chan
     bot: BotUnderTest,
 ) -> None:
     assert bot.services is not None
-    text = "kako da ubacim pecat u word dokument u petak"
+    text = "kako da obrišem staru kantu za smeće u eSandučetu"
     result = bot.services.answers.matcher.match(text)
     if result.decision == "answer":
         pytest.skip("the matcher answers this phrasing already")

@@ -386,8 +386,13 @@ class CurationService:
             if signal.kind == "mentor_matched_entry" and signal.entry_id
         }
         items = [
-            (q.id, q.text, municipality, q.chosen_entry_id or matched.get(q.id))
-            for q, municipality in rows
+            (
+                q.id,
+                scrub(q.text, [name] if name else []),
+                municipality,
+                q.chosen_entry_id or matched.get(q.id),
+            )
+            for q, municipality, name in rows
         ]
         groups = await asyncio.to_thread(self._group, items, limit)
         signals = []
