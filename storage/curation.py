@@ -177,6 +177,17 @@ class CurationRepository(Repository):
         return revision
 
     @guarded
+    async def recent_revisions(self, limit: int = 100) -> list[tuple[KbRevision, str | None]]:
+        """The newest revisions with their author's name."""
+        query = (
+            select(KbRevision, User.display_name)
+            .outerjoin(User, User.id == KbRevision.author_id)
+            .order_by(KbRevision.id.desc())
+            .limit(limit)
+        )
+        return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
+
+    @guarded
     async def revisions(self, up_to: int | None = None) -> list[KbRevision]:
         """Every revision in order (the newest of an entry last)."""
         query = select(KbRevision).order_by(KbRevision.id)

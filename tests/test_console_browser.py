@@ -170,6 +170,11 @@ async def test_curator_turns_unanswered_questions_into_an_alternative(
     await phone.click("text=Traži")
     await phone.wait_for_selector(f"a[href='/console/unosi/{entry_id}']")
     await shot(phone, "06-unosi")
+    await phone.click("nav >> text=Revizije")
+    row = phone.locator("tbody tr", has_text=entry_id).first
+    await row.wait_for()
+    assert "Milica" in await row.inner_text()  # the curator who approved it
+    await shot(phone, "08-revizije")
 
 
 async def test_expired_reused_and_clerks_links_are_refused(

@@ -21,7 +21,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -122,6 +122,16 @@ SIGNAL_LABELS = {
 
 
 @dataclass(frozen=True)
+class RevisionItem:
+    id: int
+    entry_id: str
+    summary: str
+    author: str
+    at: datetime
+    in_base: bool  # the YAML base already says the same (exported and merged)
+
+
+@dataclass(frozen=True)
 class Outcome:
     ok: bool
     message: str
@@ -153,6 +163,11 @@ def decide(matcher: Matcher, text: str) -> MatchResult:
 def _build(overrides: Sequence[Mapping[str, Any]]) -> tuple[KnowledgeBase, Matcher]:
     knowledge_base = load_knowledge_base(overrides=overrides)
     return knowledge_base, Matcher.from_knowledge_base(knowledge_base)
+
+
+def _base_entries() -> dict[str, Entry]:
+    """The reviewed YAML base alone (no revisions)."""
+    return dict(load_knowledge_base().entries)
 
 
 def _latest_per_entry(rows: Iterable[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -409,6 +424,31 @@ class CurationService:
                 )
             )
         return Queue(groups, signals, drafts)
+
+    async def revisions(self, user: UserProfile, limit: int = 100) -> list[RevisionItem]:
+        """The newest KB revisions: who changed which entry when, and whether the YAML base
+        has absorbed the change yet."""
+        async with self._database.uow(read_only=True) as uow:
+            await self._check_curator(uow, user)
+            rows = await uow.repository(CurationRepository).recent_revisions(limit)
+        base = await asyncio.to_thread(_base_entries)
+        items = []
+        for row, author in rows:
+            old = base.get(row.entry_id)
+            absorbed = old is not None and all(
+                row.data.get(key) == value for key, value in entry_data(old).items()
+            )
+            items.append(
+                RevisionItem(
+                    row.id,
+                    row.entry_id,
+                    row.summary,
+                    author or "",
+                    row.created_at.astimezone(self._zone),
+                    absorbed,
+                )
+            )
+        return items
 
     async def draft(self, user: UserProfile, draft_id: int) -> DraftItem | None:
         async with self._database.uow(read_only=True) as uow:
