@@ -62,16 +62,40 @@ async def bot(
         yield running
 
 
+def _real_clock_environment() -> dict[str, str]:
+    """The environment without libfaketime: CI's second pass moves the clock of the tests and
+    the bot a year ahead; the browser and its driver keep the machine's own (Chromium under
+    libfaketime starves the bot of CPU), and the bot's clock alone decides what has expired."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if key != "LD_PRELOAD" and not key.startswith("FAKETIME")
+    }
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[Any]:
-    async with playwright_api.async_playwright() as driver:
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(_real_clock_environment())  # the driver starts with it
+    try:
+        driver_context = playwright_api.async_playwright()
+        driver = await driver_context.__aenter__()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    try:
         chromium = await driver.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-dev-shm-usage"]
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-dev-shm-usage"],
+            env=_real_clock_environment(),
         )
         try:
             yield chromium
         finally:
             await chromium.close()
+    finally:
+        await driver_context.__aexit__(None, None, None)
 
 
 @pytest_asyncio.fixture(loop_scope="module")
