@@ -268,3 +268,42 @@ async def test_the_test_pane_shows_the_decision_before_and_after_an_unsaved_chan
     assert "Odgovara" in changed and entry_id in changed
     assert bot.services.curation.revision == revision  # nothing was saved
     assert bot.services.answers.matcher.match(text).decision != "answer"
+
+
+async def test_a_group_becomes_a_new_entry_written_in_the_console(bot: BotUnderTest) -> None:
+    assert bot.services is not None
+    text = "šta znači crveni trougao na SMO ekranu"
+    if bot.services.answers.matcher.match(text).decision == "answer":
+        pytest.skip("the matcher answers this phrasing already")
+    clerk = bot.clerk(next(_ids), language_code=None)
+    await clerk.say("/start")
+    await clerk.say(text)
+    session, _ = await sign_in(await link_for(bot, await new_curator(bot)))
+    source = "https://www.ite.gov.rs/tekst/sr/95/sistem-za-razmenu-podataka-ezup.php"
+    async with session:
+        _, queue = await form_token(session, bot.http_url + "/console/predlozi")
+        card = queue.split(html.escape(text), 1)[1].split("</section>", 1)[0]
+        new_link = html.unescape(re.search(r'href="(/console/unosi/novi\?[^"]+)"', card).group(1))
+        csrf, editor = await form_token(session, bot.http_url + new_link)
+        assert f'value="{html.escape(text)}"' in editor  # the question, filled in
+        ids = re.findall(r'name="q" value="(\d+)"', editor)
+        assert ids
+        async with session.post(
+            bot.http_url + "/console/unosi/novi",
+            data=[
+                ("csrf", csrf),
+                ("id", "smo-crveni-trougao"),
+                ("service", "ezup"),
+                ("question", "Šta znači crveni trougao na ekranu SMO?"),
+                ("alternatives", f"{text}\ncrveni trougao smo"),
+                ("answer", f'Znak upozorenja.\nIzvor: <a href="{source}">ITE</a>'),
+                ("sources", source),
+                *[("q", i) for i in ids],
+            ],
+        ) as saved:
+            assert saved.status == 200, await saved.text()
+            assert "Unos smo-crveni-trougao" in await saved.text()
+        _, after = await form_token(session, bot.http_url + "/console/predlozi")
+        assert html.escape(text) not in after
+    (answered,) = await bot.clerk(next(_ids), language_code=None).say(text)
+    assert "crveni trougao na ekranu SMO" in answered.text

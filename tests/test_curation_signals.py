@@ -117,3 +117,38 @@ async def test_escalation_without_entry_and_a_mentor_answer_from_an_entry(
         g for g in await services.curation.suggestions(curator) if question in g.question_ids
     )
     assert group.guesses[0].entry_id == "ezup-what-is"
+
+
+async def test_a_mentors_draft_becomes_a_new_entry_and_leaves_the_queue(
+    services: AppServices,
+) -> None:
+    clerk = await person(services, "9031")
+    mentor = await person(services, "9032", "mentor")
+    curator = await person(services, "9033", "curator")
+    text = "Kako da dodam novog zaposlenog u eZUP, zove se Petar Petrović, tel 0641234567?"
+    created = await services.mentoring.create_request(clerk, text=text)
+    assert created.number is not None
+    await services.mentoring.claim(mentor, created.number)
+    await services.mentoring.answer(mentor, created.number, "Administrator organa ga dodaje.")
+    assert (await services.mentoring.add_to_knowledge_base(mentor, created.number)).ok
+
+    (draft,) = (await services.curation.queue(curator)).drafts
+    assert "0641234567" not in draft.question  # personal data removed when it was made
+    source = "https://www.ite.gov.rs/tekst/sr/95/sistem-za-razmenu-podataka-ezup.php"
+    outcome = await services.curation.save_entry(
+        curator,
+        {
+            "id": "ezup-novi-zaposleni",
+            "service": "ezup",
+            "question": "Kako da dodam novog zaposlenog u eZUP?",
+            "alternatives": ["novi korisnik ezup", "dodavanje zaposlenog u ezup"],
+            "answer": f'{draft.answer}\nIzvor: <a href="{source}">ITE</a>',
+            "sources": [source],
+        },
+        draft_id=draft.id,
+    )
+    assert outcome.ok, outcome.problems
+    assert (await services.curation.queue(curator)).drafts == []
+    entry = services.curation.entry("ezup-novi-zaposleni")
+    assert entry is not None and entry.reviewed_by == "Osoba 9033"
+    assert services.answers.matcher.match("dodavanje zaposlenog u ezup").entry_id == entry.id
