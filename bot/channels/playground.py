@@ -161,7 +161,8 @@ class Playground:
                 "Mentorski režim: sada ste mentor i administrator programa. /red – otvorena "
                 "pitanja, /moji – Vaša, /odgovori broj tekst – odgovor službeniku, "
                 "/obuka_nova naziv; usluga; 15.12.2026 10:00; 90; link ili adresa; broj mesta "
-                "– nova obuka. /mentor_mod ili /sluzbenik – nazad na službenika.",
+                "– nova obuka. /konzola – link za konzolu baze znanja u pregledaču. "
+                "/mentor_mod ili /sluzbenik – nazad na službenika.",
             )
         )
 
