@@ -307,3 +307,15 @@ async def test_a_group_becomes_a_new_entry_written_in_the_console(bot: BotUnderT
         assert html.escape(text) not in after
     (answered,) = await bot.clerk(next(_ids), language_code=None).say(text)
     assert "crveni trougao na ekranu SMO" in answered.text
+
+
+async def test_konzola_in_a_group_sends_no_link(bot: BotUnderTest) -> None:
+    from tests.fakes.bot_api import message_update
+
+    curator = await new_curator(bot)
+    update = message_update(bot.next_update_id(), curator, "/konzola", language_code=None)
+    update["message"]["chat"] = {"id": -100777, "type": "supergroup", "title": "Mentori"}
+    await bot.deliver(update)
+    sent = bot.api.calls_of("sendMessage")
+    assert not any("/console/login" in str(call.params.get("text", "")) for call in sent[-3:])
+    assert not any(str(call.params.get("chat_id")) == "-100777" for call in sent)
