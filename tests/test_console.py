@@ -319,3 +319,37 @@ async def test_konzola_in_a_group_sends_no_link(bot: BotUnderTest) -> None:
     sent = bot.api.calls_of("sendMessage")
     assert not any("/console/login" in str(call.params.get("text", "")) for call in sent[-3:])
     assert not any(str(call.params.get("chat_id")) == "-100777" for call in sent)
+
+
+async def test_an_unsaved_edit_of_an_entry_is_tried_in_the_pane(bot: BotUnderTest) -> None:
+    assert bot.services is not None
+    text = "eplacanje mi ne prikazuje zelenu kvacicu"
+    result = bot.services.answers.matcher.match(text)
+    if result.decision == "answer" or not result.candidates:
+        pytest.skip("the matcher answers this phrasing already")
+    entry = bot.services.curation.entry(result.candidates[0].entry_id)
+    assert entry is not None
+    session, _ = await sign_in(await link_for(bot, await new_curator(bot)))
+    async with session:
+        csrf, _ = await form_token(session, bot.http_url + f"/console/unosi/{entry.id}")
+        async with session.post(
+            bot.http_url + "/console/unosi-proba",
+            data={
+                "csrf": csrf,
+                "id": entry.id,
+                "service": entry.service,
+                "question": entry.question,
+                "alternatives": "\n".join([*entry.alternatives, text]),
+                "keywords": "\n".join(entry.keywords),
+                "answer": entry.answer,
+                "sources": "\n".join(entry.sources),
+                "related": ", ".join(entry.related),
+                "probno": text,
+            },
+        ) as pane:
+            assert pane.status == 200
+            body = await pane.text()
+    now, changed = body.split(f"Sa izmenom unosa {entry.id}", 1)
+    assert "Odgovara" not in now.split("Sada", 1)[1]
+    assert "Odgovara" in changed
+    assert bot.services.answers.matcher.match(text).decision != "answer"  # nothing saved

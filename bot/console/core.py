@@ -105,7 +105,19 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
+    env.filters["plural"] = plural
     return env
+
+
+def plural(number: int, one: str, few: str, many: str) -> str:
+    """Serbian plural: `{{ n|plural('grupa', 'grupe', 'grupa') }}` -> "1 grupa", "3 grupe"."""
+    if number % 10 == 1 and number % 100 != 11:
+        word = one
+    elif number % 10 in (2, 3, 4) and number % 100 not in (12, 13, 14):
+        word = few
+    else:
+        word = many
+    return f"{number} {word}"
 
 
 @dataclass

@@ -160,6 +160,35 @@ async def _save(
     return ctx.redirect(f"/unosi/{data['id']}", note=outcome.message)
 
 
+@page("/unosi-proba", methods=("POST",))
+async def try_edit(ctx: Ctx) -> web.StreamResponse:
+    """"Probaj izmenu" in the editor: the test pane with the whole unsaved entry."""
+    form = await ctx.form()
+    data = _form_data(form, str(form.get("id", "")).strip())
+    question = str(form.get("probno", "")).strip()[:500] or data["question"]
+    curation = ctx.services.curation
+    change = dict(data, reviewed=curation.today().isoformat())
+    before, after, problems = await curation.trial(question, change)
+    return ctx.render(
+        "test_pane.html",
+        title="Proba",
+        question=question,
+        entry_id="",
+        phrasing="",
+        before=before,
+        after=after,
+        problems=problems,
+        error="",
+        edited=data["id"],
+        entry_title=lambda eid: _title(curation, eid),
+    )
+
+
+def _title(curation: Any, entry_id: str) -> str:
+    entry = curation.entry(entry_id)
+    return entry.question if entry is not None else entry_id
+
+
 @page("/pregled", methods=("POST",))
 async def preview(ctx: Ctx) -> web.StreamResponse:
     """The live preview's fragment (console.js posts the editor's fields as they change)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.console.core import COOKIE, Ctx, page
+from bot.services.curation import CurationRefused
 
 
 @page("/login", public=True)
@@ -44,4 +45,18 @@ async def logout(ctx: Ctx) -> web.StreamResponse:
 
 @page("/", nav="Početna", order=0)
 async def home(ctx: Ctx) -> web.StreamResponse:
-    return ctx.render("home.html", title="Konzola baze znanja")
+    assert ctx.user is not None
+    curation = ctx.services.curation
+    try:
+        queue = await curation.queue(ctx.user)
+    except CurationRefused:
+        return ctx.render("forbidden.html", status=403, title="Nije dozvoljeno")
+    counts = {
+        "groups": len(queue.groups),
+        "questions": sum(g.count for g in queue.groups),
+        "signals": len(queue.signals),
+        "drafts": len(queue.drafts),
+        "stale": len(curation.stale()),
+        "revision": curation.revision,
+    }
+    return ctx.render("home.html", title="Konzola baze znanja", counts=counts)
