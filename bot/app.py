@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -12,6 +14,8 @@ from bot.services.answering import AnswerService
 from bot.services.audience import InterestService
 from bot.services.audit import AuditService
 from bot.services.broadcasts import BroadcastService
+from bot.services.console_access import ConsoleAccessService, console_base_url
+from bot.services.curation import CurationService
 from bot.services.desk import DeskService
 from bot.services.mentoring import MentorConfig, MentoringService
 from bot.services.privacy import PrivacyService, retention_months_from
@@ -24,6 +28,9 @@ from knowledge_base.matcher import Matcher
 from knowledge_base.model import KnowledgeBase
 from storage.clock import Clock, utcnow
 from storage.uow import Database
+
+log = logging.getLogger(__name__)
+KB_POLL_SECONDS = 3.0
 
 
 @dataclass
@@ -45,6 +52,15 @@ class AppServices:
     privacy: PrivacyService
     audit: AuditService
     desk: DeskService
+    console: ConsoleAccessService
+    curation: CurationService
+
+    def use_knowledge_base(self, knowledge_base: KnowledgeBase, matcher: Matcher) -> None:
+        """A newer KB revision was applied (CurationService.refresh): readers of these fields
+        see it too."""
+        self.knowledge_base, self.matcher = knowledge_base, matcher
+        self.mentoring.use_knowledge_base(knowledge_base)
+        self.desk.use_knowledge_base(knowledge_base)
 
     async def close(self) -> None:
         await self.database.dispose()
@@ -60,6 +76,9 @@ def schedule_jobs(services: AppServices, scheduler: Scheduler) -> None:
     scheduler.every("broadcasts", 2, services.broadcasts.tick)
     # privacy: anonymise question texts and request threads older than RETENTION_MONTHS
     scheduler.daily("privacy-retention", 3, 30, services.privacy.apply_retention)
+    # knowledge base: a revision approved in the console (on any instance) is used within
+    # seconds; the check is one cheap query (the highest revision id)
+    scheduler.every("kb-revisions", KB_POLL_SECONDS, services.curation.refresh)
 
 
 async def build_services(
@@ -83,20 +102,22 @@ async def build_services(
         database, reminder_offsets=_reminder_offsets(settings), channels=channels
     )
     desk = DeskService(database, knowledge_base, timezone=settings.timezone)
-    return AppServices(
+    answers = AnswerService(
+        knowledge_base,
+        matcher,
+        database,
+        retention_months=retention_months_from(settings),
+        placeholders=kb_placeholders(settings),
+        desk=desk,
+    )
+    curation = CurationService(database, answers, timezone=settings.timezone)
+    services = AppServices(
         settings=settings,
         database=database,
         knowledge_base=knowledge_base,
         matcher=matcher,
         users=UserService(database, admins, cache_seconds=user_cache_seconds(settings)),
-        answers=AnswerService(
-            knowledge_base,
-            matcher,
-            database,
-            retention_months=retention_months_from(settings),
-            placeholders=kb_placeholders(settings),
-            desk=desk,
-        ),
+        answers=answers,
         mentoring=MentoringService(
             database,
             MentorConfig.from_settings(settings),
@@ -114,7 +135,26 @@ async def build_services(
         ),
         audit=AuditService(database, timezone=settings.timezone),
         desk=desk,
+        console=ConsoleAccessService(
+            database,
+            console_secret(settings),
+            console_base_url(settings.console_url, settings.http_host, settings.http_port),
+        ),
+        curation=curation,
     )
+    curation.on_swap.append(services.use_knowledge_base)
+    if migrate:  # the KB revisions approved in the console, over the reviewed YAML base
+        await curation.refresh()
+    return services
+
+
+def console_secret(settings: Settings) -> str:
+    """CONSOLE_SECRET, or a random key for this process (links and sessions then work only on
+    the instance that made them: fine for one instance and the demo)."""
+    if settings.console_secret is not None and settings.console_secret.get_secret_value():
+        return settings.console_secret.get_secret_value()
+    log.warning("console.secret_generated: set CONSOLE_SECRET when running several instances")
+    return secrets.token_urlsafe(32)
 
 
 def user_cache_seconds(settings: Settings) -> float:

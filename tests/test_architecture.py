@@ -22,6 +22,7 @@ RULES: dict[str, tuple[str, ...]] = {
     "handlers": ("storage",),  # channels only translate: they go through services
     "bot/channels": ("storage",),
     "bot/telegram": ("storage",),
+    "bot/console": ("storage",),  # the curators' web console is a channel too
 }
 ALLOWED_EVERYWHERE = ("storage.clock",)  # the one clock, injected everywhere
 
@@ -35,6 +36,8 @@ KNOWN: dict[tuple[str, str], str] = {
     ("bot/telegram/runner.py", "storage.db"): "start-up checks of the database URL",
     ("knowledge_base/drafts.py", "storage.mentor"): "`drafts export` reads mentors' drafts",
     ("knowledge_base/drafts.py", "storage.uow"): "`drafts export` reads mentors' drafts",
+    ("knowledge_base/revisions.py", "storage.curation"): "`revisions export` reads KB revisions",
+    ("knowledge_base/revisions.py", "storage.uow"): "`revisions export` reads KB revisions",
 }
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import html
+from datetime import datetime, timedelta
 
 from bot.i18n import tr
+from bot.services import signals
 from bot.services.desk import DeskService
 from bot.services.privacy import privacy_notice
 from bot.services.replies import Button, Reply
@@ -25,6 +27,7 @@ from storage.uow import Database
 MAX_STORED_QUESTION = 4096
 LONG_QUESTION = 1200
 BUTTON_LABEL_MAX = 60
+REASK_WINDOW = timedelta(minutes=signals.REASK_MINUTES)
 # Entries that are conversation, not answers: no heading and no 👍/👎 under them.
 CHIT_CHAT_PREFIX = "chitchat-"
 # Placeholders an entry's answer may use, filled from the settings when the answer is shown.
@@ -81,6 +84,26 @@ class AnswerService:
         self._retention_months = retention_months
         self._referrals = ReferralFinder(knowledge_base.referrals)
         self._placeholders = {**DEFAULT_PLACEHOLDERS, **(placeholders or {})}
+        # Clerks who gave a 👎 here in the last minutes (a hint only: the signal "asked again"
+        # costs a query on the next question of these clerks, not on everyone's).
+        self._recent_down: dict[int, datetime] = {}
+
+    # -- the knowledge base in use -----------------------------------------------------------
+
+    @property
+    def knowledge_base(self) -> KnowledgeBase:
+        return self._kb
+
+    @property
+    def matcher(self) -> Matcher:
+        return self._matcher
+
+    def use(self, knowledge_base: KnowledgeBase, matcher: Matcher) -> None:
+        """Answer from now on with this KB and matcher (a newer KB revision, built off the
+        event loop). Both change together, between two awaits: a question being matched keeps
+        the matcher it started with."""
+        self._kb, self._matcher = knowledge_base, matcher
+        self._referrals = ReferralFinder(knowledge_base.referrals)
 
     # -- asking ---------------------------------------------------------------------------
 
@@ -120,10 +143,11 @@ class AnswerService:
     async def _match(self, question: str) -> MatchResult:
         """Lexical matching on the loop (a few ms); the semantic second opinion, which costs
         tens of ms of CPU in native code, only for unsure questions and in a worker thread."""
-        assessment = self._matcher.assess(question)
-        result = self._matcher.decide(assessment)
-        if self._matcher.wants_second_opinion(result):
-            result = await asyncio.to_thread(self._matcher.second_opinion, assessment, result)
+        matcher = self._matcher
+        assessment = matcher.assess(question)
+        result = matcher.decide(assessment)
+        if matcher.wants_second_opinion(result):
+            result = await asyncio.to_thread(matcher.second_opinion, assessment, result)
         return result
 
     async def _record(self, user: UserProfile, text: str, result: MatchResult) -> int:
@@ -136,6 +160,9 @@ class AnswerService:
                 score=float(result.score),
                 candidates=[c.entry_id for c in result.candidates],
             )
+            down_at = self._recent_down.pop(user.id, None)
+            if down_at is not None and uow.clock() - down_at <= REASK_WINDOW:
+                await signals.asked_again(uow, user.id, row.id)
             await uow.commit()
             return int(row.id)
 
@@ -261,6 +288,7 @@ class AnswerService:
             row = await uow.questions.get(question_id)
             if row is not None and row.user_id == user.id and row.chosen_entry_id is None:
                 row.chosen_entry_id = entry_id
+                await signals.clarify_pick(uow, question_id, entry_id)
                 await uow.commit()
 
     async def feedback(self, user: UserProfile, question_id: int, value: str) -> Reply:
@@ -272,6 +300,10 @@ class AnswerService:
                 return self.stale_button(user)
             await uow.feedback.record(question_id=question_id, user_id=user.id, value=value)
             await uow.commit()
+        if value == "down":
+            if len(self._recent_down) > 10_000:
+                self._recent_down.clear()
+            self._recent_down[user.id] = self._database.clock()
         if value == "up":
             return Reply(tr(user.language, "Hvala na oceni! Drago nam je da je odgovor pomogao."))
         return Reply(
