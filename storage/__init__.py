@@ -59,4 +59,5 @@ __all__ = [
 from storage import desk as _desk  # noqa: F401  (incidents, canned replies)
 from storage import mentor as _mentor  # noqa: F401  (tables of the mentor queue)
 from storage import operations as _operations  # noqa: F401  (audit trail, privacy records)
+from storage import roadmaps as _roadmaps  # noqa: F401  (implementation roadmaps)
 from storage import trainings as _trainings  # noqa: F401  (tables of the trainings feature)
