@@ -16,12 +16,14 @@ from bot.services.desk import DeskService
 from bot.services.mentoring import MentorConfig, MentoringService
 from bot.services.privacy import PrivacyService, retention_months_from
 from bot.services.reports import ReportService
+from bot.services.roadmaps import RoadmapService
 from bot.services.roles import RoleService
 from bot.services.trainings import DEFAULT_REMINDER_OFFSETS, TrainingService, parse_offsets
 from bot.services.users import UserService
 from knowledge_base.loader import load_knowledge_base
 from knowledge_base.matcher import Matcher
 from knowledge_base.model import KnowledgeBase
+from knowledge_base.roadmaps import load_roadmaps
 from storage.clock import Clock, utcnow
 from storage.uow import Database
 
@@ -45,6 +47,7 @@ class AppServices:
     privacy: PrivacyService
     audit: AuditService
     desk: DeskService
+    roadmaps: RoadmapService
 
     async def close(self) -> None:
         await self.database.dispose()
@@ -60,6 +63,8 @@ def schedule_jobs(services: AppServices, scheduler: Scheduler) -> None:
     scheduler.every("broadcasts", 2, services.broadcasts.tick)
     # privacy: anonymise question texts and request threads older than RETENTION_MONTHS
     scheduler.daily("privacy-retention", 3, 30, services.privacy.apply_retention)
+    # roadmaps: municipalities without progress for ROADMAP_NUDGE_WEEKS, to their mentor
+    scheduler.daily("roadmap-nudges", 9, 0, services.roadmaps.nudge)
 
 
 async def build_services(
@@ -83,26 +88,41 @@ async def build_services(
         database, reminder_offsets=_reminder_offsets(settings), channels=channels
     )
     desk = DeskService(database, knowledge_base, timezone=settings.timezone)
+    answers = AnswerService(
+        knowledge_base,
+        matcher,
+        database,
+        retention_months=retention_months_from(settings),
+        placeholders=kb_placeholders(settings),
+        desk=desk,
+    )
+    mentoring = MentoringService(
+        database,
+        MentorConfig.from_settings(settings),
+        knowledge_base=knowledge_base,
+        desk=desk,
+    )
+    roadmaps = RoadmapService(
+        database,
+        load_roadmaps(),
+        knowledge_base,
+        mentoring,
+        nudge_weeks=getattr(settings, "roadmap_nudge_weeks", 2),
+        remind_clerks=bool(getattr(settings, "roadmap_remind_clerks", False)),
+        timezone=settings.timezone,
+    )
+    answers.step_of = roadmaps.current_step
+    mentoring.know_roadmap_steps(
+        {(r.service, s.id): s.title for r in roadmaps.roadmaps.values() for s in r.steps}
+    )
     return AppServices(
         settings=settings,
         database=database,
         knowledge_base=knowledge_base,
         matcher=matcher,
         users=UserService(database, admins, cache_seconds=user_cache_seconds(settings)),
-        answers=AnswerService(
-            knowledge_base,
-            matcher,
-            database,
-            retention_months=retention_months_from(settings),
-            placeholders=kb_placeholders(settings),
-            desk=desk,
-        ),
-        mentoring=MentoringService(
-            database,
-            MentorConfig.from_settings(settings),
-            knowledge_base=knowledge_base,
-            desk=desk,
-        ),
+        answers=answers,
+        mentoring=mentoring,
         roles=RoleService(database, admins),
         reports=ReportService(database, knowledge_base, timezone=settings.timezone),
         trainings=trainings,
@@ -113,6 +133,7 @@ async def build_services(
         ),
         audit=AuditService(database, timezone=settings.timezone),
         desk=desk,
+        roadmaps=roadmaps,
     )
 
 

@@ -124,7 +124,13 @@ def _read(
                 continue
             seen.add(step_id)
             unknown = set(item) - {
-                "id", "title", "done", "entries", "blockers", "sources", "silent"
+                "id",
+                "title",
+                "done",
+                "entries",
+                "blockers",
+                "sources",
+                "silent",
             }
             if unknown:
                 error(path, step_id, f"unknown field(s): {', '.join(sorted(unknown))}")
@@ -143,7 +149,9 @@ def _read(
                 error(path, step_id, f"{', '.join(bad)}: must be a list of strings")
                 continue
             step_entries, blockers, sources = (
-                lists["entries"] or (), lists["blockers"] or (), lists["sources"] or ()
+                lists["entries"] or (),
+                lists["blockers"] or (),
+                lists["sources"] or (),
             )
             if entries is not None:
                 for entry in step_entries:
@@ -161,8 +169,15 @@ def _read(
                     if problem:
                         error(path, step_id, problem)
             steps.append(
-                Step(step_id, title.strip(), done.strip(), step_entries, blockers, sources,
-                     silent.strip())
+                Step(
+                    step_id,
+                    title.strip(),
+                    done.strip(),
+                    step_entries,
+                    blockers,
+                    sources,
+                    silent.strip(),
+                )
             )
         roadmaps[service] = Roadmap(service, tuple(steps))
     return roadmaps, problems

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.clock import stamp
 from storage.errors import guarded
-from storage.models import Base
+from storage.models import Base, Question, User
 from storage.repositories import Repository
 from storage.types import UTCDateTime
 
@@ -250,8 +250,10 @@ class RoadmapRepository(Repository):
         stmt = select(RoadmapEvent)
         if municipality is not None:
             stmt = stmt.where(RoadmapEvent.municipality == municipality)
-        order = (RoadmapEvent.at.desc(), RoadmapEvent.id.desc()) if newest else (
-            RoadmapEvent.at, RoadmapEvent.id
+        order = (
+            (RoadmapEvent.at.desc(), RoadmapEvent.id.desc())
+            if newest
+            else (RoadmapEvent.at, RoadmapEvent.id)
         )
         stmt = stmt.order_by(*order)
         if limit is not None:
@@ -264,3 +266,21 @@ class RoadmapRepository(Repository):
             RoadmapEvent.municipality
         )
         return {mun: at for mun, at in (await self.session.execute(stmt)).all() if at}
+
+    @guarded
+    async def clerks_of(self, municipality: str) -> list[User]:
+        """Active clerks whose municipality is this one."""
+        stmt = select(User).where(
+            User.municipality == municipality, User.active.is_(True), User.role == "clerk"
+        )
+        return list(await self.session.scalars(stmt.order_by(User.id)))
+
+    @guarded
+    async def questions_by_step(self) -> dict[str, int]:
+        """How many questions clerks asked while their municipality was on each step."""
+        stmt = (
+            select(Question.roadmap_step, func.count())
+            .where(Question.roadmap_step.is_not(None))
+            .group_by(Question.roadmap_step)
+        )
+        return {step: int(n) for step, n in (await self.session.execute(stmt)).all() if step}

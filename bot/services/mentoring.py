@@ -165,6 +165,11 @@ class MentoringService:
         self.config = config or MentorConfig()
         self._kb = knowledge_base
         self.clock = clock or database.clock  # the program's one clock
+        # (service, step id) -> step title, for the cards of "Zapeli smo" requests
+        self._step_titles: dict[tuple[str, str], str] = {}
+
+    def know_roadmap_steps(self, titles: dict[tuple[str, str], str]) -> None:
+        self._step_titles = dict(titles)
 
     # ======================================================================== clerk side
 
@@ -225,6 +230,8 @@ class MentoringService:
         details: Iterable[str] = (),
         attachments: Iterable[Attachment] = (),
         source_key: str | None = None,
+        service: str | None = None,
+        roadmap_step: str | None = None,
     ) -> Created:
         """Store the request and queue its card, then say "received" with its number and when
         to expect an answer. The same question (or the same `source_key`, e.g. the update id)
@@ -264,7 +271,8 @@ class MentoringService:
                     source_key=source_key,
                     state="new",
                     municipality=user.municipality,
-                    service=self._service_of(best_guess),
+                    service=service or self._service_of(best_guess),
+                    roadmap_step=roadmap_step,
                     question=question_text[:MAX_TEXT],
                     details=detail_text or None,
                     attachments=files,
@@ -1037,6 +1045,11 @@ class MentoringService:
         ]
         if request.service:
             lines.append(tr(lang, "Usluga: {value}", value=html.escape(request.service)))
+        if request.roadmap_step:
+            step = self._step_titles.get((request.service or "", request.roadmap_step))
+            lines.append(
+                tr(lang, "Korak plana: {value}", value=html.escape(step or request.roadmap_step))
+            )
         lines.append(
             tr(lang, "Pitanje: <i>{value}</i>", value=html.escape(_short(request.question, 900)))
         )
