@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     # (weekly); with ROADMAP_REMIND_CLERKS its clerks also get a reminder of the next steps.
     roadmap_nudge_weeks: int = Field(default=2, ge=1, le=52)
     roadmap_remind_clerks: bool = False
+    # Curators' web console (/console): the key that signs sign-in links and session cookies
+    # (unset: a random one per process, fine for one instance and the demo) and the address
+    # the links point at (unset: http://HTTP_HOST:HTTP_PORT/console).
+    console_secret: SecretStr | None = None
+    console_url: str | None = None
 
     @field_validator("admin_ids", mode="before")
     @classmethod
