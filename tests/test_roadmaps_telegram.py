@@ -20,6 +20,7 @@ from tests.conftest import BACKENDS, fresh_database_url
 from tests.fakes.bot_api import FakeBotAPI
 from tests.fakes.clock import Clock
 from tests.fakes.mentor_harness import ADMIN_ID, MentorBot
+from tests.test_console import link_for, sign_in
 
 _ids = itertools.count(61_001)
 MENTOR_ID = 2601
@@ -173,6 +174,32 @@ async def test_two_municipalities_walk_ezup_one_gets_stuck_mentor_confirms(url: 
             events = list(await uow.session.scalars(select(RoadmapEvent)))
         assert len(events) == 6
         assert all(e.actor_user_id for e in events)
+
+        # The console: the matrix, the report and its CSV show the same counts.
+        session, status = await sign_in(await link_for(bot, ADMIN_ID))
+        async with session:
+            assert status == 303
+            async with session.get(bot.http_url + "/console/opstine") as response:
+                assert response.status == 200
+                body = await response.text()
+            assert body.index("Čačak") < body.index("Niš")
+            assert "2/5 ⛔" in body and "0/5 ⏳" in body
+            async with session.get(bot.http_url + "/console/plan-izvestaj") as response:
+                report = await response.text()
+            assert "postupak nije naveden u zahtevu za pristup" in report
+            assert "<polyline" in report and "Zahtev za pristup imaocima registara" in report
+            async with session.get(bot.http_url + "/console/plan-izvestaj.csv") as response:
+                assert response.headers["Content-Type"].startswith("text/csv")
+                lines = (await response.text()).lstrip("\ufeff").splitlines()
+            assert lines[0].startswith("opstina,usluga,korak")
+            cacak_done = [ln for ln in lines if ln.startswith("Čačak,ezup,") and ",done," in ln]
+            assert len(cacak_done) == 2
+            assert any(ln.startswith("Niš,ezup,admin,") and ",pending," in ln for ln in lines)
+            async with session.get(bot.http_url + "/console/opstina?id=x") as response:
+                assert response.status == 404
+        # A clerk gets no console.
+        await vesna.say("/konzola")
+        assert "/console/login" not in vesna.last.text
 
 
 async def test_quiet_municipality_is_listed_to_the_mentors_once_a_week(url: str):

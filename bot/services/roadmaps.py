@@ -70,6 +70,16 @@ STATUS_LABELS = {
     "done": N_("urađeno"),
     "blocked": N_("zapelo"),
 }
+CSV_HEADER = (
+    "opstina",
+    "usluga",
+    "korak",
+    "naziv_koraka",
+    "stanje",
+    "razlog",
+    "promenjeno",
+    "promenio",
+)
 OTHER_BLOCKER = N_("nešto drugo (opisaću mentoru)")
 MAX_REASON = 300
 
@@ -182,11 +192,11 @@ class RoadmapService:
         """The first step not done (the one the municipality is on), or None when all are."""
         return next((s for s in roadmap.steps if statuses.get(s.id) != "done"), None)
 
-    def _local(self, moment: datetime) -> datetime:
+    def local(self, moment: datetime) -> datetime:
         return moment.astimezone(self._tz)
 
-    def _date(self, moment: datetime | None) -> str:
-        return self._local(moment).strftime("%d.%m.%Y") if moment else "—"
+    def date_text(self, moment: datetime | None) -> str:
+        return self.local(moment).strftime("%d.%m.%Y") if moment else "—"
 
     @staticmethod
     def municipality_name(language: str, key: str) -> str:
@@ -695,7 +705,7 @@ class RoadmapService:
                 done[event.municipality].add(key)
             else:
                 done[event.municipality].discard(key)
-            day = self._local(event.at).date()
+            day = self.local(event.at).date()
             series[event.municipality][day] = len(done[event.municipality])
         return {mun: sorted(days.items()) for mun, days in series.items()}
 
@@ -728,7 +738,7 @@ class RoadmapService:
                 cell = f"{p.done}/{p.total}" + ("!" if p.blocked else "")
                 cells.append(f"{cell:>4}")
             name = row.municipality[:width]
-            when = self._local(row.last_activity).strftime("%d.%m.") if row.last_activity else "—"
+            when = self.local(row.last_activity).strftime("%d.%m.") if row.last_activity else "—"
             lines.append(f"{name:{width}} " + " ".join(cells) + f"  {when}")
         legend = tr(lang, "urađeno/ukupno koraka; ! = zapelo; zapele opštine su prve")
         title = tr(lang, "<b>Opštine u programu</b>")
@@ -791,7 +801,7 @@ class RoadmapService:
             lines.append(tr(lang, "Još nema promena."))
         for item in items:
             line = (
-                f"{self._local(item.at).strftime('%d.%m. %H:%M')} {MARK[item.status]} "
+                f"{self.local(item.at).strftime('%d.%m. %H:%M')} {MARK[item.status]} "
                 f"{self.service_title(lang, item.service)} · {html.escape(item.title)}: "
                 f"{tr(lang, STATUS_LABELS[item.status])} ({html.escape(item.actor)})"
             )
@@ -878,7 +888,7 @@ class RoadmapService:
         the next step. Outbox rows with a per-week key: a rerun queues nothing twice."""
         now = self.clock()
         quiet_since = now - timedelta(weeks=self.nudge_weeks)
-        year, week, _ = self._local(now).isocalendar()
+        year, week, _ = self.local(now).isocalendar()
         queued = 0
         async with self._database.uow() as uow:
             repo = uow.repository(RoadmapRepository)
@@ -977,6 +987,40 @@ class RoadmapService:
         }
         step = self.next_step(self.roadmaps[service], statuses)
         return f"{service}/{step.id if step else 'done'}"
+
+    async def export_rows(self) -> list[tuple[str, ...]]:
+        """Every participating municipality's every step, for the report's CSV (header first)."""
+        data = await self.programme()
+        async with self._database.uow(read_only=True) as uow:
+            repo = uow.repository(RoadmapRepository)
+            states = {(s.municipality, s.service, s.step): s for s in await repo.states()}
+            names: dict[int, str] = {}
+            for known in states.values():
+                if known.updated_by and known.updated_by not in names:
+                    user = await uow.users.get(known.updated_by)
+                    names[known.updated_by] = (
+                        (user.display_name or user.external_id) if user else ""
+                    )
+        rows: list[tuple[str, ...]] = [CSV_HEADER]
+        for row in sorted(data.rows, key=lambda r: r.municipality):
+            for svc, roadmap in self.roadmaps.items():
+                for step in roadmap.steps:
+                    state = states.get((row.municipality, svc, step.id))
+                    rows.append(
+                        (
+                            row.municipality,
+                            svc,
+                            step.id,
+                            step.title,
+                            state.status if state else "not_started",
+                            (state.reason or "") if state else "",
+                            self.local(state.updated_at).strftime("%Y-%m-%d %H:%M")
+                            if state
+                            else "",
+                            names.get(state.updated_by or 0, "") if state else "",
+                        )
+                    )
+        return rows
 
     # -- buttons -----------------------------------------------------------------------------
 
