@@ -183,7 +183,8 @@ async def test_two_municipalities_walk_ezup_one_gets_stuck_mentor_confirms(url: 
                 assert response.status == 200
                 body = await response.text()
             assert body.index("Čačak") < body.index("Niš")
-            assert "2/5 ⛔" in body and "0/5 ⏳" in body
+            assert '2/5 <abbr title="zapelo">!</abbr>' in body
+            assert '0/5 <abbr title="čeka potvrdu mentora">?</abbr>' in body
             async with session.get(bot.http_url + "/console/plan-izvestaj") as response:
                 report = await response.text()
             assert "postupak nije naveden u zahtevu za pristup" in report

@@ -36,7 +36,7 @@ from bot.services.answering import in_script
 from bot.services.audit import audit_record
 from bot.services.mentoring import MentoringService
 from bot.services.messages import reply_to_payload
-from bot.services.municipalities import directory
+from bot.services.municipalities import directory, fold
 from bot.services.replies import Button, Reply
 from bot.services.roles import admin_refusal, refusal
 from bot.services.users import UserProfile
@@ -684,7 +684,7 @@ class RoadmapService:
                     counts["pending"],
                 )
             rows.append(MatrixRow(p.id, p.municipality, services, last.get(p.municipality)))
-        rows.sort(key=lambda r: (-r.blocked, r.municipality))
+        rows.sort(key=lambda r: (-r.blocked, fold(r.municipality)))
         blocked.sort(key=lambda b: (b.since, b.municipality))
         history: dict[str, list[tuple[date, int]]] = {}
         if with_history:
@@ -1002,7 +1002,7 @@ class RoadmapService:
                         (user.display_name or user.external_id) if user else ""
                     )
         rows: list[tuple[str, ...]] = [CSV_HEADER]
-        for row in sorted(data.rows, key=lambda r: r.municipality):
+        for row in sorted(data.rows, key=lambda r: fold(r.municipality)):
             for svc, roadmap in self.roadmaps.items():
                 for step in roadmap.steps:
                     state = states.get((row.municipality, svc, step.id))

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from bot.console.core import Ctx, page
 from bot.csv_safe import writer
+from bot.services.municipalities import fold
 from bot.services.roadmaps import STATUS_LABELS, MatrixRow, Programme
 
 ROADMAP_ROLES = ("mentor", "curator", "admin")
@@ -108,7 +109,7 @@ def chart(data: Programme, today: date, width: int = 640, height: int = 260) -> 
         return round(bottom - (bottom - upper) * value / top, 1)
 
     lines = []
-    for index, row in enumerate(sorted(data.rows, key=lambda r: r.municipality)):
+    for index, row in enumerate(sorted(data.rows, key=lambda r: fold(r.municipality))):
         points = data.history.get(row.municipality, [])
         coords = [(x(first), y(0))]
         value = 0
