@@ -92,6 +92,9 @@ async def test_two_municipalities_walk_ezup_one_gets_stuck_mentor_confirms(url: 
         assert "čeka potvrdu mentora" in ana.last.text
         await ana.tap_data(card.callback_data("Urađeno"), card)  # a second tap: nothing new
         assert "već zabeležen" in ana.last.text
+        # While the mentor has not confirmed, the next step is the one to work on.
+        await open_ezup(bojan)
+        assert "Kvalifikovani elektronski sertifikati" in bojan.last.text.split("\n")[1]
         await bot.deliver_outbox()
         confirm = [m for m in bot.group if "javlja da je urađen" in m.text][-1]
         assert "Čačak" in confirm.text and "Potvrdi" in confirm.button_labels

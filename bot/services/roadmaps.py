@@ -192,6 +192,15 @@ class RoadmapService:
         """The first step not done (the one the municipality is on), or None when all are."""
         return next((s for s in roadmap.steps if statuses.get(s.id) != "done"), None)
 
+    @staticmethod
+    def step_to_work_on(roadmap: Roadmap, statuses: dict[str, str]) -> Step | None:
+        """What a clerk sees first: the first step neither done nor waiting for a mentor (work
+        goes on while a mentor has not confirmed yet), else the first one waiting."""
+        open_steps = [s for s in roadmap.steps if statuses.get(s.id) != "done"]
+        return next((s for s in open_steps if statuses.get(s.id) != "pending"), None) or (
+            open_steps[0] if open_steps else None
+        )
+
     def local(self, moment: datetime) -> datetime:
         return moment.astimezone(self._tz)
 
@@ -268,7 +277,7 @@ class RoadmapService:
         for service, roadmap in self.roadmaps.items():
             statuses = by_service.get(service, {})
             done = sum(1 for s in roadmap.steps if statuses.get(s.id) == "done")
-            step = self.next_step(roadmap, statuses)
+            step = self.step_to_work_on(roadmap, statuses)
             title = self.service_title(lang, service)
             if step is None:
                 lines.append(
@@ -311,7 +320,7 @@ class RoadmapService:
             }
         lang = user.language
         statuses = {k: v.status for k, v in states.items()}
-        step = self.next_step(roadmap, statuses)
+        step = self.step_to_work_on(roadmap, statuses)
         title = self.service_title(lang, service)
         lines = [f"<b>{html.escape(title)}</b>"]
         rows: list[tuple[Button, ...]] = []
@@ -946,7 +955,7 @@ class RoadmapService:
                         for (svc, step), st in statuses[participant.municipality].items()
                         if svc == service
                     }
-                    step = self.next_step(roadmap, mine)
+                    step = self.step_to_work_on(roadmap, mine)
                     if step is not None:
                         lines.append(
                             f"• {self.service_title(lang, service)}: "
