@@ -15,6 +15,7 @@ from bot.services.audience import InterestService
 from bot.services.audit import AuditService
 from bot.services.broadcasts import BroadcastService
 from bot.services.console_access import ConsoleAccessService, console_base_url
+from bot.services.curation import CurationService
 from bot.services.desk import DeskService
 from bot.services.mentoring import MentorConfig, MentoringService
 from bot.services.privacy import PrivacyService, retention_months_from
@@ -31,6 +32,7 @@ from storage.clock import Clock, utcnow
 from storage.uow import Database
 
 log = logging.getLogger(__name__)
+KB_POLL_SECONDS = 3.0
 
 
 @dataclass
@@ -54,6 +56,12 @@ class AppServices:
     desk: DeskService
     roadmaps: RoadmapService
     console: ConsoleAccessService
+    curation: CurationService
+
+    def use_knowledge_base(self, knowledge_base: KnowledgeBase, matcher: Matcher) -> None:
+        """A newer KB revision was applied (CurationService.refresh): readers of these fields
+        see it too."""
+        self.knowledge_base, self.matcher = knowledge_base, matcher
 
     async def close(self) -> None:
         await self.database.dispose()
@@ -71,6 +79,9 @@ def schedule_jobs(services: AppServices, scheduler: Scheduler) -> None:
     scheduler.daily("privacy-retention", 3, 30, services.privacy.apply_retention)
     # roadmaps: municipalities without progress for ROADMAP_NUDGE_WEEKS, to their mentor
     scheduler.daily("roadmap-nudges", 9, 0, services.roadmaps.nudge)
+    # knowledge base: a revision approved in the console (on any instance) is used within
+    # seconds; the check is one cheap query (the highest revision id)
+    scheduler.every("kb-revisions", KB_POLL_SECONDS, services.curation.refresh)
 
 
 async def build_services(
@@ -121,7 +132,8 @@ async def build_services(
     mentoring.know_roadmap_steps(
         {(r.service, s.id): s.title for r in roadmaps.roadmaps.values() for s in r.steps}
     )
-    return AppServices(
+    curation = CurationService(database, answers, timezone=settings.timezone)
+    services = AppServices(
         settings=settings,
         database=database,
         knowledge_base=knowledge_base,
@@ -145,7 +157,13 @@ async def build_services(
             console_secret(settings),
             console_base_url(settings.console_url, settings.http_host, settings.http_port),
         ),
+        curation=curation,
     )
+    curation.on_swap.append(services.use_knowledge_base)
+    curation.on_swap.append(lambda kb, _matcher: roadmaps.use_knowledge_base(kb))
+    if migrate:  # the KB revisions approved in the console, over the reviewed YAML base
+        await curation.refresh()
+    return services
 
 
 def console_secret(settings: Settings) -> str:

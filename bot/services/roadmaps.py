@@ -170,6 +170,10 @@ class RoadmapService:
         self._tz = ZoneInfo(timezone)
         self.clock = database.clock
 
+    def use_knowledge_base(self, knowledge_base: KnowledgeBase) -> None:
+        """A newer KB revision was applied: entry buttons and titles come from it."""
+        self._kb = knowledge_base
+
     # ====================================================================== helpers
 
     def service_title(self, language: str, service: str) -> str:
