@@ -11,7 +11,7 @@ from aiogram.types import CallbackQuery, Message
 
 from bot.services.roadmaps import ROADMAP_KINDS, RoadmapService
 from bot.services.users import UserProfile
-from bot.telegram.ui import send_reply, show_from_button
+from bot.telegram.ui import plain_text, send_reply, show_from_button
 from handlers.filters import private_chat
 
 NAVIGATION = ("rp", "ro", "rm")
@@ -70,14 +70,24 @@ async def on_button(
     callback: CallbackQuery, bot: Bot, user: UserProfile, roadmaps: RoadmapService
 ) -> None:
     data = callback.data or ""
+    kind = data.partition(":")[0]
+    in_group = callback.message is not None and callback.message.chat.type != "private"
+    if kind in DECISIONS:
+        decided = await roadmaps.decide(user, data)
+        assert decided is not None
+        reply, changed = decided
+        if in_group and not changed:
+            # A refusal or "already recorded" must not replace the card: a toast says it.
+            await callback.answer(plain_text(reply.text)[:190], show_alert=True)
+            return
+        await callback.answer()
+        await show_from_button(callback, bot, reply, edit=in_group)
+        return
     reply = await roadmaps.perform(user, data)
     await callback.answer()
     if reply is not None:
-        kind = data.partition(":")[0]
-        # Navigation replaces the message; a mentor's decision replaces the card in the group.
-        in_group = callback.message is not None and callback.message.chat.type != "private"
-        edit = kind in NAVIGATION or (kind in DECISIONS and in_group)
-        await show_from_button(callback, bot, reply, edit=edit)
+        # Navigation replaces the message; everything else answers below it.
+        await show_from_button(callback, bot, reply, edit=kind in NAVIGATION)
 
 
 def build_router() -> Router:

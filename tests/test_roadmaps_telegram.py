@@ -70,7 +70,9 @@ async def test_two_municipalities_walk_ezup_one_gets_stuck_mentor_confirms(url: 
         await marko.say("/start")
 
         ana, bojan, vesna = (
-            await join(bot, "Čačak"), await join(bot, "Čačak"), await join(bot, "Niš")
+            await join(bot, "Čačak"),
+            await join(bot, "Čačak"),
+            await join(bot, "Niš"),
         )
         # Not taking part yet: a polite word, nothing else.
         await ana.say("/plan")
@@ -101,9 +103,18 @@ async def test_two_municipalities_walk_ezup_one_gets_stuck_mentor_confirms(url: 
         # A clerk cannot confirm (forged data in a private chat).
         await vesna.tap_data(confirm.callback_data("Potvrdi"), ana.last)
         assert "samo mentorima" in vesna.last.text
+        # Nor can anyone who is not a mentor in the group: the card stays as it was.
+        await bot.mentor(vesna.user_id, "Vesna").tap_in_group("Potvrdi", confirm)
+        assert "samo mentorima" in marko.toasts()[-1]
+        assert (
+            "Potvrdi"
+            in next(m for m in bot.group if m.message_id == confirm.message_id).button_labels
+        )
         await marko.tap_in_group("Potvrdi", confirm)
         await bot.deliver_outbox()
         assert any("Mentor je potvrdio" in m.text for m in ana.chat)
+        card = next(m for m in bot.group if m.message_id == confirm.message_id)
+        assert "urađeno" in card.text and not card.button_labels
 
         # Bojan (same municipality) continues from where Ana left it.
         await open_ezup(bojan)
@@ -208,9 +219,10 @@ async def test_two_municipalities_walk_ezup_one_gets_stuck_mentor_confirms(url: 
 
 async def test_quiet_municipality_is_listed_to_the_mentors_once_a_week(url: str):
     clock = Clock()
-    async with FakeBotAPI() as api, MentorBot(
-        api, url, clock=clock, roadmap_remind_clerks=True
-    ) as bot:
+    async with (
+        FakeBotAPI() as api,
+        MentorBot(api, url, clock=clock, roadmap_remind_clerks=True) as bot,
+    ):
         admin = bot.mentor(ADMIN_ID, "Admin")
         await admin.say("/opstina_dodaj Pirot")
         clerk = await join(bot, "Pirot")

@@ -538,17 +538,23 @@ class RoadmapService:
         self, actor: UserProfile, participant_id: int, service: str, step_id: str, confirm: bool
     ) -> Reply:
         """A mentor confirms a step done (`rk`) or sends it back to in progress (`rv`)."""
+        return (await self._review(actor, participant_id, service, step_id, confirm))[0]
+
+    async def _review(
+        self, actor: UserProfile, participant_id: int, service: str, step_id: str, confirm: bool
+    ) -> tuple[Reply, bool]:
+        """The reply, and whether the step changed."""
         step = self._step(service, step_id)
         lang = actor.language
         async with self._database.uow() as uow:
             if await self._mentor(uow, actor) is None:
-                return refusal(actor, "roadmap.confirm")
+                return refusal(actor, "roadmap.confirm"), False
             if step is None:
-                return self._stale(actor)
+                return self._stale(actor), False
             repo = uow.repository(RoadmapRepository)
             participant = await repo.participant_by_id(participant_id)
             if participant is None or not participant.active:
-                return self._stale(actor)
+                return self._stale(actor), False
             await repo.lock_municipality(participant.municipality)
             state = await repo.state(participant.municipality, service, step_id, for_update=True)
             new = "done" if confirm else "in_progress"
@@ -562,7 +568,7 @@ class RoadmapService:
                         step=html.escape(step.title),
                         status=tr(lang, STATUS_LABELS[new]),
                     )
-                )
+                ), False
             reported_by = state.updated_by if state is not None else None
             await repo.set_state(
                 participant.municipality, service, step_id, new, reason=None, actor_user_id=actor.id
@@ -616,7 +622,7 @@ class RoadmapService:
                 status=tr(lang, STATUS_LABELS[new]),
                 name=html.escape(actor.display_name or "—"),
             )
-        )
+        ), True
 
     async def _to_mentors(
         self,
@@ -1072,3 +1078,15 @@ class RoadmapService:
         if kind in ("rk", "rv") and len(parts) == 3:
             return await self.review(user, pid, service, step, confirm=kind == "rk")
         return self._stale(user)
+
+    async def decide(self, user: UserProfile, token: str) -> tuple[Reply, bool] | None:
+        """A mentor's "Potvrdi" (rk) or "Vrati" (rv): the reply and whether the step changed
+        (a channel replaces the card only then). None for any other token."""
+        kind, _, rest = token.partition(":")
+        parts = rest.split(":")
+        if kind not in ("rk", "rv"):
+            return None
+        pid = to_int(parts[0], 11) if parts else None
+        if pid is None or len(parts) != 3 or self._step(parts[1], parts[2]) is None:
+            return self._stale(user), False
+        return await self._review(user, pid, parts[1], parts[2], confirm=kind == "rk")
