@@ -6,6 +6,7 @@ docs/roadmaps/matrix.png and report.png were made)."""
 
 from __future__ import annotations
 
+import html
 import os
 import shutil
 from datetime import timedelta
@@ -18,11 +19,15 @@ from tests.conftest import fresh_database_url
 from tests.fakes.bot_api import FakeBotAPI
 from tests.fakes.clock import Clock, ordinary_wednesday
 from tests.fakes.mentor_harness import ADMIN_ID, MentorBot
-from tests.test_console import link_for
+from tests.test_console import LINK
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FAKETIME_VARS = ("LD_PRELOAD", "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC")
 playwright_api = pytest.importorskip("playwright.async_api")
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no system Chromium")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no system Chromium"),
+]
 
 # (municipality, [(week, service, step, outcome)]) - outcome: done | blocked:<blocker index>
 SCENARIO = {
@@ -79,6 +84,7 @@ async def build_programme(bot: MentorBot, clock: Clock) -> None:
     clock.set(start + timedelta(weeks=6))
 
 
+@pytest.mark.timeout(300)
 async def test_matrix_and_report_pages_in_chromium(tmp_path: Path):
     clock = Clock(ordinary_wednesday() - timedelta(weeks=6))
     shots = Path(os.environ.get("ROADMAP_SCREENSHOTS") or tmp_path)
@@ -88,9 +94,23 @@ async def test_matrix_and_report_pages_in_chromium(tmp_path: Path):
         MentorBot(api, url, clock=clock) as bot,
     ):
         await build_programme(bot, clock)
-        link = await link_for(bot, ADMIN_ID)
-        async with playwright_api.async_playwright() as p:
-            browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        assert bot.services is not None
+        admin = await bot.services.users.get_or_register("telegram", str(ADMIN_ID), "Admin")
+        found = LINK.search((await bot.services.console.request_link(admin)).text)
+        assert found
+        link = html.unescape(found.group(1))
+        # The driver and the browser run on the real clock even under CI's libfaketime pass
+        # (the program's own clock is injected; a faked clock only hangs Chromium).
+        saved = {k: os.environ.pop(k) for k in list(os.environ) if k in FAKETIME_VARS}
+        try:
+            driver = playwright_api.async_playwright()
+            p = await driver.__aenter__()
+            browser = await p.chromium.launch(
+                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
+            )
+        finally:
+            os.environ.update(saved)
+        try:
             page = await browser.new_page(viewport={"width": 1000, "height": 640})
             await page.goto(link)
             await page.click("#sign-in")
@@ -119,3 +139,5 @@ async def test_matrix_and_report_pages_in_chromium(tmp_path: Path):
             text = Path(await download.path()).read_text(encoding="utf-8-sig")
             assert text.count(",done,") == 10 and text.count(",blocked,") == 2
             await browser.close()
+        finally:
+            await driver.__aexit__(None, None, None)
