@@ -83,11 +83,11 @@ async def on_button(
         await callback.answer()
         await show_from_button(callback, bot, reply, edit=in_group)
         return
-    reply = await roadmaps.perform(user, data)
+    shown = await roadmaps.perform(user, data)
     await callback.answer()
-    if reply is not None:
+    if shown is not None:
         # Navigation replaces the message; everything else answers below it.
-        await show_from_button(callback, bot, reply, edit=kind in NAVIGATION)
+        await show_from_button(callback, bot, shown, edit=kind in NAVIGATION)
 
 
 def build_router() -> Router:
