@@ -62,6 +62,8 @@ class AppServices:
         """A newer KB revision was applied (CurationService.refresh): readers of these fields
         see it too."""
         self.knowledge_base, self.matcher = knowledge_base, matcher
+        self.mentoring.use_knowledge_base(knowledge_base)
+        self.desk.use_knowledge_base(knowledge_base)
 
     async def close(self) -> None:
         await self.database.dispose()

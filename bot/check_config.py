@@ -154,7 +154,7 @@ def _load(report: Report, env_file: str | None) -> Settings | None:
 
 
 def _input_of(name: str, err: Any) -> str:
-    if name in ("telegram_bot_token", "webhook_secret", "viber_auth_token"):
+    if name in ("telegram_bot_token", "webhook_secret", "viber_auth_token", "console_secret"):
         return "***"
     value = err.get("input")
     text = mask_url(str(value)) if isinstance(value, str) else repr(value)
@@ -257,6 +257,25 @@ def _check_people(report: Report, settings: Settings) -> None:
             f"{settings.mentor_chat_id} is positive: Telegram group ids are negative "
             "(e.g. -1001234567890)",
         )
+
+
+def _check_console(report: Report, settings: Settings) -> None:
+    secret = settings.console_secret.get_secret_value() if settings.console_secret else ""
+    several = bool(settings.redis_url) or bool(settings.webhook_url)
+    if not secret and several:
+        report.warning(
+            "CONSOLE_SECRET",
+            "not set: each instance signs console links with its own random key, so a /konzola "
+            "link works only on the instance that sent it; set the same value everywhere",
+        )
+    elif secret and len(secret) < 16:
+        report.warning("CONSOLE_SECRET", "shorter than 16 characters: use a long random value")
+    if settings.console_url:
+        url = urlsplit(settings.console_url)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            report.error("CONSOLE_URL", f"{settings.console_url!r} is not an http(s) address")
+        elif url.scheme == "http" and url.hostname not in ("127.0.0.1", "localhost"):
+            report.warning("CONSOLE_URL", "plain http: sign-in links and cookies travel in clear")
 
 
 def _check_misc(report: Report, settings: Settings) -> None:
@@ -390,6 +409,7 @@ def inspect_settings(
     _check_urls(report, settings)
     database_url = _check_database(report, settings)
     _check_people(report, settings)
+    _check_console(report, settings)
     _check_misc(report, settings)
     if check_connections:
         _check_connections(report, settings, database_url, strict, timeout)

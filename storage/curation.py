@@ -35,7 +35,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.clock import stamp
 from storage.errors import guarded
-from storage.models import Base, Question, User
+from storage.mentor import KnowledgeDraft
+from storage.models import Base, Feedback, Question, User
 from storage.repositories import Repository
 from storage.types import JSONType, UTCDateTime
 
@@ -176,6 +177,17 @@ class CurationRepository(Repository):
         return revision
 
     @guarded
+    async def recent_revisions(self, limit: int = 100) -> list[tuple[KbRevision, str | None]]:
+        """The newest revisions with their author's name."""
+        query = (
+            select(KbRevision, User.display_name)
+            .outerjoin(User, User.id == KbRevision.author_id)
+            .order_by(KbRevision.id.desc())
+            .limit(limit)
+        )
+        return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
+
+    @guarded
     async def revisions(self, up_to: int | None = None) -> list[KbRevision]:
         """Every revision in order (the newest of an entry last)."""
         query = select(KbRevision).order_by(KbRevision.id)
@@ -188,12 +200,12 @@ class CurationRepository(Repository):
     @guarded
     async def open_questions(
         self, since: datetime, decisions: Sequence[str], limit: int = 2000
-    ) -> list[tuple[Question, str | None]]:
+    ) -> list[tuple[Question, str | None, str | None]]:
         """Questions with one of `decisions` asked since `since` that no curator has dealt with,
-        with the asker's municipality; newest first."""
+        with the asker's municipality and name (to remove it from the text); newest first."""
         marked = select(CurationMark.question_id)
         query = (
-            select(Question, User.municipality)
+            select(Question, User.municipality, User.display_name)
             .join(User, User.id == Question.user_id)
             .where(
                 Question.created_at >= since,
@@ -203,7 +215,7 @@ class CurationRepository(Repository):
             .order_by(Question.id.desc())
             .limit(limit)
         )
-        return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
+        return [(row[0], row[1], row[2]) for row in (await self.session.execute(query)).all()]
 
     @guarded
     async def questions(self, ids: Sequence[int]) -> list[Question]:
@@ -251,7 +263,57 @@ class CurationRepository(Repository):
         await self.session.flush()
         return added
 
+    # -- mentors' drafts ------------------------------------------------------------------
+
+    @guarded
+    async def open_drafts(self, limit: int = 100) -> list[KnowledgeDraft]:
+        """Drafts from mentors' answers not yet taken into the KB (nor exported, nor set aside)."""
+        query = (
+            select(KnowledgeDraft)
+            .where(KnowledgeDraft.exported_at.is_(None))
+            .order_by(KnowledgeDraft.id.desc())
+            .limit(limit)
+        )
+        return list((await self.session.scalars(query)).all())
+
+    @guarded
+    async def draft(self, draft_id: int) -> KnowledgeDraft | None:
+        return await self.session.get(KnowledgeDraft, draft_id)
+
+    @guarded
+    async def close_draft(self, draft_id: int) -> bool:
+        """The draft leaves the queue (taken into an entry, or set aside)."""
+        result = await self.session.execute(
+            update(KnowledgeDraft)
+            .where(KnowledgeDraft.id == draft_id, KnowledgeDraft.exported_at.is_(None))
+            .values(exported_at=self.now())
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
     # -- signals --------------------------------------------------------------------------
+
+    @guarded
+    async def recent_down(self, user_id: int, since: datetime, before_question: int) -> int | None:
+        """The question of the user's latest 👎 given since `since` on a question asked before
+        `before_question` (what they asked next is `before_question`)."""
+        return await self.session.scalar(
+            select(Feedback.question_id)
+            .where(
+                Feedback.user_id == user_id,
+                Feedback.value == "down",
+                Feedback.updated_at >= since,
+                Feedback.question_id < before_question,
+            )
+            .order_by(Feedback.updated_at.desc())
+            .limit(1)
+        )
+
+    @guarded
+    async def has_down(self, question_id: int) -> bool:
+        found = await self.session.scalar(
+            select(Feedback.id).where(Feedback.question_id == question_id, Feedback.value == "down")
+        )
+        return found is not None
 
     @guarded
     async def signal(

@@ -242,3 +242,29 @@ async def test_a_change_that_fails_the_check_is_refused_with_its_message(
             body = await refused.text()
         assert "is never closed" in body
         assert bot.services.curation.revision == revision
+
+
+async def test_the_test_pane_shows_the_decision_before_and_after_an_unsaved_change(
+    bot: BotUnderTest,
+) -> None:
+    assert bot.services is not None
+    text = "kako da obrišem staru kantu za smeće u eSandučetu"
+    result = bot.services.answers.matcher.match(text)
+    if result.decision == "answer":
+        pytest.skip("the matcher answers this phrasing already")
+    entry_id = result.candidates[0].entry_id
+    session, _ = await sign_in(await link_for(bot, await new_curator(bot)))
+    async with session:
+        csrf, _ = await form_token(session, bot.http_url + "/console/proba")
+        revision = bot.services.curation.revision
+        async with session.post(
+            bot.http_url + "/console/proba",
+            data={"csrf": csrf, "pitanje": text, "unos": entry_id, "nova": text},
+        ) as pane:
+            assert pane.status == 200
+            body = await pane.text()
+    now, changed = body.split("Sa izmenom", 1)
+    assert "Odgovara" not in now.split("Sada", 1)[1]
+    assert "Odgovara" in changed and entry_id in changed
+    assert bot.services.curation.revision == revision  # nothing was saved
+    assert bot.services.answers.matcher.match(text).decision != "answer"

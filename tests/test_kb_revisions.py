@@ -146,3 +146,42 @@ async def test_a_broken_change_is_refused_and_a_clerk_cannot_change_anything(
             await services.curation.save_entry(curator, data)
     finally:
         await services.close()
+
+
+async def test_a_running_bot_picks_up_another_instances_revision_within_seconds(
+    database_url: str,
+) -> None:
+    """Two instances on one database: the curator saves on one, a clerk of the other running
+    bot (scheduler on, polling the revision counter) is answered a few seconds later."""
+    import asyncio
+    import time
+
+    from tests.fakes.bot_api import FakeBotAPI
+    from tests.fakes.harness import BotUnderTest
+
+    async with (
+        FakeBotAPI() as api,
+        BotUnderTest(api, database_url, background_work=True) as running,
+    ):
+        assert running.services is not None
+        text, entry_id = next(
+            (q, r.candidates[0].entry_id)
+            for q in UNANSWERED
+            if (r := running.services.answers.matcher.match(q)).decision != "answer"
+            and r.candidates
+        )
+        other = await build_services(_settings(database_url))
+        try:
+            curator = await _curator(other.database, "616161")
+            assert (await other.curation.add_alternative(curator, entry_id, text, [])).ok
+        finally:
+            await other.close()
+        deadline = time.monotonic() + 15
+        while running.services.answers.matcher.match(text).decision != "answer":
+            assert time.monotonic() < deadline, "the revision did not arrive"
+            await asyncio.sleep(0.2)
+        clerk = running.clerk(626262, language_code=None)
+        await clerk.say("/start")
+        (answered,) = await clerk.say(text)
+        entry = running.services.curation.entry(entry_id)
+        assert entry is not None and entry.question.split()[0] in answered.text

@@ -84,10 +84,12 @@ def test_secrets_are_masked(env: dict[str, str], monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("VIBER_AUTH_TOKEN", "viber-token-abc")
     monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://bot:db-pass-123@127.0.0.1:1/bot")
     monkeypatch.setenv("REDIS_URL", "redis://:redis-pass-9@127.0.0.1:1/0")
+    monkeypatch.setenv("CONSOLE_SECRET", "console-key-0123456789")
     report = inspect_settings(env_file=None, check_connections=False)
     output = report.render() + report.as_json()
     for secret in (
         TOKEN_SECRET,
+        "console-key-0123456789",
         "very-secret_value",
         "viber-token-abc",
         "db-pass-123",
@@ -96,6 +98,7 @@ def test_secrets_are_masked(env: dict[str, str], monkeypatch: pytest.MonkeyPatch
         assert secret not in output
     assert report.settings["TELEGRAM_BOT_TOKEN"] == BOT_TOKEN.split(":")[0] + ":***"
     assert report.settings["WEBHOOK_SECRET"] == "***"
+    assert report.settings["CONSOLE_SECRET"] == "***"
     assert report.settings["DATABASE_URL"] == "postgresql+asyncpg://bot:***@127.0.0.1:1/bot"
 
 
@@ -200,3 +203,15 @@ def test_mask_url_hides_only_the_password() -> None:
     assert mask_url("postgresql://u:p%40ss@h:5/db") == "postgresql://u:***@h:5/db"
     assert mask_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
     assert mask_url(None) == "(not set)"
+
+
+def test_console_settings_are_checked(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # several instances
+    monkeypatch.setenv("CONSOLE_URL", "ftp://bot.example.rs/console")
+    report = inspect_settings(env_file=None, check_connections=False)
+    assert [p.setting for p in report.warnings].count("CONSOLE_SECRET") == 1
+    assert [p.setting for p in report.errors] == ["CONSOLE_URL"]
+    monkeypatch.setenv("CONSOLE_SECRET", "x" * 32)
+    monkeypatch.setenv("CONSOLE_URL", "https://bot.example.rs/console")
+    fixed = inspect_settings(env_file=None, check_connections=False)
+    assert not [p for p in fixed.problems if p.setting.startswith("CONSOLE")]

@@ -243,3 +243,63 @@ def test_playground_roadmap_done_confirmed_stuck_and_the_matrix(tmp_path):
     with sqlite3.connect(tmp_path / "demo.sqlite3") as db:
         rows = db.execute("SELECT service, roadmap_step FROM mentor_requests").fetchall()
         assert rows == [("ezup", "kes")]
+
+
+# -- the curators' console runs in the demo too ------------------------------------------------
+
+
+def test_konzola_in_mentor_mode_opens_the_console_in_a_browser(tmp_path):
+    import socket
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"sqlite+aiosqlite:///{tmp_path / 'demo.sqlite3'}"
+    env = {**os.environ, "DATABASE_URL": url, "HTTP_PORT": str(port), "HTTP_HOST": "127.0.0.1"}
+    env.pop("CONSOLE_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "playground"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env, cwd=tmp_path,
+    )
+    try:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write("/konzola\n/mentor_mod\n/konzola\n")
+        process.stdin.flush()
+        seen = ""
+        link = None
+        while link is None:
+            line = process.stdout.readline()
+            assert line, seen + (process.stderr.read() if process.stderr else "")
+            seen += line
+            found = re.search(r"(http://127\.0\.0\.1:\d+/console/login\?t=\S+)", line)
+            link = found.group(1) if found else None
+        assert "samo kuratorima i administratorima" in seen  # the clerk gets no link
+        assert link.startswith(f"http://127.0.0.1:{port}/console/login?t=")
+        with urllib.request.urlopen(link, timeout=10) as page:
+            assert "Prijavi me" in page.read().decode()
+        token = urllib.parse.parse_qs(urllib.parse.urlsplit(link).query)["t"][0]
+        body = urllib.parse.urlencode({"t": token}).encode()
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args, **kwargs):
+                return None
+
+        opener = urllib.request.build_opener(NoRedirect)
+        try:
+            opener.open(f"http://127.0.0.1:{port}/console/login", data=body, timeout=10)
+            raise AssertionError("no redirect after the sign-in")
+        except urllib.error.HTTPError as signed_in:  # 303 to the console, with the cookie
+            assert signed_in.code == 303
+            assert "console_session=" in signed_in.headers["Set-Cookie"]
+        try:  # the link is used up
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/console/login", data=body, timeout=10)
+            raise AssertionError("a used link was accepted")
+        except urllib.error.HTTPError as refused:
+            assert refused.code == 403
+    finally:
+        if process.stdin is not None:
+            process.stdin.close()
+        assert process.wait(timeout=60) == 0

@@ -10,8 +10,10 @@ import asyncio
 import dataclasses
 import html
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 
 from bot.i18n import tr
+from bot.services import signals
 from bot.services.desk import DeskService
 from bot.services.privacy import privacy_notice
 from bot.services.replies import Button, Reply
@@ -26,6 +28,7 @@ from storage.uow import Database, UnitOfWork
 MAX_STORED_QUESTION = 4096
 LONG_QUESTION = 1200
 BUTTON_LABEL_MAX = 60
+REASK_WINDOW = timedelta(minutes=signals.REASK_MINUTES)
 # Entries that are conversation, not answers: no heading and no 👍/👎 under them.
 CHIT_CHAT_PREFIX = "chitchat-"
 # Placeholders an entry's answer may use, filled from the settings when the answer is shown.
@@ -87,6 +90,9 @@ class AnswerService:
         self._placeholders = {**DEFAULT_PLACEHOLDERS, **(placeholders or {})}
         # Set by the wiring when roadmaps are on: (uow, municipality, service) -> "service/step".
         self.step_of: StepOf | None = None
+        # Clerks who gave a 👎 here in the last minutes (a hint only: the signal "asked again"
+        # costs a query on the next question of these clerks, not on everyone's).
+        self._recent_down: dict[int, datetime] = {}
 
     # -- the knowledge base in use -----------------------------------------------------------
 
@@ -169,6 +175,9 @@ class AnswerService:
                 score=float(result.score),
                 candidates=[c.entry_id for c in result.candidates],
             )
+            down_at = self._recent_down.pop(user.id, None)
+            if down_at is not None and uow.clock() - down_at <= REASK_WINDOW:
+                await signals.asked_again(uow, user.id, row.id)
             await uow.commit()
             return int(row.id)
 
@@ -294,6 +303,7 @@ class AnswerService:
             row = await uow.questions.get(question_id)
             if row is not None and row.user_id == user.id and row.chosen_entry_id is None:
                 row.chosen_entry_id = entry_id
+                await signals.clarify_pick(uow, question_id, entry_id)
                 await uow.commit()
 
     async def feedback(self, user: UserProfile, question_id: int, value: str) -> Reply:
@@ -305,6 +315,10 @@ class AnswerService:
                 return self.stale_button(user)
             await uow.feedback.record(question_id=question_id, user_id=user.id, value=value)
             await uow.commit()
+        if value == "down":
+            if len(self._recent_down) > 10_000:
+                self._recent_down.clear()
+            self._recent_down[user.id] = self._database.clock()
         if value == "up":
             return Reply(tr(user.language, "Hvala na oceni! Drago nam je da je odgovor pomogao."))
         return Reply(

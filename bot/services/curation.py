@@ -21,7 +21,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -86,6 +86,52 @@ class SuggestionGroup:
 
 
 @dataclass(frozen=True)
+class SignalItem:
+    """A clerk's 👎 and what came next, or an escalation a mentor answered from an entry."""
+
+    kind: str
+    label: str
+    question_id: int
+    text: str  # personal data removed
+    entry_id: str | None
+    entry_question: str
+
+
+@dataclass(frozen=True)
+class DraftItem:
+    """A mentor's answer proposed as an entry (personal data removed when it was made)."""
+
+    id: int
+    service: str | None
+    question: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class Queue:
+    groups: list[SuggestionGroup]
+    signals: list[SignalItem]
+    drafts: list[DraftItem]
+
+
+SIGNAL_LABELS = {
+    "down_then_asked": "👎 pa novo pitanje",
+    "down_then_mentor": "👎 pa pitanje mentoru",
+    "mentor_matched_entry": "mentor odgovorio kao postojeći unos",
+}
+
+
+@dataclass(frozen=True)
+class RevisionItem:
+    id: int
+    entry_id: str
+    summary: str
+    author: str
+    at: datetime
+    in_base: bool  # the YAML base already says the same (exported and merged)
+
+
+@dataclass(frozen=True)
 class Outcome:
     ok: bool
     message: str
@@ -117,6 +163,11 @@ def decide(matcher: Matcher, text: str) -> MatchResult:
 def _build(overrides: Sequence[Mapping[str, Any]]) -> tuple[KnowledgeBase, Matcher]:
     knowledge_base = load_knowledge_base(overrides=overrides)
     return knowledge_base, Matcher.from_knowledge_base(knowledge_base)
+
+
+def _base_entries() -> dict[str, Entry]:
+    """The reviewed YAML base alone (no revisions)."""
+    return dict(load_knowledge_base().entries)
 
 
 def _latest_per_entry(rows: Iterable[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -232,6 +283,7 @@ class CurationService:
         summary: str = "",
         question_ids: Sequence[int] = (),
         outcome: str = "new_entry",
+        draft_id: int | None = None,
     ) -> Outcome:
         """Store an edited or new entry as a KB revision, if the whole KB still passes the
         check; `reviewed` is today and `reviewed_by` the curator. Questions from the review
@@ -268,12 +320,19 @@ class CurationService:
                     marked = await repo.mark(
                         question_ids, outcome, user.id, entry_id=entry_id, revision_id=revision.id
                     )
+                if draft_id is not None:
+                    await repo.close_draft(draft_id)
                 await audit_record(
                     uow,
                     user,
                     KB_REVISION,
                     f"kb:{entry_id}",
-                    {"revision": revision.id, "questions": marked, "summary": summary[:100]},
+                    {
+                        "revision": revision.id,
+                        "questions": marked,
+                        "draft": draft_id,
+                        "summary": summary[:100],
+                    },
                 )
                 await uow.commit()
                 number = revision.id
@@ -320,18 +379,94 @@ class CurationService:
     # -- the review queue -----------------------------------------------------------------
 
     async def suggestions(self, user: UserProfile, limit: int = 50) -> list[SuggestionGroup]:
-        """Unanswered and unsure questions of the last QUEUE_DAYS days that no curator has
-        dealt with, grouped by similarity, the most asked first."""
+        return (await self.queue(user, limit)).groups
+
+    async def queue(self, user: UserProfile, limit: int = 50) -> Queue:
+        """The review queue: unanswered and unsure questions of the last QUEUE_DAYS days that
+        no curator has dealt with, grouped by similarity, the most asked first (the entry a
+        clerk picked after "Na šta mislite?", or the one a mentor's answer repeated, is the
+        first guess); the signals (👎 and what came next); mentors' drafts."""
         since = self._database.clock() - timedelta(days=QUEUE_DAYS)
         async with self._database.uow(read_only=True) as uow:
             await self._check_curator(uow, user)
-            rows = await uow.repository(CurationRepository).open_questions(
-                since, QUEUE_DECISIONS
-            )
-            items = [
-                (q.id, q.text, municipality, q.chosen_entry_id) for q, municipality in rows
+            repo = uow.repository(CurationRepository)
+            rows = await repo.open_questions(since, QUEUE_DECISIONS)
+            found = await repo.signals(since, tuple(SIGNAL_LABELS))
+            drafts = [
+                DraftItem(d.id, d.service, d.question, d.answer) for d in await repo.open_drafts()
             ]
-        return await asyncio.to_thread(self._group, items, limit)
+        matched = {
+            signal.question_id: signal.entry_id
+            for signal, _ in found
+            if signal.kind == "mentor_matched_entry" and signal.entry_id
+        }
+        items = [
+            (
+                q.id,
+                scrub(q.text, [name] if name else []),
+                municipality,
+                q.chosen_entry_id or matched.get(q.id),
+            )
+            for q, municipality, name in rows
+        ]
+        groups = await asyncio.to_thread(self._group, items, limit)
+        signals = []
+        for signal, text in found:
+            entry = self.entry(signal.entry_id) if signal.entry_id else None
+            signals.append(
+                SignalItem(
+                    kind=signal.kind,
+                    label=SIGNAL_LABELS[signal.kind],
+                    question_id=signal.question_id,
+                    text=" ".join(scrub(text).split()),
+                    entry_id=signal.entry_id,
+                    entry_question=entry.question if entry else "",
+                )
+            )
+        return Queue(groups, signals, drafts)
+
+    async def revisions(self, user: UserProfile, limit: int = 100) -> list[RevisionItem]:
+        """The newest KB revisions: who changed which entry when, and whether the YAML base
+        has absorbed the change yet."""
+        async with self._database.uow(read_only=True) as uow:
+            await self._check_curator(uow, user)
+            rows = await uow.repository(CurationRepository).recent_revisions(limit)
+        base = await asyncio.to_thread(_base_entries)
+        items = []
+        for row, author in rows:
+            old = base.get(row.entry_id)
+            absorbed = old is not None and all(
+                row.data.get(key) == value for key, value in entry_data(old).items()
+            )
+            items.append(
+                RevisionItem(
+                    row.id,
+                    row.entry_id,
+                    row.summary,
+                    author or "",
+                    row.created_at.astimezone(self._zone),
+                    absorbed,
+                )
+            )
+        return items
+
+    async def draft(self, user: UserProfile, draft_id: int) -> DraftItem | None:
+        async with self._database.uow(read_only=True) as uow:
+            await self._check_curator(uow, user)
+            row = await uow.repository(CurationRepository).draft(draft_id)
+            if row is None or row.exported_at is not None:
+                return None
+            return DraftItem(row.id, row.service, row.question, row.answer)
+
+    async def set_draft_aside(self, user: UserProfile, draft_id: int) -> Outcome:
+        async with self._database.uow() as uow:
+            await self._check_curator(uow, user)
+            closed = await uow.repository(CurationRepository).close_draft(draft_id)
+            if closed:
+                await audit_record(uow, user, KB_SUGGESTION, f"draft:{draft_id}",
+                                   {"outcome": "ignored"})
+            await uow.commit()
+        return Outcome(closed, "Nacrt je sklonjen iz reda." if closed else "Nacrt nije u redu.")
 
     def _group(
         self, items: list[tuple[int, str, str | None, str | None]], limit: int

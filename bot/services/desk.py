@@ -81,6 +81,10 @@ class DeskService:
         self._zone = ZoneInfo(timezone)
         self.clock = clock or database.clock  # the program's one clock
 
+    def use_knowledge_base(self, knowledge_base: KnowledgeBase) -> None:
+        """A newer KB revision (CurationService.refresh): entries map to services by it."""
+        self._kb = knowledge_base
+
     # ================================================================ services by name
 
     def _service_keys(self) -> list[tuple[str, set[str]]]:

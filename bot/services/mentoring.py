@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.i18n import N_, tr
+from bot.services import signals
 from bot.services.audit import (
     KB_DRAFT,
     REQUEST_ANSWER,
@@ -213,6 +214,10 @@ class MentoringService:
     def cancelled(self, user: UserProfile) -> Reply:
         return Reply(tr(user.language, "U redu, pitanje nije poslato mentoru."))
 
+    def use_knowledge_base(self, knowledge_base: KnowledgeBase) -> None:
+        """A newer KB revision (CurationService.refresh): cards and signals use it."""
+        self._kb = knowledge_base
+
     async def question_text(self, user: UserProfile, question_id: int) -> str | None:
         """The text of the clerk's own stored question (None for someone else's)."""
         async with self._database.uow(read_only=True) as uow:
@@ -254,6 +259,7 @@ class MentoringService:
                 if row is None or row.user_id != user.id:
                     return Created(self._stale(user), None, False)
                 question_text = question_text or row.text
+                await signals.mentor_requested(uow, question_id, row.decision, row.entry_id)
                 best_guess = (
                     row.chosen_entry_id
                     or row.entry_id
@@ -744,6 +750,7 @@ class MentoringService:
                     ),
                 )
 
+            await signals.mentor_answered(uow, self._kb, request.question_id, text)
             await self._notify_clerk(
                 uow, request, "mentor_answer", build, f"mentor:answer:{message.id}"
             )

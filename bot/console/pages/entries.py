@@ -66,7 +66,8 @@ def _preview(ctx: Ctx, data: dict[str, Any]) -> Any:
 
 @page("/unosi/novi")
 async def new_entry(ctx: Ctx) -> web.StreamResponse:
-    data = {
+    assert ctx.user is not None
+    data: dict[str, Any] = {
         "id": "",
         "service": "",
         "question": ctx.query.get("pitanje", "")[:300],
@@ -76,7 +77,21 @@ async def new_entry(ctx: Ctx) -> web.StreamResponse:
         "sources": [],
         "related": [],
     }
-    return _editor(ctx, data, new=True, question_ids=ctx.request.query.getall("q", []))
+    draft_id = ctx.query.get("nacrt", "")
+    if draft_id.isdigit():
+        try:
+            draft = await ctx.services.curation.draft(ctx.user, int(draft_id))
+        except CurationRefused:
+            return ctx.render("forbidden.html", status=403, title="Nije dozvoljeno")
+        if draft is not None:
+            data.update(question=draft.question, answer=draft.answer, service=draft.service or "")
+    return _editor(
+        ctx,
+        data,
+        new=True,
+        question_ids=ctx.request.query.getall("q", []),
+        draft_id=draft_id if draft_id.isdigit() else "",
+    )
 
 
 @page("/unosi/novi", methods=("POST",))
@@ -87,7 +102,14 @@ async def create_entry(ctx: Ctx) -> web.StreamResponse:
         return _editor(
             ctx, data, new=True, error="Unos sa tom oznakom već postoji.", question_ids=[]
         )
-    return await _save(ctx, data, new=True, question_ids=form.getall("q", []))
+    draft = str(form.get("draft", ""))
+    return await _save(
+        ctx,
+        data,
+        new=True,
+        question_ids=form.getall("q", []),
+        draft_id=int(draft) if draft.isdigit() else None,
+    )
 
 
 @page("/unosi/{entry_id}")
@@ -108,7 +130,12 @@ async def save_entry(ctx: Ctx) -> web.StreamResponse:
 
 
 async def _save(
-    ctx: Ctx, data: dict[str, Any], *, new: bool, question_ids: list[str]
+    ctx: Ctx,
+    data: dict[str, Any],
+    *,
+    new: bool,
+    question_ids: list[str],
+    draft_id: int | None = None,
 ) -> web.StreamResponse:
     assert ctx.user is not None
     ids = [int(q) for q in question_ids if q.isdigit()]
@@ -118,6 +145,7 @@ async def _save(
             data,
             summary=("novi unos " if new else "izmena ") + data["id"],
             question_ids=ids,
+            draft_id=draft_id,
         )
     except CurationRefused:
         return ctx.render("forbidden.html", status=403, title="Nije dozvoljeno")
@@ -125,6 +153,7 @@ async def _save(
         response = _editor(
             ctx, data, new=new, error=outcome.message, check=outcome.problems,
             question_ids=[str(i) for i in ids],
+            draft_id=str(draft_id or ""),
         )
         response.set_status(422)
         return response

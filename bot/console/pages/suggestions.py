@@ -19,10 +19,30 @@ def question_ids(values: list[str]) -> list[int]:
 async def suggestions(ctx: Ctx) -> web.StreamResponse:
     assert ctx.user is not None
     try:
-        groups = await ctx.services.curation.suggestions(ctx.user)
+        queue = await ctx.services.curation.queue(ctx.user)
     except CurationRefused:
         return ctx.render("forbidden.html", status=403, title="Nije dozvoljeno")
-    return ctx.render("suggestions.html", title="Predlozi", groups=groups)
+    return ctx.render(
+        "suggestions.html",
+        title="Predlozi",
+        groups=queue.groups,
+        signals=queue.signals,
+        drafts=queue.drafts,
+    )
+
+
+@page("/predlozi/nacrt", methods=("POST",))
+async def set_draft_aside(ctx: Ctx) -> web.StreamResponse:
+    assert ctx.user is not None
+    form = await ctx.form()
+    draft = str(form.get("draft", ""))
+    try:
+        outcome = await ctx.services.curation.set_draft_aside(
+            ctx.user, int(draft) if draft.isdigit() else 0
+        )
+    except CurationRefused:
+        return ctx.render("forbidden.html", status=403, title="Nije dozvoljeno")
+    return ctx.redirect("/predlozi", note=outcome.message)
 
 
 @page("/predlozi/formulacija", methods=("POST",))
