@@ -20,12 +20,14 @@ from bot.services.desk import DeskService
 from bot.services.mentoring import MentorConfig, MentoringService
 from bot.services.privacy import PrivacyService, retention_months_from
 from bot.services.reports import ReportService
+from bot.services.roadmaps import RoadmapService
 from bot.services.roles import RoleService
 from bot.services.trainings import DEFAULT_REMINDER_OFFSETS, TrainingService, parse_offsets
 from bot.services.users import UserService
 from knowledge_base.loader import load_knowledge_base
 from knowledge_base.matcher import Matcher
 from knowledge_base.model import KnowledgeBase
+from knowledge_base.roadmaps import load_roadmaps
 from storage.clock import Clock, utcnow
 from storage.uow import Database
 
@@ -52,6 +54,7 @@ class AppServices:
     privacy: PrivacyService
     audit: AuditService
     desk: DeskService
+    roadmaps: RoadmapService
     console: ConsoleAccessService
     curation: CurationService
 
@@ -76,6 +79,8 @@ def schedule_jobs(services: AppServices, scheduler: Scheduler) -> None:
     scheduler.every("broadcasts", 2, services.broadcasts.tick)
     # privacy: anonymise question texts and request threads older than RETENTION_MONTHS
     scheduler.daily("privacy-retention", 3, 30, services.privacy.apply_retention)
+    # roadmaps: municipalities without progress for ROADMAP_NUDGE_WEEKS, to their mentor
+    scheduler.daily("roadmap-nudges", 9, 0, services.roadmaps.nudge)
     # knowledge base: a revision approved in the console (on any instance) is used within
     # seconds; the check is one cheap query (the highest revision id)
     scheduler.every("kb-revisions", KB_POLL_SECONDS, services.curation.refresh)
@@ -110,6 +115,26 @@ async def build_services(
         placeholders=kb_placeholders(settings),
         desk=desk,
     )
+    mentoring = MentoringService(
+        database,
+        MentorConfig.from_settings(settings),
+        knowledge_base=knowledge_base,
+        desk=desk,
+        similarity=matcher.similarity,
+    )
+    roadmaps = RoadmapService(
+        database,
+        load_roadmaps(),
+        knowledge_base,
+        mentoring,
+        nudge_weeks=getattr(settings, "roadmap_nudge_weeks", 2),
+        remind_clerks=bool(getattr(settings, "roadmap_remind_clerks", False)),
+        timezone=settings.timezone,
+    )
+    answers.step_of = roadmaps.current_step
+    mentoring.know_roadmap_steps(
+        {(r.service, s.id): s.title for r in roadmaps.roadmaps.values() for s in r.steps}
+    )
     curation = CurationService(database, answers, timezone=settings.timezone)
     services = AppServices(
         settings=settings,
@@ -118,13 +143,7 @@ async def build_services(
         matcher=matcher,
         users=UserService(database, admins, cache_seconds=user_cache_seconds(settings)),
         answers=answers,
-        mentoring=MentoringService(
-            database,
-            MentorConfig.from_settings(settings),
-            knowledge_base=knowledge_base,
-            desk=desk,
-            similarity=matcher.similarity,
-        ),
+        mentoring=mentoring,
         roles=RoleService(database, admins),
         reports=ReportService(database, knowledge_base, timezone=settings.timezone),
         trainings=trainings,
@@ -135,6 +154,7 @@ async def build_services(
         ),
         audit=AuditService(database, timezone=settings.timezone),
         desk=desk,
+        roadmaps=roadmaps,
         console=ConsoleAccessService(
             database,
             console_secret(settings),
@@ -143,6 +163,7 @@ async def build_services(
         curation=curation,
     )
     curation.on_swap.append(services.use_knowledge_base)
+    curation.on_swap.append(lambda kb, _matcher: roadmaps.use_knowledge_base(kb))
     if migrate:  # the KB revisions approved in the console, over the reviewed YAML base
         await curation.refresh()
     return services

@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     # changes made in this process are seen at once, other processes' within this time. Unset:
     # 30 s on a single instance, off with REDIS_URL (several instances share the database).
     user_cache_seconds: float | None = Field(default=None, ge=0)
+    # Roadmaps: a municipality with no step changed for this many weeks is listed to its mentor
+    # (weekly); with ROADMAP_REMIND_CLERKS its clerks also get a reminder of the next steps.
+    roadmap_nudge_weeks: int = Field(default=2, ge=1, le=52)
+    roadmap_remind_clerks: bool = False
     # Curators' web console (/console): the key that signs sign-in links and session cookies
     # (unset: a random one per process, fine for one instance and the demo) and the address
     # the links point at (unset: http://HTTP_HOST:HTTP_PORT/console).

@@ -33,6 +33,7 @@ def build_router() -> Router:
         mentor,
         onboarding,
         privacy,
+        roadmaps,
         trainings,
     )
 
@@ -48,6 +49,7 @@ def build_router() -> Router:
         admin.build_router(),
         trainings.build_router(),
         broadcast.build_router(),
+        roadmaps.build_router(),  # /plan (private), /opstine, confirmations in the group
         # /moji_podaci, /obrisi_me, /audit: personal data and the audit trail never go to a group.
         private_only(privacy.build_router()),
         private_only(audit.build_router()),

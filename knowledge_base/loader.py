@@ -503,6 +503,17 @@ def _read_all(
     not_covered = [p for g in referrals if g.kind == "referral" for p in g.phrases if words(p)]
     if include_eval:
         _check_eval(eval_dir, set(entries), out)
+        # The implementation roadmaps beside the content are reviewed and checked with it.
+        from knowledge_base.roadmaps import check_roadmaps
+
+        out.problems.extend(
+            check_roadmaps(
+                directory.parent / "roadmaps",
+                services=service_ids,
+                entries=set(entries),
+                source_problem=source_problem,
+            )
+        )
     return KnowledgeBase(entries, services, synonyms, not_covered, referrals), out.problems
 
 

@@ -60,4 +60,5 @@ from storage import curation as _curation  # noqa: F401  (console links, KB revi
 from storage import desk as _desk  # noqa: F401  (incidents, canned replies)
 from storage import mentor as _mentor  # noqa: F401  (tables of the mentor queue)
 from storage import operations as _operations  # noqa: F401  (audit trail, privacy records)
+from storage import roadmaps as _roadmaps  # noqa: F401  (implementation roadmaps)
 from storage import trainings as _trainings  # noqa: F401  (tables of the trainings feature)

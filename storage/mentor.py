@@ -85,6 +85,8 @@ class MentorRequest(Base):
     state: Mapped[str] = mapped_column(String(16), default="new")
     municipality: Mapped[str | None] = mapped_column(String(128), default=None)
     service: Mapped[str | None] = mapped_column(String(32), default=None)
+    # The roadmap step of `service` a "Zapeli smo" request is about.
+    roadmap_step: Mapped[str | None] = mapped_column(String(32), default=None)
     question: Mapped[str] = mapped_column(Text)
     details: Mapped[str | None] = mapped_column(Text, default=None)
     # [{"type": "photo"|"document"|..., "file_id": str, "name": str | None}]

@@ -134,6 +134,9 @@ class Question(Base):
     candidates: Mapped[list[str]] = mapped_column(JSONType, default=list)
     # The entry the clerk picked from a clarify list (what the matcher should have answered).
     chosen_entry_id: Mapped[str | None] = mapped_column(String(128), default=None)
+    # "service/step": the step the clerk's municipality was on for the question's service
+    # (its roadmap), so curators see where municipalities struggle.
+    roadmap_step: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp)
 
 

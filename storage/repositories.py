@@ -202,6 +202,7 @@ class QuestionRepository(Repository):
         score: float = 0.0,
         candidates: Iterable[str] = (),
         created_at: datetime | None = None,
+        roadmap_step: str | None = None,
     ) -> Question:
         """Record an asked question and the matcher's decision (flushes: ``.id`` is set)."""
         _check(decision, DECISIONS, "decision")
@@ -213,6 +214,7 @@ class QuestionRepository(Repository):
             score=float(score),
             candidates=list(candidates),
             created_at=created_at or self.now(),
+            roadmap_step=roadmap_step,
         )
         self.session.add(question)
         await self.session.flush()

@@ -216,6 +216,35 @@ def test_the_clerks_follow_up_tapped_in_mentor_mode_reaches_the_mentor(tmp_path)
     assert "📨 (mentoru)" in replies[5] and "I dalje ne radi." in replies[5]
 
 
+def test_playground_roadmap_done_confirmed_stuck_and_the_matrix(tmp_path):
+    """Issue #18 in the playground: the admin adds Čačak, the mentor takes it; the clerk marks
+    a step done, the mentor confirms from the delivered message, the clerk gets stuck on the next
+    one (a mentor request with service and step); the mentor's matrix shows it."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'demo.sqlite3'}"
+    out = _chat(
+        [
+            "/opstina", "Čačak", "1",
+            "/mentor_mod", "/opstina_dodaj Čačak", "/opstina_mentor Čačak", "/sluzbenik",
+            "/plan", "1", "3",  # eZUP, "Urađeno"
+            "1",  # the mentor taps "Potvrdi" on the delivered message
+            "/sluzbenik", "/plan", "1", "5", "1",  # eZUP, "Zapeli smo", the first blocker
+            "/mentor_mod", "/opstine", "/red",
+        ],
+        url,
+        tmp_path,
+    )
+    assert "čeka potvrdu mentora" in out
+    assert "📨 (mentoru) ⏳ Čačak · eZUP" in out
+    assert "Mentor je potvrdio korak „Određen lokalni administrator za eZUP“" in out
+    assert "Šta vas koči na koraku „Kvalifikovani elektronski sertifikati" in out
+    assert "Primljeno" in out
+    assert re.search(r"Čačak\s+1/5!", out)
+    assert "sertifikati nisu izdati" in out  # the request in the queue names the blocker
+    with sqlite3.connect(tmp_path / "demo.sqlite3") as db:
+        rows = db.execute("SELECT service, roadmap_step FROM mentor_requests").fetchall()
+        assert rows == [("ezup", "kes")]
+
+
 # -- the curators' console runs in the demo too ------------------------------------------------
 
 

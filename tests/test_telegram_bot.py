@@ -173,7 +173,7 @@ async def test_command_menu_is_published_in_each_language(bot: BotUnderTest) -> 
     assert {call.params.get("language_code") for call in calls} == {None, "sr", "en"}
     by_language = {call.params.get("language_code"): call.params["commands"] for call in calls}
     names = [command["command"] for command in by_language[None]]
-    assert names == ["start", "teme", "pomoc", "mentor", "obuke", "jezik", "opstina",
+    assert names == ["start", "teme", "pomoc", "mentor", "plan", "obuke", "jezik", "opstina",
                      "moji_podaci", "obrisi_me"]
     cyrillic = " ".join(command["description"] for command in by_language["sr"])
     assert CYRILLIC.search(cyrillic)

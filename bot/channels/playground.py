@@ -45,6 +45,7 @@ from bot.services.mentoring import MentoringService
 from bot.services.messages import payload_to_reply
 from bot.services.onboarding import OnboardingService, Step
 from bot.services.replies import Button, Reply
+from bot.services.roadmaps import ROADMAP_KINDS
 from bot.services.trainings import (
     Invalid,
     TrainingDraft,
@@ -342,7 +343,13 @@ class Playground:
         elif name in ("pomoc", "pomoć", "help"):
             self.show(answers.help(user))
             if self._acting == MENTOR:
-                self.note(say(user.language, "Mentor: /red, /moji, /odgovori, /obuka_nova."))
+                self.note(
+                    say(
+                        user.language,
+                        "Mentor: /red, /moji, /odgovori, /obuka_nova, /opstine, /opstina_dodaj, "
+                        "/opstina_mentor.",
+                    )
+                )
         elif name in ("teme", "topics"):
             self.show(answers.services_menu(user))
         elif name in ("jezik", "language"):
@@ -354,6 +361,16 @@ class Playground:
             self._start_draft(None, args or None)
         elif name == "obuke":
             self.show(await services.trainings.upcoming(user))
+        elif name == "plan":
+            self.show(await services.roadmaps.plan(user))
+        elif name == "opstine":
+            self.show(await services.roadmaps.matrix(user))
+        elif name == "opstina_dodaj":
+            self.show(await services.roadmaps.add_participant(user, args))
+        elif name == "opstina_ukloni":
+            self.show(await services.roadmaps.remove_participant(user, args))
+        elif name == "opstina_mentor":
+            self.show(await services.roadmaps.take_municipality(user, args))
         elif name == "usluge":
             self.show(await services.interests.menu(user.id, user.language))
         elif name in ("moji_podaci", "mojipodaci", "my_data"):
@@ -460,6 +477,8 @@ class Playground:
             self.show(await services.interests.toggle(user.id, user.language, rest), who)
         elif kind == "pd":
             await self._deletion_choice(who, rest)
+        elif kind in ROADMAP_KINDS:
+            self.show(await services.roadmaps.perform(user, token) or stale, who)
         else:
             user, reply = await perform(token, user, services.answers, services.users,
                                         self._mentoring)

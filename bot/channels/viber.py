@@ -80,6 +80,7 @@ from bot.services.mentoring import Attachment, MentoringService
 from bot.services.messages import reply_to_payload
 from bot.services.onboarding import OnboardingService, Step
 from bot.services.replies import Button, Reply
+from bot.services.roadmaps import ROADMAP_KINDS
 from bot.services.trainings import TrainingService
 from bot.services.users import UserProfile
 from storage.errors import StorageUnavailable
@@ -591,6 +592,8 @@ class ViberChannel:
             await self._start_draft(user, None)
         elif command == "obuke" and self._trainings is not None:
             await self.send(user, await self._trainings.upcoming(user))
+        elif command == "plan":
+            await self.send(user, await self.services.roadmaps.plan(user))
         elif command == "usluge" and self._interests is not None:
             await self.send(user, await self._interests.menu(user.id, user.language))
         elif command in ("mentor", "obuke"):
@@ -653,6 +656,10 @@ class ViberChannel:
             return
         if kind == "pd":
             await self._deletion_choice(user, rest)
+            return
+        if kind in ROADMAP_KINDS:  # /plan: "Urađeno", "Zapeli smo" (the service checks who)
+            roadmap_reply = await self.services.roadmaps.perform(user, token)
+            await self.send(user, roadmap_reply or answers.stale_button(user))
             return
         user, reply = await perform(token, user, answers, self.services.users)
         await self.send(user, reply, source=token if kind in PAGEABLE else None, page=page)

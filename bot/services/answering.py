@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import html
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from bot.i18n import tr
@@ -21,7 +22,7 @@ from knowledge_base.matcher import Matcher, MatchResult
 from knowledge_base.model import Entry, KnowledgeBase, ReferralGroup
 from knowledge_base.referrals import ReferralFinder
 from knowledge_base.translit import to_cyrillic
-from storage.uow import Database
+from storage.uow import Database, UnitOfWork
 
 # Telegram allows 4,096 characters; we keep the whole text but match on a bounded prefix.
 MAX_STORED_QUESTION = 4096
@@ -35,6 +36,9 @@ DEFAULT_PLACEHOLDERS = {
     "working_hours": "radnim danima od 08:00 do 16:00",
     "training_reminders": "24 sata i 1 sat",
 }
+
+
+StepOf = Callable[[UnitOfWork, str | None, str | None], Awaitable[str | None]]
 
 
 def _short(label: str, limit: int = BUTTON_LABEL_MAX) -> str:
@@ -84,6 +88,8 @@ class AnswerService:
         self._retention_months = retention_months
         self._referrals = ReferralFinder(knowledge_base.referrals)
         self._placeholders = {**DEFAULT_PLACEHOLDERS, **(placeholders or {})}
+        # Set by the wiring when roadmaps are on: (uow, municipality, service) -> "service/step".
+        self.step_of: StepOf | None = None
         # Clerks who gave a 👎 here in the last minutes (a hint only: the signal "asked again"
         # costs a query on the next question of these clerks, not on everyone's).
         self._recent_down: dict[int, datetime] = {}
@@ -151,8 +157,17 @@ class AnswerService:
         return result
 
     async def _record(self, user: UserProfile, text: str, result: MatchResult) -> int:
+        best = result.entry_id or (result.candidates[0].entry_id if result.candidates else None)
+        entry = self._kb.get(best) if best else None
         async with self._database.uow() as uow:
+            # The step the clerk's municipality is on for the question's service (roadmaps).
+            step = (
+                await self.step_of(uow, user.municipality, entry.service)
+                if self.step_of is not None and entry is not None
+                else None
+            )
             row = await uow.questions.add(
+                roadmap_step=step,
                 user_id=user.id,
                 text=text,
                 decision=result.decision,

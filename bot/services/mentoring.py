@@ -209,6 +209,11 @@ class MentoringService:
         self.config = config or MentorConfig()
         self._kb = knowledge_base
         self.clock = clock or database.clock  # the program's one clock
+        # (service, step id) -> step title, for the cards of "Zapeli smo" requests
+        self._step_titles: dict[tuple[str, str], str] = {}
+
+    def know_roadmap_steps(self, titles: dict[tuple[str, str], str]) -> None:
+        self._step_titles = dict(titles)
 
     # ======================================================================== clerk side
 
@@ -275,12 +280,16 @@ class MentoringService:
         source_key: str | None = None,
         own: bool = False,
         followup_of: MentorRequest | None = None,
+        service: str | None = None,
+        roadmap_step: str | None = None,
     ) -> Created:
         """Store the request and queue its card, then say "received" with its number and when
         to expect an answer. The same question (or the same `source_key`, e.g. the update id)
         never opens a second request. Unless `own`, a question close to an open request makes
         the clerk its follower instead. `followup_of`: a follower's follow-up to that request's
-        answer, which goes to the mentor who answered it."""
+        answer, which goes to the mentor who answered it. `service` and `roadmap_step`: a
+        municipality stuck on a step of its roadmap ("Zapeli smo"), always its own request."""
+        own = own or roadmap_step is not None
         now = self.clock()
         detail_text = "\n".join(d.strip() for d in details if d and d.strip())[:MAX_TEXT]
         files = [a.as_dict() for a in attachments][:20]
@@ -318,7 +327,9 @@ class MentoringService:
                 question_text, detail_text = detail_text, ""
             if not question_text:
                 return Created(self.compose_prompt(user, None), None, False)
-            service = self._service_of(best_guess) or self._named_service(question_text)
+            service = (
+                service or self._service_of(best_guess) or self._named_service(question_text)
+            )
             if not own and followup_of is None:
                 similar = await self._similar_request(repo, user, service, question_text, now)
                 if similar is not None:
@@ -348,6 +359,7 @@ class MentoringService:
                     claimed_at=None if mentor is None else now,
                     municipality=user.municipality,
                     service=service,
+                    roadmap_step=roadmap_step,
                     question=question_text[:MAX_TEXT],
                     details=detail_text or None,
                     attachments=files,
@@ -1886,6 +1898,11 @@ class MentoringService:
         ]
         if request.service:
             lines.append(tr(lang, "Usluga: {value}", value=html.escape(request.service)))
+        if request.roadmap_step:
+            step = self._step_titles.get((request.service or "", request.roadmap_step))
+            lines.append(
+                tr(lang, "Korak plana: {value}", value=html.escape(step or request.roadmap_step))
+            )
         lines.append(
             tr(lang, "Pitanje: <i>{value}</i>", value=html.escape(_short(request.question, 900)))
         )

@@ -72,6 +72,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("teme", N_("Pregled tema")),
     ("pomoc", N_("Šta bot ume i kako se koristi")),
     ("mentor", N_("Pitanje za mentora")),
+    ("plan", N_("Plan uvođenja usluga u Vašoj opštini")),
     ("obuke", N_("Predstojeće obuke")),
     ("jezik", N_("Latinica, ćirilica ili engleski")),
     ("opstina", N_("Promena opštine")),
