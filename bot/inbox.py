@@ -3,7 +3,8 @@
 The dedup claim (a row per update_id) also keeps the update itself until its handling has
 ended. Rows whose handling never ended (the process was killed, the machine went down) are
 handled again: at start-up and every `scan_every` seconds, for claims older than
-`replay_after` (so an update another live instance is still working on is left alone).
+`replay_after`. A live instance stamps the claims it still holds anew every third of that
+window, so another instance never takes an update that is only waiting for its turn.
 An update that keeps failing is given up after `max_replays` tries, so one poisonous update
 cannot loop for ever.
 
@@ -68,6 +69,9 @@ class UpdateInbox:
         self._in_flight: set[int] = set()  # being handled by this process right now
         self._kept: set[int] = set()  # claimed with their batch, waiting for their turn here
         self._ended = asyncio.Event()  # something finished: write it down now
+        # Updates this process holds are stamped anew this often, so that another instance's
+        # replay scan (claims older than `replay_after`) never takes one still waiting here.
+        self._touch_every = max(0.5, replay_after / 3)
         self._task: asyncio.Task[None] | None = None
 
     async def claim(self, update_id: int, payload: dict[str, Any]) -> bool:
@@ -78,6 +82,8 @@ class UpdateInbox:
                 self._channel, update_id, storable(payload)
             )
             await uow.commit()
+        if claimed:
+            self._kept.add(update_id)
         return claimed
 
     async def claim_batch(self, payloads: list[dict[str, Any]]) -> set[int]:
@@ -102,6 +108,7 @@ class UpdateInbox:
     def started(self, update_id: int) -> None:
         """This process is handling the update: the replay scan leaves it alone, however long
         it takes (only a process that died leaves its updates to be replayed)."""
+        self._kept.discard(update_id)
         self._in_flight.add(update_id)
 
     def handling(self, update_id: int) -> bool:
@@ -133,6 +140,15 @@ class UpdateInbox:
             log.warning("inbox.flush_failed pending=%s", len(self._done))
             return False
         return True
+
+    async def touch(self) -> None:
+        """Still ours: the updates this process is handling or holding are stamped now."""
+        held = self._in_flight | self._kept
+        if not held:
+            return
+        async with self._database.uow(urgent=True) as uow:
+            await uow.processed_updates.touch(self._channel, held)
+            await uow.commit()
 
     async def overdue(self) -> int:
         """Unfinished updates the replay scan should have taken by now (older than the replay
@@ -183,7 +199,14 @@ class UpdateInbox:
     async def _run(self, feed: Feed) -> None:
         loop = asyncio.get_running_loop()
         next_scan = loop.time()  # at start-up first
+        next_touch = loop.time() + self._touch_every
         while True:
+            if loop.time() >= next_touch:
+                next_touch = loop.time() + self._touch_every
+                try:
+                    await self.touch()
+                except StorageUnavailable as exc:
+                    log.warning("inbox.touch_unavailable error=%s", exc)
             if loop.time() >= next_scan:
                 next_scan = loop.time() + self._scan_every
                 try:

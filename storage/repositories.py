@@ -371,6 +371,21 @@ class ProcessedUpdateRepository(Repository):
         return {int(update_id) for update_id in result.scalars()}
 
     @guarded
+    async def touch(self, channel: str, update_ids: Iterable[int]) -> None:
+        """The instance handling these updates is alive: their claims count from now (a
+        replay scan elsewhere takes only claims older than its window)."""
+        ids = [int(i) for i in update_ids]
+        if not ids:
+            return
+        stmt = (
+            update(ProcessedUpdate)
+            .where(ProcessedUpdate.channel == channel, ProcessedUpdate.update_id.in_(ids),
+                   ProcessedUpdate.done_at.is_(None))
+            .values(processed_at=self.now())
+        )
+        await self.session.execute(stmt, execution_options={"synchronize_session": False})
+
+    @guarded
     async def finish(self, channel: str, update_ids: Iterable[int]) -> None:
         """Handling ended: drop the kept update (it may hold a clerk's words) and mark it done."""
         ids = [int(i) for i in update_ids]
