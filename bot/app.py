@@ -15,6 +15,7 @@ from bot.services.broadcasts import BroadcastService
 from bot.services.desk import DeskService
 from bot.services.mentoring import MentorConfig, MentoringService
 from bot.services.privacy import PrivacyService, retention_months_from
+from bot.services.programme import ProgrammeService
 from bot.services.reports import ReportService
 from bot.services.roles import RoleService
 from bot.services.trainings import DEFAULT_REMINDER_OFFSETS, TrainingService, parse_offsets
@@ -39,6 +40,7 @@ class AppServices:
     mentoring: MentoringService
     roles: RoleService
     reports: ReportService
+    programme: ProgrammeService
     trainings: TrainingService
     broadcasts: BroadcastService
     interests: InterestService
@@ -83,6 +85,7 @@ async def build_services(
         database, reminder_offsets=_reminder_offsets(settings), channels=channels
     )
     desk = DeskService(database, knowledge_base, timezone=settings.timezone)
+    reports = ReportService(database, knowledge_base, timezone=settings.timezone)
     return AppServices(
         settings=settings,
         database=database,
@@ -104,7 +107,8 @@ async def build_services(
             desk=desk,
         ),
         roles=RoleService(database, admins),
-        reports=ReportService(database, knowledge_base, timezone=settings.timezone),
+        reports=reports,
+        programme=ProgrammeService(database, reports, timezone=settings.timezone),
         trainings=trainings,
         broadcasts=BroadcastService(database, channels=channels),
         interests=InterestService(database),

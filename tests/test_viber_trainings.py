@@ -90,7 +90,9 @@ async def test_viber_clerk_signs_up_and_gets_the_calendar_and_both_reminders(
 
     rows = await _viber_rows(bot, clerk.id)
     kinds = sorted(row.kind for row in rows)
-    assert kinds.count("training_ics") == 1 and len(rows) == 3  # calendar + 24 h + 1 h
+    # calendar + 24 h + 1 h + the check-in at the start
+    assert kinds.count("training_ics") == 1 and len(rows) == 4
+    assert kinds.count("training_checkin") == 1
 
     # The calendar file now (no public URL in this test: the text says where to get it).
     before = len(clerk.chat)
@@ -106,6 +108,11 @@ async def test_viber_clerk_signs_up_and_gets_the_calendar_and_both_reminders(
     hour_before = starts - timedelta(minutes=50)
     assert await bot.dispatcher(clock=lambda: hour_before).drain() == 1
     assert len(clerk.chat) == before + 3
+    # At the start: "Prisutan/na sam" (the button works on Viber as on Telegram).
+    at_start = starts + timedelta(minutes=1)
+    assert await bot.dispatcher(clock=lambda: at_start).drain() == 1
+    assert "potvrdite prisustvo" in clerk.last.text
+    assert "Prisutan/na sam" in clerk.last.button_labels
     assert all(row.status == "sent" for row in await _viber_rows(bot, clerk.id))
 
 
