@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -12,6 +14,7 @@ from bot.services.answering import AnswerService
 from bot.services.audience import InterestService
 from bot.services.audit import AuditService
 from bot.services.broadcasts import BroadcastService
+from bot.services.console_access import ConsoleAccessService, console_base_url
 from bot.services.desk import DeskService
 from bot.services.mentoring import MentorConfig, MentoringService
 from bot.services.privacy import PrivacyService, retention_months_from
@@ -25,6 +28,8 @@ from knowledge_base.matcher import Matcher
 from knowledge_base.model import KnowledgeBase
 from storage.clock import Clock, utcnow
 from storage.uow import Database
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,6 +52,7 @@ class AppServices:
     privacy: PrivacyService
     audit: AuditService
     desk: DeskService
+    console: ConsoleAccessService
 
     async def close(self) -> None:
         await self.database.dispose()
@@ -117,7 +123,21 @@ async def build_services(
         ),
         audit=AuditService(database, timezone=settings.timezone),
         desk=desk,
+        console=ConsoleAccessService(
+            database,
+            console_secret(settings),
+            console_base_url(settings.console_url, settings.http_host, settings.http_port),
+        ),
     )
+
+
+def console_secret(settings: Settings) -> str:
+    """CONSOLE_SECRET, or a random key for this process (links and sessions then work only on
+    the instance that made them: fine for one instance and the demo)."""
+    if settings.console_secret is not None and settings.console_secret.get_secret_value():
+        return settings.console_secret.get_secret_value()
+    log.warning("console.secret_generated: set CONSOLE_SECRET when running several instances")
+    return secrets.token_urlsafe(32)
 
 
 def user_cache_seconds(settings: Settings) -> float:

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     # changes made in this process are seen at once, other processes' within this time. Unset:
     # 30 s on a single instance, off with REDIS_URL (several instances share the database).
     user_cache_seconds: float | None = Field(default=None, ge=0)
+    # Curators' web console (/console): the key that signs sign-in links and session cookies
+    # (unset: a random one per process, fine for one instance and the demo) and the address
+    # the links point at (unset: http://HTTP_HOST:HTTP_PORT/console).
+    console_secret: SecretStr | None = None
+    console_url: str | None = None
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -1,5 +1,7 @@
-"""Admins' commands: roles (/dodaj_mentora, /ukloni_mentora, /dodaj_admina, /ukloni_admina),
-reports (/statistika with a chart, /izvoz as CSV). The role checks are in the services."""
+"""Admins' commands: roles (/dodaj_mentora, /ukloni_mentora, /dodaj_admina, /ukloni_admina,
+/dodaj_kuratora, /ukloni_kuratora), reports (/statistika with a chart, /izvoz as CSV), and
+/konzola (a curator's or admin's one-time link to the web console). The role checks are in the
+services."""
 
 from __future__ import annotations
 
@@ -7,17 +9,21 @@ from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import BufferedInputFile, Message
 
+from bot.services.console_access import ConsoleAccessService
 from bot.services.reports import ReportService
 from bot.services.roles import RoleService
 from bot.services.users import UserProfile
 from bot.telegram.render import chunks
 from bot.telegram.ui import send_reply
+from handlers.filters import private_chat
 
 ROLE_COMMANDS = {
     "dodaj_mentora": ("grant", "mentor"),
     "ukloni_mentora": ("revoke", "mentor"),
     "dodaj_admina": ("grant", "admin"),
     "ukloni_admina": ("revoke", "admin"),
+    "dodaj_kuratora": ("grant", "curator"),
+    "ukloni_kuratora": ("revoke", "curator"),
 }
 
 
@@ -53,9 +59,17 @@ async def on_export(message: Message, bot: Bot, user: UserProfile, reports: Repo
     )
 
 
+async def on_console(
+    message: Message, bot: Bot, user: UserProfile, console: ConsoleAccessService
+) -> None:
+    await send_reply(bot, message.chat.id, await console.request_link(user))
+
+
 def build_router() -> Router:
     router = Router(name="admin")
     router.message.register(on_role_command, Command(*ROLE_COMMANDS))
     router.message.register(on_statistics, Command("statistika"))
     router.message.register(on_export, Command("izvoz"))
+    # The link signs in whoever opens it: it is only ever sent in a private chat.
+    router.message.register(on_console, Command("konzola"), private_chat)
     return router

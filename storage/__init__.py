@@ -56,6 +56,7 @@ __all__ = [
     "validate_database_url",
     "with_server_settings",
 ]
+from storage import curation as _curation  # noqa: F401  (console links, KB revisions)
 from storage import desk as _desk  # noqa: F401  (incidents, canned replies)
 from storage import mentor as _mentor  # noqa: F401  (tables of the mentor queue)
 from storage import operations as _operations  # noqa: F401  (audit trail, privacy records)

@@ -53,13 +53,13 @@ __all__ = [
 
 Channel = Literal["telegram", "viber", "playground"]
 Language = Literal["sr-Latn", "sr-Cyrl", "en"]
-Role = Literal["clerk", "mentor", "admin"]
+Role = Literal["clerk", "mentor", "curator", "admin"]
 Decision = Literal["answer", "clarify", "escalate"]
 FeedbackValue = Literal["up", "down"]
 
 CHANNELS: tuple[str, ...] = ("telegram", "viber", "playground")
 LANGUAGES: tuple[str, ...] = ("sr-Latn", "sr-Cyrl", "en")
-ROLES: tuple[str, ...] = ("clerk", "mentor", "admin")
+ROLES: tuple[str, ...] = ("clerk", "mentor", "curator", "admin")
 DECISIONS: tuple[str, ...] = ("answer", "clarify", "escalate")
 FEEDBACK_VALUES: tuple[str, ...] = ("up", "down")
 # pending -> sending -> sent | failed | blocked (the user blocked the bot); cancelled by an admin.

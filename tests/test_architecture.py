@@ -22,6 +22,7 @@ RULES: dict[str, tuple[str, ...]] = {
     "handlers": ("storage",),  # channels only translate: they go through services
     "bot/channels": ("storage",),
     "bot/telegram": ("storage",),
+    "bot/console": ("storage",),  # the curators' web console is a channel too
 }
 ALLOWED_EVERYWHERE = ("storage.clock",)  # the one clock, injected everywhere
 

@@ -23,6 +23,7 @@ follow-up) is the channel's own dialogue state, as Telegram keeps it in its FSM 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import html
@@ -31,7 +32,7 @@ import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from bot.app import AppServices
 from bot.digits import to_int
@@ -130,6 +131,7 @@ class Playground:
         # One person at one terminal: no pacing between messages to one chat.
         limiter = LocalRateLimiter(per_chat_interval=0.0, per_group_interval=0.0)
         self.dispatcher = OutboxDispatcher(services.database, self.senders, limiter)
+        self.console_runner: Any = None  # the web console's server, once /konzola started it
 
     # -- who is typing ------------------------------------------------------------------
 
@@ -211,6 +213,36 @@ class Playground:
     async def flush_outbox(self) -> None:
         """Deliver what the services queued for the playground's people."""
         await self.dispatcher.drain()
+
+    # -- the curators' console ------------------------------------------------------------
+
+    async def start_console(self) -> None:
+        """Serve the web console (/console) on HTTP_PORT while the playground runs, so the
+        /konzola link opens in a browser (started on the first /konzola)."""
+        if self.console_runner is not None:
+            return
+        from aiohttp import web
+
+        from bot.console import setup_console
+
+        app = web.Application()
+        setup_console(app, self._services)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        settings = self._services.settings
+        host = "127.0.0.1" if settings.http_host in ("", "0.0.0.0", "::") else settings.http_host
+        try:
+            await web.TCPSite(runner, host, settings.http_port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            self.note(f"console: {host}:{settings.http_port}: {exc.strerror or exc}")
+            return
+        self.console_runner = runner
+
+    async def close(self) -> None:
+        if self.console_runner is not None:
+            await self.console_runner.cleanup()
+            self.console_runner = None
 
     # -- input ----------------------------------------------------------------------------
 
@@ -337,6 +369,9 @@ class Playground:
                 self.show((await self._mentoring.answer(user, number, text)).reply)
         elif name == "obuka_nova":
             self.show(await self._new_training(args))
+        elif name in ("konzola", "console"):
+            await self.start_console()
+            self.show(await services.console.request_link(user))
         else:
             self.show(answers.unknown_command(user))
 
@@ -508,14 +543,18 @@ async def run_playground(
     if role == MENTOR:
         await chat.become_mentor()
     await chat.flush_outbox()
-    while True:
-        if interactive:
-            out.write("\n👤 ")
-            out.flush()
-        line = stdin.readline()
-        if not line:
-            break
-        if not interactive:
-            out.write(f"\n👤 {line.rstrip()}\n")
-        if not await chat.handle(line):
-            break
+    try:
+        while True:
+            if interactive:
+                out.write("\n👤 ")
+                out.flush()
+            # Read in a thread: the console's web server (after /konzola) keeps serving.
+            line = await asyncio.to_thread(stdin.readline)
+            if not line:
+                break
+            if not interactive:
+                out.write(f"\n👤 {line.rstrip()}\n")
+            if not await chat.handle(line):
+                break
+    finally:
+        await chat.close()

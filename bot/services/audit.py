@@ -62,6 +62,10 @@ INCIDENT_DECLARE: Final = "incident.declare"
 INCIDENT_CLOSE: Final = "incident.close"
 TEMPLATE_SAVE: Final = "template.save"
 TEMPLATE_DELETE: Final = "template.delete"
+CONSOLE_LINK: Final = "console.link"
+CONSOLE_SIGN_IN: Final = "console.sign_in"
+KB_REVISION: Final = "kb.revision"
+KB_SUGGESTION: Final = "kb.suggestion"
 ACTIONS: tuple[str, ...] = (
     ROLE_CHANGE,
     BROADCAST_SEND,
@@ -81,6 +85,10 @@ ACTIONS: tuple[str, ...] = (
     INCIDENT_CLOSE,
     TEMPLATE_SAVE,
     TEMPLATE_DELETE,
+    CONSOLE_LINK,
+    CONSOLE_SIGN_IN,
+    KB_REVISION,
+    KB_SUGGESTION,
 )
 
 MAX_DETAIL_STRING = 200

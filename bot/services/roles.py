@@ -1,4 +1,5 @@
-"""Roles: clerk, mentor, admin. Admins grant and revoke; every change is audited and every
+"""Roles: clerk, mentor, curator (keeps the knowledge base in the web console), admin. Admins
+grant and revoke; every change is audited and every
 refusal is logged (with user ids, never message text). Checks live here, not in the handlers."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from storage.uow import Database
 
 log = logging.getLogger(__name__)
 
-GRANTABLE = ("mentor", "admin")
+GRANTABLE = ("mentor", "curator", "admin")
 
 
 def refusal(user: UserProfile, action: str) -> Reply:
@@ -81,7 +82,7 @@ class RoleService:
                 return RoleChangeResult(admin_refusal(actor, f"grant:{role}"), False)
             row = locked[row.id]
             old = row.role
-            if old == role or (role == "mentor" and old == "admin"):
+            if old == role or (role in ("mentor", "curator") and old == "admin"):
                 await uow.commit()
                 return RoleChangeResult(
                     Reply(

@@ -41,8 +41,10 @@ from aiohttp import web
 from bot.app import AppServices
 from bot.channels.viber import setup_viber, start_viber
 from bot.config import ConfigError, Settings
+from bot.console import setup_console
 from bot.i18n import N_
 from bot.inbox import REPLAY, UpdateInbox
+from bot.services.console_access import console_base_url
 from bot.services.onboarding import OnboardingService
 from bot.telegram.i18n import StoredLanguageI18nMiddleware, build_i18n
 from bot.telegram.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -248,6 +250,7 @@ class TelegramRuntime:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
+        setup_console(app, self.services)  # the curators' web console at /console
         if self.mode == "webhook":
             secret = self.settings.webhook_secret
             handler = CheckedRequestHandler(
@@ -397,6 +400,10 @@ class TelegramRuntime:
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.http_port = sockets[0].getsockname()[1] if sockets else self.settings.http_port
+        if not self.settings.console_url:  # /konzola links point at the port actually bound
+            self.services.console.base_url = console_base_url(
+                None, self.settings.http_host, self.http_port
+            )
         log.info("http.listening host=%s port=%s", self.settings.http_host, self.http_port)
 
     async def _prune_loop(self) -> None:

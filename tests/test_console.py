@@ -1,0 +1,155 @@
+"""The curators' console over HTTP: the real Telegram runtime (the bot sends the /konzola link),
+a real database (SQLite and PostgreSQL), the console on the bot's own aiohttp server. The pages
+themselves in a real browser: tests/test_console_browser.py."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from tests.conftest import BACKENDS, fresh_database_url
+from tests.fakes.bot_api import FakeBotAPI
+from tests.fakes.clock import Clock
+from tests.fakes.harness import BotUnderTest
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+ADMIN = 7001
+LINK = re.compile(r'href="([^"]+/console/login\?t=[^"]+)"')
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def clock() -> Clock:
+    return Clock()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=BACKENDS)
+async def bot(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, clock: Clock
+) -> AsyncIterator[BotUnderTest]:
+    async with (
+        fresh_database_url(request.param, tmp_path_factory.mktemp("db")) as url,
+        FakeBotAPI() as api,
+        BotUnderTest(api, url, admin_ids=[ADMIN], clock=clock) as running,
+    ):
+        yield running
+
+
+_ids = iter(range(7100, 7999))
+
+
+async def new_curator(bot: BotUnderTest) -> int:
+    """A user made curator by the admin with /dodaj_kuratora."""
+    user_id = next(_ids)
+    person = bot.clerk(user_id, language_code=None)
+    await person.say("/start")
+    admin = bot.clerk(ADMIN, language_code=None)
+    (granted,) = await admin.say(f"/dodaj_kuratora {user_id}")
+    assert "kurator" in granted.text or "curator" in granted.text, granted.text
+    return user_id
+
+
+async def link_for(bot: BotUnderTest, user_id: int) -> str:
+    (reply,) = await bot.clerk(user_id, language_code=None).say("/konzola")
+    found = LINK.search(reply.text)
+    assert found, reply.text
+    return html.unescape(found.group(1))
+
+
+async def sign_in(link: str) -> tuple[aiohttp.ClientSession, int]:
+    """Open the link, press "Prijavi me"; the session (with its cookie) and the status."""
+    session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))  # 127.0.0.1
+    async with session.get(link) as page:
+        assert page.status == 200
+        body = await page.text()
+    token = re.search(r'name="t" value="([^"]+)"', body)
+    assert token, body
+    base = link.split("/console/")[0]
+    async with session.post(
+        base + "/console/login", data={"t": html.unescape(token.group(1))}, allow_redirects=False
+    ) as response:
+        return session, response.status
+
+
+async def test_curator_signs_in_with_the_link_and_sees_the_console(bot: BotUnderTest) -> None:
+    curator = await new_curator(bot)
+    link = await link_for(bot, curator)
+    assert link.startswith(bot.http_url + "/console/login?t=")
+    session, status = await sign_in(link)
+    async with session:
+        assert status == 303
+        cookie = next(c for c in session.cookie_jar if c.key == "console_session")
+        assert cookie["httponly"] and cookie["samesite"] == "Strict"
+        async with session.get(bot.http_url + "/console/") as home:
+            assert home.status == 200
+            body = await home.text()
+            assert "Konzola baze znanja" in body and "Odjava" in body
+            assert home.headers["X-Frame-Options"] == "DENY"
+    assert bot.services is not None
+    admin = await bot.services.users.get_or_register("telegram", str(ADMIN), "Admin")
+    actions = [item.action for item in await bot.services.audit.latest(admin, limit=5)]
+    assert actions[:2] == ["console.sign_in", "console.link"]
+
+
+async def test_a_used_link_is_refused(bot: BotUnderTest) -> None:
+    link = await link_for(bot, await new_curator(bot))
+    first, status = await sign_in(link)
+    await first.close()
+    assert status == 303
+    second, status = await sign_in(link)
+    await second.close()
+    assert status == 403
+
+
+async def test_an_expired_link_is_refused(bot: BotUnderTest, clock: Clock) -> None:
+    link = await link_for(bot, await new_curator(bot))
+    clock.advance(minutes=11)
+    session, status = await sign_in(link)
+    await session.close()
+    assert status == 403
+
+
+async def test_a_clerk_gets_no_link_and_a_revoked_curators_link_is_refused(
+    bot: BotUnderTest,
+) -> None:
+    clerk = bot.clerk(next(_ids), language_code=None)
+    await clerk.say("/start")
+    (refused,) = await clerk.say("/konzola")
+    assert "kuratorima i administratorima" in refused.text
+    assert not LINK.search(refused.text)
+
+    curator = await new_curator(bot)
+    link = await link_for(bot, curator)
+    await bot.clerk(ADMIN, language_code=None).say(f"/ukloni_kuratora {curator}")
+    session, status = await sign_in(link)
+    await session.close()
+    assert status == 403
+
+
+async def test_pages_need_a_session_and_forms_need_the_csrf_token(bot: BotUnderTest) -> None:
+    async with (
+        aiohttp.ClientSession() as anonymous,
+        anonymous.get(bot.http_url + "/console/") as page,
+    ):
+        assert page.status == 401
+        assert "/konzola" in await page.text()
+    session, _ = await sign_in(await link_for(bot, await new_curator(bot)))
+    async with session:
+        async with session.post(
+            bot.http_url + "/console/logout", data={"csrf": "wrong"}, allow_redirects=False
+        ) as forged:
+            assert forged.status == 403
+        async with session.get(bot.http_url + "/console/") as home:
+            csrf = re.search(r'name="csrf" value="([^"]+)"', await home.text())
+        assert csrf
+        async with session.post(
+            bot.http_url + "/console/logout", data={"csrf": csrf.group(1)}, allow_redirects=False
+        ) as out:
+            assert out.status == 303
+        async with session.get(bot.http_url + "/console/") as after:
+            assert after.status == 401
