@@ -86,6 +86,15 @@ def _name(member: User) -> str:
 
 
 @dataclass(frozen=True)
+class TrainingAttendance:
+    id: int
+    title: str
+    starts_at: datetime
+    registered: int
+    attended: int
+
+
+@dataclass(frozen=True)
 class AttendanceLine:
     user_id: int
     name: str
@@ -263,6 +272,28 @@ class AttendanceService:
             for r in mine[:20]
         )
         return Reply(say(lang, "Izaberite obuku za evidenciju prisustva:"), buttons)
+
+    async def trainings_for(self, actor: UserProfile) -> list[TrainingAttendance] | None:
+        """Trainings of the last 30 days and the next day with their counts (console); None
+        when the actor may mark none of them."""
+        now = self._clock()
+        items = []
+        async with self._database.uow(read_only=True) as uow:
+            repo = uow.repository(TrainingRepository)
+            me = await uow.users.get(actor.id)
+            if me is None or not me.active:
+                return None
+            for row in await repo.starting_between(now - timedelta(days=30),
+                                                   now + timedelta(days=1)):
+                if me.role not in ("mentor", "admin") and row.created_by != me.id:
+                    continue
+                people = await repo.participants(row.id, ("registered",))
+                items.append(TrainingAttendance(
+                    row.id, row.title, row.starts_at, len(people),
+                    sum(1 for r, _m in people if r.attended_at is not None)))
+        if me.role not in ("mentor", "admin") and not items:
+            return None
+        return items[::-1]  # the newest first
 
     async def lines(self, actor: UserProfile, training_id: int) -> list[AttendanceLine] | None:
         """The registrants with attendance and feedback (console); None when not allowed."""
