@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from bot.services.audience import Audience
 from bot.services.trainings import TrainingDraft
-from storage.models import OutboxMessage
+from storage.models import Feedback, OutboxMessage, Question
 from storage.seed import SEED_EXPECTED, seed_programme_month
 from tests.conftest import BACKENDS, fresh_database_url
 from tests.fakes.bot_api import FakeBotAPI
@@ -69,6 +69,21 @@ async def test_dashboard_report_downloads_and_attendance_in_chromium(
         services = bot.services
         assert services is not None
         await seed_programme_month(services.database, month)
+        async with services.database.uow() as uow:  # 👍/👎 of the last days, for the dashboard
+            asker = await uow.users.get_by_external("telegram", f"seed-{month:%Y%m}-1")
+            assert asker is not None
+            for number, (entry, value) in enumerate(
+                [("ezup-access-request", "up")] * 3 + [("ezup-access-request", "down"),
+                                                       ("eplacanje-ips-qr", "up")]
+            ):
+                when = clock() - timedelta(days=2, minutes=number)
+                question = Question(user_id=asker.id, text="pristup eZUP-u", decision="answer",
+                                    entry_id=entry, candidates=[entry], created_at=when)
+                uow.session.add(question)
+                await uow.session.flush()
+                uow.session.add(Feedback(question_id=question.id, user_id=asker.id,
+                                         value=value, created_at=when))
+            await uow.commit()
         admin_chat, clerk_chat = bot.clerk(ADMIN, None), bot.clerk(CLERK, None)
         await clerk_chat.say("/start")
 
@@ -102,6 +117,9 @@ async def test_dashboard_report_downloads_and_attendance_in_chromium(
                 assert await page.locator("#weeks tbody tr").count() == 8
                 chart = page.locator("img.chart")
                 assert await chart.evaluate("img => img.complete && img.naturalWidth") == 900
+                votes = await page.locator("#votes tbody tr").all_inner_texts()
+                assert votes[0].split("\t")[1:] == ["3", "1"] and "ezup-access-request" in votes[0]
+                assert votes[1].split("\t")[1:] == ["1", "0"]
                 await _screenshot(page, "pregled.png")
 
                 # The programme report of the seeded month: table, chart, downloads.

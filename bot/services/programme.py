@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,6 +31,7 @@ from bot.services.users import UserProfile
 from storage.clock import Clock
 from storage.mentor import MentorRepository
 from storage.programme import EntryVotes, ProgrammeRepository
+from storage.seed import seed_programme_month
 from storage.uow import Database
 
 __all__ = [
@@ -160,6 +161,14 @@ class ProgrammeService:
 
     def today(self) -> date:
         return self._clock().astimezone(self._tz).date()
+
+    async def seed_demo(self) -> date:
+        """`python -m bot seed-demo` (and `make demo SEED=1`): last month's sample activity
+        (four municipalities, questions, escalations, trainings with check-ins and feedback),
+        so the dashboard and the report have something to show. Idempotent."""
+        month = (self.today().replace(day=1) - timedelta(days=1)).replace(day=1)
+        await seed_programme_month(self._database, month)
+        return month
 
     async def allowed(self, actor: UserProfile) -> bool:
         """Admins only, checked against the database at every read."""
