@@ -84,7 +84,7 @@ def render(reply: Reply, *, color: bool) -> tuple[str, list[Button]]:
 class Dialogue:
     """What the next typed text of one person means (None: a question)."""
 
-    awaiting: str | None = None  # "mun" | "draft" | "followup"
+    awaiting: str | None = None  # "mun" | "draft" | "followup" | "comment"
     question_id: int | None = None
     question: str | None = None
     details: list[str] = field(default_factory=list)
@@ -299,6 +299,11 @@ class Playground:
                 dialogue.details.append(text)
             self.show(self._mentoring.noted(self.user, "text"))
             return
+        elif dialogue.awaiting == "comment" and dialogue.number is not None:
+            self._dialogues[self._acting] = Dialogue()
+            self.show(await self._services.trainings.attendance.comment(
+                self.user, dialogue.number, text))
+            return
         elif dialogue.awaiting == "followup" and dialogue.number is not None:
             result = await self._mentoring.clerk_followup(self.user, dialogue.number, text, [])
             self._dialogues[self._acting] = Dialogue()
@@ -335,7 +340,8 @@ class Playground:
         elif name in ("pomoc", "pomoć", "help"):
             self.show(answers.help(user))
             if self._acting == MENTOR:
-                self.note(say(user.language, "Mentor: /red, /moji, /odgovori, /obuka_nova."))
+                self.note(say(user.language,
+                              "Mentor: /red, /moji, /odgovori, /obuka_nova, /prisustvo."))
         elif name in ("teme", "topics"):
             self.show(answers.services_menu(user))
         elif name in ("jezik", "language"):
@@ -345,6 +351,8 @@ class Playground:
             self.show(self.onboarding.municipality_prompt(user))
         elif name == "mentor":
             self._start_draft(None, args or None)
+        elif name == "prisustvo":
+            self.show(await services.trainings.attendance.recent(user))
         elif name == "obuke":
             self.show(await services.trainings.upcoming(user))
         elif name == "usluge":
@@ -442,6 +450,10 @@ class Playground:
             self.show(self._mentoring.followup_prompt(user, number), who)
         elif kind == "mq":
             await self._queue_button(who, rest)
+        elif kind == "tr" and rest.startswith("fc:") and to_int(rest[3:]) is not None:
+            # a comment after a training's rating: the next text
+            self._dialogues[who] = Dialogue(awaiting="comment", number=to_int(rest[3:]))
+            self.show(services.trainings.attendance.comment_prompt(user), who)
         elif kind == "tr":
             self.show(await services.trainings.perform(user, token) or stale, who)
         elif kind == "int" and rest:
