@@ -15,6 +15,7 @@ from bot.services.audience import InterestService
 from bot.services.audit import AuditService
 from bot.services.broadcasts import BroadcastService
 from bot.services.console_access import ConsoleAccessService, console_base_url
+from bot.services.curation import CurationService
 from bot.services.desk import DeskService
 from bot.services.mentoring import MentorConfig, MentoringService
 from bot.services.privacy import PrivacyService, retention_months_from
@@ -30,6 +31,7 @@ from storage.clock import Clock, utcnow
 from storage.uow import Database
 
 log = logging.getLogger(__name__)
+KB_POLL_SECONDS = 3.0
 
 
 @dataclass
@@ -53,6 +55,12 @@ class AppServices:
     audit: AuditService
     desk: DeskService
     console: ConsoleAccessService
+    curation: CurationService
+
+    def use_knowledge_base(self, knowledge_base: KnowledgeBase, matcher: Matcher) -> None:
+        """A newer KB revision was applied (CurationService.refresh): readers of these fields
+        see it too."""
+        self.knowledge_base, self.matcher = knowledge_base, matcher
 
     async def close(self) -> None:
         await self.database.dispose()
@@ -68,6 +76,9 @@ def schedule_jobs(services: AppServices, scheduler: Scheduler) -> None:
     scheduler.every("broadcasts", 2, services.broadcasts.tick)
     # privacy: anonymise question texts and request threads older than RETENTION_MONTHS
     scheduler.daily("privacy-retention", 3, 30, services.privacy.apply_retention)
+    # knowledge base: a revision approved in the console (on any instance) is used within
+    # seconds; the check is one cheap query (the highest revision id)
+    scheduler.every("kb-revisions", KB_POLL_SECONDS, services.curation.refresh)
 
 
 async def build_services(
@@ -92,20 +103,22 @@ async def build_services(
     )
     desk = DeskService(database, knowledge_base, timezone=settings.timezone)
     reports = ReportService(database, knowledge_base, timezone=settings.timezone)
-    return AppServices(
+    answers = AnswerService(
+        knowledge_base,
+        matcher,
+        database,
+        retention_months=retention_months_from(settings),
+        placeholders=kb_placeholders(settings),
+        desk=desk,
+    )
+    curation = CurationService(database, answers, timezone=settings.timezone)
+    services = AppServices(
         settings=settings,
         database=database,
         knowledge_base=knowledge_base,
         matcher=matcher,
         users=UserService(database, admins, cache_seconds=user_cache_seconds(settings)),
-        answers=AnswerService(
-            knowledge_base,
-            matcher,
-            database,
-            retention_months=retention_months_from(settings),
-            placeholders=kb_placeholders(settings),
-            desk=desk,
-        ),
+        answers=answers,
         mentoring=MentoringService(
             database,
             MentorConfig.from_settings(settings),
@@ -128,7 +141,12 @@ async def build_services(
             console_secret(settings),
             console_base_url(settings.console_url, settings.http_host, settings.http_port),
         ),
+        curation=curation,
     )
+    curation.on_swap.append(services.use_knowledge_base)
+    if migrate:  # the KB revisions approved in the console, over the reviewed YAML base
+        await curation.refresh()
+    return services
 
 
 def console_secret(settings: Settings) -> str:

@@ -201,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     from knowledge_base.drafts import add_parser as add_drafts_parser
 
     add_drafts_parser(sub)
+    from knowledge_base.revisions import add_parser as add_revisions_parser
+
+    add_revisions_parser(sub)
     return parser
 
 
@@ -222,4 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         from knowledge_base.drafts import cmd_drafts
 
         return cmd_drafts(args)
+    if args.command == "revisions":
+        from knowledge_base.revisions import cmd_revisions
+
+        return cmd_revisions(args)
     return commands[args.command](args)

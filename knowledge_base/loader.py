@@ -15,10 +15,12 @@ synonyms file there simply means "none".
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -408,8 +410,41 @@ def _resolve(content_dir: Path | None) -> tuple[Path, Path, Path, Path]:
     return directory, base / "topics.yaml", base / "synonyms.yaml", base / "eval"
 
 
+def _apply_overrides(
+    entries: dict[str, Entry],
+    overrides: Sequence[Mapping[str, Any]],
+    directory: Path,
+    service_ids: set[str],
+    out: _Collector,
+    include_eval: bool,
+    today: dt.date | None,
+) -> None:
+    """Approved changes (KB revisions, as plain data in the YAML fields) over the reviewed base:
+    an entry with the same id is replaced, a new id is added. Later overrides win. Problems are
+    reported against "revision:<id>". The entry keeps the file it belongs in (`source_file`):
+    the base entry's, or `<service>.yaml` for a new one."""
+    for index, item in enumerate(overrides):
+        label = Path(f"revision:{item.get('id', '#' + str(index + 1))}")
+        entry = _parse_entry(dict(item), label, index, out)
+        if entry is None:
+            continue
+        base = entries.get(entry.id)
+        home = base.source_file if base is not None else str(directory / f"{entry.service}.yaml")
+        entry = dataclasses.replace(entry, source_file=home)
+        _check_entry(entry, label, service_ids, out)
+        if include_eval:
+            _check_sources(entry, label, out)
+            if today is not None:
+                _check_review(entry, label, today, out)
+        entries[entry.id] = entry
+
+
 def _read_all(
-    content_dir: Path | None, *, include_eval: bool, today: dt.date | None = None
+    content_dir: Path | None,
+    *,
+    include_eval: bool,
+    today: dt.date | None = None,
+    overrides: Sequence[Mapping[str, Any]] = (),
 ) -> tuple[KnowledgeBase, list[Problem]]:
     directory, topics_path, synonyms_path, eval_dir = _resolve(content_dir)
     out = _Collector()
@@ -443,6 +478,7 @@ def _read_all(
                 if today is not None:  # the review age needs a date to count from
                     _check_review(entry, path, today, out)
             entries[entry.id] = entry
+    _apply_overrides(entries, overrides, directory, service_ids, out, include_eval, today)
     for entry in entries.values():
         path = Path(entry.source_file)
         for related in entry.related:
@@ -562,16 +598,25 @@ def _read_not_covered(path: Path, out: _Collector) -> list[ReferralGroup]:
 
 
 def check_knowledge_base(
-    content_dir: Path | None = None, *, today: dt.date | None = None
+    content_dir: Path | None = None,
+    *,
+    today: dt.date | None = None,
+    overrides: Sequence[Mapping[str, Any]] = (),
 ) -> list[Problem]:
     """Every problem (errors and warnings) in the KB files and the evaluation files; entries
-    last reviewed more than REVIEW_MONTHS before `today` are listed (no `today`, no age check)."""
-    return _read_all(content_dir, include_eval=True, today=today)[1]
+    last reviewed more than REVIEW_MONTHS before `today` are listed (no `today`, no age check).
+    `overrides`: approved changes applied over the files (see `load_knowledge_base`)."""
+    return _read_all(content_dir, include_eval=True, today=today, overrides=overrides)[1]
 
 
-def load_knowledge_base(content_dir: Path | None = None) -> KnowledgeBase:
-    """The validated KB; raises KnowledgeBaseError listing every error (warnings are allowed)."""
-    kb, problems = _read_all(content_dir, include_eval=False)
+def load_knowledge_base(
+    content_dir: Path | None = None, overrides: Sequence[Mapping[str, Any]] = ()
+) -> KnowledgeBase:
+    """The validated KB; raises KnowledgeBaseError listing every error (warnings are allowed).
+
+    `overrides` are whole entries as plain data (the YAML fields, e.g. from the database's KB
+    revisions), applied in order over the reviewed files: same id replaces, a new id adds."""
+    kb, problems = _read_all(content_dir, include_eval=False, overrides=overrides)
     errors = [p for p in problems if p.level == "error"]
     if errors:
         raise KnowledgeBaseError(errors)

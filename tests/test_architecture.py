@@ -36,6 +36,8 @@ KNOWN: dict[tuple[str, str], str] = {
     ("bot/telegram/runner.py", "storage.db"): "start-up checks of the database URL",
     ("knowledge_base/drafts.py", "storage.mentor"): "`drafts export` reads mentors' drafts",
     ("knowledge_base/drafts.py", "storage.uow"): "`drafts export` reads mentors' drafts",
+    ("knowledge_base/revisions.py", "storage.curation"): "`revisions export` reads KB revisions",
+    ("knowledge_base/revisions.py", "storage.uow"): "`revisions export` reads KB revisions",
 }
 
 

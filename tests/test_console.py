@@ -153,3 +153,92 @@ async def test_pages_need_a_session_and_forms_need_the_csrf_token(bot: BotUnderT
             assert out.status == 303
         async with session.get(bot.http_url + "/console/") as after:
             assert after.status == 401
+
+
+# -- the review queue, over HTTP ----------------------------------------------------------------
+
+UNANSWERED = [
+    "kako da ubacim pecat u word dokument",
+    "treba mi ono za lozinku sto se zaboravi",
+    "gde je dugme za zeleni karton u ezupu",
+]
+
+
+def unanswered_question(bot: BotUnderTest) -> tuple[str, str]:
+    """A phrasing the bot does not answer now, and the matcher's first guess for it."""
+    assert bot.services is not None
+    for text in UNANSWERED:
+        result = bot.services.answers.matcher.match(text)
+        if result.decision != "answer" and result.candidates:
+            return text, result.candidates[0].entry_id
+    raise AssertionError("every candidate question is answered already")
+
+
+async def form_token(session: aiohttp.ClientSession, url: str) -> tuple[str, str]:
+    async with session.get(url) as page:
+        assert page.status == 200, page.status
+        body = await page.text()
+    found = re.search(r'name="csrf" value="([^"]+)"', body)
+    assert found, body
+    return found.group(1), body
+
+
+async def test_a_group_of_unanswered_questions_becomes_an_alternative(bot: BotUnderTest) -> None:
+    assert bot.services is not None
+    text, entry_id = unanswered_question(bot)
+    clerks = [bot.clerk(next(_ids), language_code=None) for _ in range(2)]
+    for clerk in clerks:
+        await clerk.say("/start")
+        (before,) = await clerk.say(text)
+        assert "Pitaj mentora" in before.button_labels or len(before.button_labels) > 1
+
+    session, _ = await sign_in(await link_for(bot, await new_curator(bot)))
+    async with session:
+        csrf, body = await form_token(session, bot.http_url + "/console/predlozi")
+        assert html.escape(text) in body
+        assert entry_id in body
+        ids = re.findall(r'name="q" value="(\d+)"', body.split(html.escape(text), 1)[1])
+        assert len(set(ids)) >= 2
+        async with session.post(
+            bot.http_url + "/console/predlozi/formulacija",
+            data=[("csrf", csrf), ("phrasing", text), ("entry_id", entry_id)]
+            + [("q", i) for i in dict.fromkeys(ids)],
+        ) as saved:
+            assert saved.status == 200
+            assert "bot je već koristi" in await saved.text()
+        _, after = await form_token(session, bot.http_url + "/console/predlozi")
+        assert html.escape(text) not in after
+
+    newcomer = bot.clerk(next(_ids), language_code=None)
+    await newcomer.say("/start")
+    (answered,) = await newcomer.say(text)
+    entry = bot.services.curation.entry(entry_id)
+    assert entry is not None and text in entry.alternatives
+    assert html.escape(entry.question) in answered.text
+    assert entry.reviewed == bot.services.curation.today()
+
+
+async def test_a_change_that_fails_the_check_is_refused_with_its_message(
+    bot: BotUnderTest,
+) -> None:
+    assert bot.services is not None
+    entry = next(iter(bot.services.curation.knowledge_base.entries.values()))
+    session, _ = await sign_in(await link_for(bot, await new_curator(bot)))
+    async with session:
+        csrf, _ = await form_token(session, bot.http_url + f"/console/unosi/{entry.id}")
+        revision = bot.services.curation.revision
+        async with session.post(
+            bot.http_url + f"/console/unosi/{entry.id}",
+            data={
+                "csrf": csrf,
+                "service": entry.service,
+                "question": entry.question,
+                "alternatives": "\n".join(entry.alternatives),
+                "answer": "<b>Nezatvoreno",
+                "sources": "\n".join(entry.sources),
+            },
+        ) as refused:
+            assert refused.status == 422
+            body = await refused.text()
+        assert "is never closed" in body
+        assert bot.services.curation.revision == revision

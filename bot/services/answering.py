@@ -82,6 +82,23 @@ class AnswerService:
         self._referrals = ReferralFinder(knowledge_base.referrals)
         self._placeholders = {**DEFAULT_PLACEHOLDERS, **(placeholders or {})}
 
+    # -- the knowledge base in use -----------------------------------------------------------
+
+    @property
+    def knowledge_base(self) -> KnowledgeBase:
+        return self._kb
+
+    @property
+    def matcher(self) -> Matcher:
+        return self._matcher
+
+    def use(self, knowledge_base: KnowledgeBase, matcher: Matcher) -> None:
+        """Answer from now on with this KB and matcher (a newer KB revision, built off the
+        event loop). Both change together, between two awaits: a question being matched keeps
+        the matcher it started with."""
+        self._kb, self._matcher = knowledge_base, matcher
+        self._referrals = ReferralFinder(knowledge_base.referrals)
+
     # -- asking ---------------------------------------------------------------------------
 
     async def ask(self, user: UserProfile, text: str) -> Reply:
@@ -120,10 +137,11 @@ class AnswerService:
     async def _match(self, question: str) -> MatchResult:
         """Lexical matching on the loop (a few ms); the semantic second opinion, which costs
         tens of ms of CPU in native code, only for unsure questions and in a worker thread."""
-        assessment = self._matcher.assess(question)
-        result = self._matcher.decide(assessment)
-        if self._matcher.wants_second_opinion(result):
-            result = await asyncio.to_thread(self._matcher.second_opinion, assessment, result)
+        matcher = self._matcher
+        assessment = matcher.assess(question)
+        result = matcher.decide(assessment)
+        if matcher.wants_second_opinion(result):
+            result = await asyncio.to_thread(matcher.second_opinion, assessment, result)
         return result
 
     async def _record(self, user: UserProfile, text: str, result: MatchResult) -> int:
