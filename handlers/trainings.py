@@ -26,6 +26,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
 from bot.digits import to_int
+from bot.i18n import tr
 from bot.services.audience import Audience, InterestService, say
 from bot.services.replies import Button, Reply
 from bot.services.trainings import (
@@ -402,7 +403,7 @@ async def on_materials(
         await send_reply(bot, message.chat.id, _invalid(user.language, error))
         return
     if link is None:
-        await send_reply(bot, message.chat.id, Reply(say(
+        await send_reply(bot, message.chat.id, Reply(tr(
             user.language, "Napišite link ka materijalima sa obuke (https://...).")))
         return
     data = await state.get_data()
@@ -450,7 +451,7 @@ async def on_training_button(
     if verb == "mat" and to_int(number) is not None:  # the trainer's materials link
         await state.set_state(ChangeTraining.materials)
         await state.update_data(training_id=int(number))
-        ask = Reply(say(lang, "Napišite link ka materijalima sa obuke (https://...)."),
+        ask = Reply(tr(lang, "Napišite link ka materijalima sa obuke (https://...)."),
                     (_quit_row(lang),))
         await show_from_button(callback, bot, ask, edit=False)
         return

@@ -204,3 +204,25 @@ class FakeBot:
 
 
 
+
+
+async def test_messages_in_latin_cyrillic_and_english(database) -> None:
+    from datetime import UTC, datetime
+
+    from bot.services.attendance import AttendanceService
+    from storage.trainings import Training
+
+    service = AttendanceService(database)
+    row = Training(id=5, title="eZUP <uvod>", starts_at=datetime(2027, 1, 5, 9, tzinfo=UTC),
+                   duration_minutes=90, materials_link="https://m.example.rs/a?x=1&y=2")
+    latin, cyrillic, english = (service.checkin_message(row, lang)
+                                for lang in ("sr-Latn", "sr-Cyrl", "en"))
+    assert [b.label for b in latin.buttons[0]] == ["Prisutan/na sam"]
+    assert [b.label for b in cyrillic.buttons[0]] == ["Присутан/на сам"]
+    assert [b.label for b in english.buttons[0]] == ["I am present"]
+    assert latin.buttons[0][0].action == "tr:in:5"
+    assert "eZUP &lt;uvod&gt;" in english.text and "is starting" in english.text
+    feedback = service.feedback_message(row, "en")
+    assert "How would you rate it" in feedback.text
+    assert 'href="https://m.example.rs/a?x=1&amp;y=2"' in feedback.text
+    assert [b.action for b in feedback.buttons[0]] == [f"tr:f:5:{n}" for n in range(1, 6)]

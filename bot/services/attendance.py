@@ -23,7 +23,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from bot.digits import to_int
-from bot.services.audience import say
+from bot.i18n import tr
 from bot.services.audit import TRAINING_ATTENDANCE, TRAINING_MATERIALS, audit_record
 from bot.services.messages import reply_to_payload
 from bot.services.replies import Button, Reply
@@ -81,6 +81,11 @@ def _short(title: str, limit: int = 40) -> str:
     return title if len(title) <= limit else title[: limit - 1] + "…"
 
 
+def _anchor(link: str) -> str:
+    escaped = html.escape(link, quote=True)
+    return f'<a href="{escaped}">{escaped}</a>'
+
+
 def _name(member: User) -> str:
     return member.display_name or f"#{member.id}"
 
@@ -115,18 +120,16 @@ class AttendanceService:
 
     # ---- messages --------------------------------------------------------------------------
     def checkin_message(self, row: TrainingLike, language: str) -> Reply:
-        text = "🟢 " + say(language, "Obuka „{title}“ počinje. Ako ste na obuci, potvrdite "
+        text = "🟢 " + tr(language, "Obuka „{title}“ počinje. Ako ste na obuci, potvrdite "
                                      "prisustvo jednim dodirom.", title=html.escape(row.title))
-        return Reply(text, ((Button(say(language, "Prisutan/na sam"), f"tr:in:{row.id}"),),))
+        return Reply(text, ((Button(tr(language, "Prisutan/na sam"), f"tr:in:{row.id}"),),))
 
     def feedback_message(self, row: TrainingLike, language: str) -> Reply:
-        text = "🙏 " + say(language, "Hvala što ste bili na obuci „{title}“. Kako biste je "
+        text = "🙏 " + tr(language, "Hvala što ste bili na obuci „{title}“. Kako biste je "
                                      "ocenili, od 1 (slabo) do 5 (odlično)?",
                           title=html.escape(row.title))
         if row.materials_link:
-            link = html.escape(row.materials_link, quote=True)
-            text += "\n📎 " + say(language, "Materijali: {link}",
-                                 link=f'<a href="{link}">{link}</a>')
+            text += "\n📎 " + tr(language, "Materijali: {link}", link=_anchor(row.materials_link))
         return Reply(text, (
             tuple(Button(str(n), f"tr:f:{row.id}:{n}") for n in range(1, 6)),
         ))
@@ -175,48 +178,48 @@ class AttendanceService:
             row = await repo.get(training_id)
             reg = await repo.registration(training_id, user.id, fresh=True)
             if row is None or row.status == "cancelled":
-                return Reply(say(lang, "Ta obuka je otkazana."))
+                return Reply(tr(lang, "Ta obuka je otkazana."))
             if reg is None or reg.status != "registered":
-                return Reply(say(lang, "Niste prijavljeni na ovu obuku."))
+                return Reply(tr(lang, "Niste prijavljeni na ovu obuku."))
             if reg.attended_at is not None:
-                return Reply(say(lang, "Vaše prisustvo je već zabeleženo. Hvala!"))
+                return Reply(tr(lang, "Vaše prisustvo je već zabeleženo. Hvala!"))
             if not row.starts_at - CHECKIN_EARLY <= now <= _ends(row):
-                return Reply(say(lang, "Prisustvo se potvrđuje tokom obuke (od 15 minuta pre "
+                return Reply(tr(lang, "Prisustvo se potvrđuje tokom obuke (od 15 minuta pre "
                                        "početka do kraja)."))
             if not await repo.mark_attended(training_id, user.id, user.id):
-                return Reply(say(lang, "Vaše prisustvo je već zabeleženo. Hvala!"))
+                return Reply(tr(lang, "Vaše prisustvo je već zabeleženo. Hvala!"))
             member = await uow.users.get(user.id)
             if member is not None:
                 await self._queue_feedback(uow, row, member)
             await uow.commit()
         log.info("training check-in", extra={"user_id": user.id, "training_id": training_id})
-        return Reply("✅ " + say(lang, "Prisustvo je zabeleženo. Hvala i uspešan rad na obuci!"))
+        return Reply("✅ " + tr(lang, "Prisustvo je zabeleženo. Hvala i uspešan rad na obuci!"))
 
     async def rate(self, user: UserProfile, training_id: int, rating: int) -> Reply:
         lang = user.language
         if not 1 <= rating <= 5:
-            return Reply(say(lang, "Ovo dugme više ne važi."))
+            return Reply(tr(lang, "Ovo dugme više ne važi."))
         async with self._database.uow() as uow:
             repo = uow.repository(TrainingRepository)
             reg = await repo.registration(training_id, user.id, fresh=True)
             if reg is None or reg.attended_at is None:
-                return Reply(say(lang, "Ocenu mogu da daju samo polaznici obuke."))
+                return Reply(tr(lang, "Ocenu mogu da daju samo polaznici obuke."))
             if reg.rating is not None:
-                return Reply(say(lang, "Vaša ocena ({rating}) je već zabeležena. Hvala!",
+                return Reply(tr(lang, "Vaša ocena ({rating}) je već zabeležena. Hvala!",
                                  rating=reg.rating))
             if not await repo.record_rating(training_id, user.id, rating):
-                return Reply(say(lang, "Vaša ocena je već zabeležena. Hvala!"))
+                return Reply(tr(lang, "Vaša ocena je već zabeležena. Hvala!"))
             await uow.commit()
         log.info("training rated", extra={"user_id": user.id, "training_id": training_id,
                                           "rating": rating})
         return Reply(
-            say(lang, "Hvala na oceni {rating}! Ako želite, dodajte kratak komentar.",
+            tr(lang, "Hvala na oceni {rating}! Ako želite, dodajte kratak komentar.",
                 rating=rating),
-            ((Button(say(lang, "Dodaj komentar"), f"tr:fc:{training_id}"),),),
+            ((Button(tr(lang, "Dodaj komentar"), f"tr:fc:{training_id}"),),),
         )
 
     def comment_prompt(self, user: UserProfile) -> Reply:
-        return Reply(say(user.language, "Napišite komentar o obuci (šta je bilo korisno, šta "
+        return Reply(tr(user.language, "Napišite komentar o obuci (šta je bilo korisno, šta "
                                         "bi trebalo poboljšati)."))
 
     async def comment(self, user: UserProfile, training_id: int, text: str) -> Reply:
@@ -229,9 +232,9 @@ class AttendanceService:
                 training_id, user.id, cleaned)
             await uow.commit()
         if not saved:
-            return Reply(say(lang, "Komentar se dodaje posle ocene obuke."))
+            return Reply(tr(lang, "Komentar se dodaje posle ocene obuke."))
         log.info("training comment", extra={"user_id": user.id, "training_id": training_id})
-        return Reply(say(lang, "Komentar je zabeležen. Hvala što pomažete da obuke budu bolje!"))
+        return Reply(tr(lang, "Komentar je zabeležen. Hvala što pomažete da obuke budu bolje!"))
 
     # ---- the trainer ----------------------------------------------------------------------
     async def _trainer(
@@ -248,7 +251,7 @@ class AttendanceService:
 
     def _refusal(self, actor: UserProfile, action: str) -> Reply:
         log.warning("attendance: refused", extra={"user_id": actor.id, "action": action})
-        return Reply(say(actor.language, "Ovu radnju mogu da obave samo predavač, mentori i "
+        return Reply(tr(actor.language, "Ovu radnju mogu da obave samo predavač, mentori i "
                                          "administratori. Hvala na razumevanju."))
 
     async def recent(self, actor: UserProfile) -> Reply:
@@ -265,13 +268,13 @@ class AttendanceService:
         if me.role not in ("mentor", "admin") and not mine:
             return self._refusal(actor, "attendance.list")
         if not mine:
-            return Reply(say(lang, "Nema obuka u poslednjih sedam dana ni sutra."))
+            return Reply(tr(lang, "Nema obuka u poslednjih sedam dana ni sutra."))
         buttons = tuple(
             (Button(r.starts_at.astimezone(self._tz).strftime("%d.%m. %H:%M") + " · "
                     + _short(r.title, 30), f"tr:a:{r.id}"),)
             for r in mine[:20]
         )
-        return Reply(say(lang, "Izaberite obuku za evidenciju prisustva:"), buttons)
+        return Reply(tr(lang, "Izaberite obuku za evidenciju prisustva:"), buttons)
 
     async def trainings_for(self, actor: UserProfile) -> list[TrainingAttendance] | None:
         """Trainings of the last 30 days and the next day with their counts (console); None
@@ -314,14 +317,14 @@ class AttendanceService:
             repo = uow.repository(TrainingRepository)
             row = await repo.get(training_id)
             if row is None:
-                return Reply(say(lang, "Ta obuka ne postoji."))
+                return Reply(tr(lang, "Ta obuka ne postoji."))
             if await self._trainer(uow, actor, row) is None:
                 return self._refusal(actor, "attendance.list")
             people = await repo.participants(training_id, ("registered",))
             title, starts = row.title, row.starts_at
         present = sum(1 for r, _m in people if r.attended_at is not None)
         text = "<b>" + html.escape(title) + "</b> · " + starts.astimezone(self._tz).strftime(
-            "%d.%m.%Y. %H:%M") + "\n" + say(
+            "%d.%m.%Y. %H:%M") + "\n" + tr(
             lang, "Prisutno: {present} od {total} prijavljenih. Dodirnite ime da promenite.",
             present=present, total=len(people))
         buttons = tuple(
@@ -330,7 +333,7 @@ class AttendanceService:
             for r, m in people[:LIST_LIMIT]
         )
         if len(people) > LIST_LIMIT:
-            text += "\n" + say(lang, "Prikazano prvih {n}; ostale označite u konzoli.",
+            text += "\n" + tr(lang, "Prikazano prvih {n}; ostale označite u konzoli.",
                                n=LIST_LIMIT)
         return Reply(text, buttons)
 
@@ -345,10 +348,10 @@ class AttendanceService:
             if row is None or me is None:
                 return self._refusal(actor, "attendance.mark")
             if row.starts_at - CHECKIN_EARLY > now:
-                return Reply(say(lang, "Prisustvo se beleži kada obuka počne."))
+                return Reply(tr(lang, "Prisustvo se beleži kada obuka počne."))
             reg = await repo.registration(training_id, user_id, fresh=True)
             if reg is None or reg.status != "registered":
-                return Reply(say(lang, "Ovo dugme više ne važi."))
+                return Reply(tr(lang, "Ovo dugme više ne važi."))
             present = reg.attended_at is None
             if present:
                 await repo.mark_attended(training_id, user_id, me.id)
@@ -389,10 +392,8 @@ class AttendanceService:
                     continue
                 sent = [m for m in await repo.keyed(key, exact=True) if m.status == "sent"]
                 if sent:
-                    escaped = html.escape(link, quote=True)
-                    text = "📎 " + say(member.language, "Materijali sa obuke „{title}“: {link}",
-                                       title=html.escape(row.title),
-                                       link=f'<a href="{escaped}">{escaped}</a>')
+                    text = "📎 " + tr(member.language, "Materijali sa obuke „{title}“: {link}",
+                                       title=html.escape(row.title), link=_anchor(link))
                     added = await uow.outbox.add(
                         channel=member.channel, chat_id=member.external_id, user_id=member.id,
                         kind="training_materials", payload=reply_to_payload(Reply(text)),
@@ -403,7 +404,7 @@ class AttendanceService:
             await audit_record(uow, me, TRAINING_MATERIALS, f"training:{training_id}",
                                {"told": told})
             await uow.commit()
-        return Reply(say(lang, "Link ka materijalima je sačuvan. Polaznici ga dobijaju uz "
+        return Reply(tr(lang, "Link ka materijalima je sačuvan. Polaznici ga dobijaju uz "
                                "pitanje za ocenu."))
 
     # ---- button tokens ---------------------------------------------------------------------
@@ -414,14 +415,14 @@ class AttendanceService:
         if verb not in ("in", "a", "at", "f"):
             return None
         if training_id is None:
-            return Reply(say(user.language, "Ovo dugme više ne važi."))
+            return Reply(tr(user.language, "Ovo dugme više ne važi."))
         if verb == "in":
             return await self.check_in(user, training_id)
         if verb == "a":
             return await self.attendance_list(user, training_id)
         number = to_int(second)
         if number is None:
-            return Reply(say(user.language, "Ovo dugme više ne važi."))
+            return Reply(tr(user.language, "Ovo dugme više ne važi."))
         if verb == "at":
             return await self.toggle(user, training_id, number)
         return await self.rate(user, training_id, number)

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from bot.digits import is_digits, to_int
+from bot.i18n import tr
 from bot.services.attendance import AttendanceService
 from bot.services.audience import (
     DEFAULT_SERVICES,
@@ -710,8 +711,8 @@ class TrainingService:
         return Reply(text, (
             (Button(say(lang, "Promeni vreme"), f"tr:t:{training_id}"),
              Button(say(lang, "Promeni mesto/link"), f"tr:p:{training_id}")),
-            (Button(say(lang, "Prisustvo"), f"tr:a:{training_id}"),
-             Button(say(lang, "Materijali"), f"tr:mat:{training_id}")),
+            (Button(tr(lang, "Prisustvo"), f"tr:a:{training_id}"),
+             Button(tr(lang, "Materijali"), f"tr:mat:{training_id}")),
             (Button(say(lang, "Otkaži obuku"), f"tr:c:{training_id}"),),
         ))
 
