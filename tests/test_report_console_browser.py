@@ -158,11 +158,22 @@ async def test_dashboard_report_downloads_and_attendance_in_chromium(
 
                 # Attendance: the trainer marks the clerk present from the console.
                 await page.click("nav >> text=Prisustvo na obukama")
+                await _screenshot(page, "obuke.png")
                 await page.click("text=eZUP u praksi (test)")
                 assert "Prisutno: 0 od 1" in (await page.text_content("#present") or "")
                 await page.click("#attendance button")
                 await page.wait_for_selector("text=Sačuvano.")
                 assert "Prisutno: 1 od 1" in (await page.text_content("#present") or "")
+                await page.fill("#link", "htp:/x.rs")
+                await page.click("#materials button")
+                assert "Link nije ispravan" in (await page.text_content(".note") or "")
+                await page.fill("#link", "=cmd|' /C calc'!A0")
+                await page.click("#materials button")
+                assert "Upišite link" in (await page.text_content(".note") or "")
+                await page.fill("#link", "https://materijali.example.rs/ezup.pdf")
+                await page.click("#materials button")
+                await page.wait_for_selector("text=Link ka materijalima je sačuvan")
+                assert await page.input_value("#link") == "https://materijali.example.rs/ezup.pdf"
                 await _screenshot(page, "prisustvo.png")
             finally:
                 await browser.close()
@@ -174,3 +185,4 @@ async def test_dashboard_report_downloads_and_attendance_in_chromium(
             row = await uow.session.scalar(select(OutboxMessage).where(
                 OutboxMessage.dedupe_key == f"tfeedback:{training_id}:{clerk.id}"))
         assert row is not None and row.status == "pending"
+        assert "https://materijali.example.rs/ezup.pdf" in row.payload["text"]

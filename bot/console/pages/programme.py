@@ -25,6 +25,7 @@ from bot.services.programme import (
     to_xlsx,
 )
 from bot.services.reports import chart_png as statistics_png
+from bot.services.trainings import Invalid, parse_place
 
 CSV = "text/csv"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -225,3 +226,21 @@ async def attendance_toggle(ctx: Ctx) -> web.StreamResponse:
     reply = await ctx.services.trainings.attendance.toggle(ctx.user, training_id, clerk)
     note = "Sačuvano." if reply.buttons else reply.text
     return ctx.redirect(f"/obuke/{training_id}", note=note)
+
+
+@page("/obuke/{id}/materijali", methods=("POST",), roles=ADMINS)
+async def materials(ctx: Ctx) -> web.StreamResponse:
+    """The trainer's materials link (sent with the feedback question)."""
+    assert ctx.user is not None
+    training_id = to_int(ctx.request.match_info["id"])
+    if training_id is None:
+        raise web.HTTPNotFound()
+    form = await ctx.form()
+    try:
+        link, _address = parse_place(str(form.get("link", "")))
+    except Invalid as error:
+        return ctx.redirect(f"/obuke/{training_id}", note=error.message(ctx.user.language))
+    if link is None:
+        return ctx.redirect(f"/obuke/{training_id}", note="Upišite link (https://...).")
+    reply = await ctx.services.trainings.attendance.set_materials(ctx.user, training_id, link)
+    return ctx.redirect(f"/obuke/{training_id}", note=reply.text)
