@@ -32,7 +32,14 @@ from tests.fakes.harness import BotUnderTest
 playwright_api = pytest.importorskip("playwright.async_api")
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium")
+# Under libfaketime (CI's second pass) Playwright's node driver never exits after the test
+# (observed 2026-12-07: every step passes, then `async_playwright()` waits for it forever);
+# the service tests of the report run in that pass.
+UNDER_FAKETIME = "faketime" in os.environ.get("LD_PRELOAD", "")
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium"),
+    pytest.mark.skipif(UNDER_FAKETIME, reason="Playwright's driver hangs under libfaketime"),
+]
 
 ADMIN = 7601
 CLERK = 7602
@@ -100,7 +107,9 @@ async def test_dashboard_report_downloads_and_attendance_in_chromium(
         link = html.unescape(LINK.search(reply.text).group(1))  # type: ignore[union-attr]
 
         async with playwright_api.async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM, headless=True,
+                args=["--no-sandbox", "--disable-dev-shm-usage"])
             try:
                 context = await browser.new_context(
                     accept_downloads=True, viewport={"width": 1200, "height": 900})
