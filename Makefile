@@ -16,8 +16,11 @@ install: $(STAMP)
 
 ## Local chat on SQLite with the bundled knowledge base; no token needed.
 ## `make demo ROLE=mentor` starts as the mentor (and admin); /mentor_mod switches in the chat.
+## `make demo SEED=1` first writes last month's sample activity (the console's report shows it).
 ROLE ?= clerk
+SEED ?=
 demo: install
+	$(if $(SEED),$(PY) -m bot seed-demo,)
 	$(PY) -m bot playground --role $(ROLE)
 
 ## The whole suite; PostgreSQL tests run when TEST_POSTGRES_URL is set (CI sets it).

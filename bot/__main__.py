@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from datetime import date
 
 from bot.config import ConfigError, Settings, load_settings
 
@@ -24,6 +25,16 @@ async def _playground(settings: Settings, role: str = "clerk") -> None:
     services = await build_services(settings)
     try:
         await run_playground(services, role=role)
+    finally:
+        await services.close()
+
+
+async def _seed_demo(settings: Settings) -> date:
+    from bot.app import build_services
+
+    services = await build_services(settings)
+    try:
+        return await services.programme.seed_demo()
     finally:
         await services.close()
 
@@ -51,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         default="clerk",
         help="start as the mentor (and admin) instead of the clerk; /mentor_mod switches",
     )
+    commands.add_parser(
+        "seed-demo", help="sample activity of last month for the console's report (idempotent)"
+    )
     commands.add_parser("check-config", help="print effective settings (secrets masked), problems")
     commands.add_parser("backup", help="consistent copy of the SQLite database: backup PATH")
     args = parser.parse_args(args_list)
@@ -65,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "playground":
             logging.getLogger().setLevel(logging.WARNING)
             asyncio.run(_playground(settings, args.role))
+        elif args.command == "seed-demo":
+            print(f"seeded {asyncio.run(_seed_demo(settings)):%Y-%m}")
         elif args.command == "run":
             from bot.telegram.runner import run
 

@@ -19,6 +19,7 @@ from bot.services.curation import CurationService
 from bot.services.desk import DeskService
 from bot.services.mentoring import MentorConfig, MentoringService
 from bot.services.privacy import PrivacyService, retention_months_from
+from bot.services.programme import ProgrammeService
 from bot.services.reports import ReportService
 from bot.services.roadmaps import RoadmapService
 from bot.services.roles import RoleService
@@ -48,6 +49,7 @@ class AppServices:
     mentoring: MentoringService
     roles: RoleService
     reports: ReportService
+    programme: ProgrammeService
     trainings: TrainingService
     broadcasts: BroadcastService
     interests: InterestService
@@ -107,6 +109,7 @@ async def build_services(
         database, reminder_offsets=_reminder_offsets(settings), channels=channels
     )
     desk = DeskService(database, knowledge_base, timezone=settings.timezone)
+    reports = ReportService(database, knowledge_base, timezone=settings.timezone)
     answers = AnswerService(
         knowledge_base,
         matcher,
@@ -145,7 +148,8 @@ async def build_services(
         answers=answers,
         mentoring=mentoring,
         roles=RoleService(database, admins),
-        reports=ReportService(database, knowledge_base, timezone=settings.timezone),
+        reports=reports,
+        programme=ProgrammeService(database, reports, timezone=settings.timezone),
         trainings=trainings,
         broadcasts=BroadcastService(database, channels=channels),
         interests=InterestService(database),

@@ -26,6 +26,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
 from bot.digits import to_int
+from bot.i18n import tr
 from bot.services.audience import Audience, InterestService, say
 from bot.services.replies import Button, Reply
 from bot.services.trainings import (
@@ -61,6 +62,11 @@ class NewTraining(StatesGroup):
 class ChangeTraining(StatesGroup):
     when = State()  # data: training_id
     place = State()
+    materials = State()
+
+
+class TrainingFeedback(StatesGroup):
+    comment = State()  # data: training_id
 
 
 class NewTrainingCB(CallbackData, prefix="tn"):
@@ -388,6 +394,39 @@ async def on_change_place(
     await send_reply(bot, message.chat.id, reply)
 
 
+async def on_materials(
+    message: Message, bot: Bot, state: FSMContext, user: UserProfile, trainings: TrainingService
+) -> None:
+    try:
+        link, _address = parse_place(message.text or "")
+    except Invalid as error:
+        await send_reply(bot, message.chat.id, _invalid(user.language, error))
+        return
+    if link is None:
+        await send_reply(bot, message.chat.id, Reply(tr(
+            user.language, "Napišite link ka materijalima sa obuke (https://...).")))
+        return
+    data = await state.get_data()
+    await state.clear()
+    reply = await trainings.attendance.set_materials(user, int(data["training_id"]), link)
+    await send_reply(bot, message.chat.id, reply)
+
+
+async def on_feedback_comment(
+    message: Message, bot: Bot, state: FSMContext, user: UserProfile, trainings: TrainingService
+) -> None:
+    data = await state.get_data()
+    await state.clear()
+    reply = await trainings.attendance.comment(user, int(data["training_id"]), message.text or "")
+    await send_reply(bot, message.chat.id, reply)
+
+
+async def on_attendance_command(
+    message: Message, bot: Bot, user: UserProfile, trainings: TrainingService
+) -> None:
+    await send_reply(bot, message.chat.id, await trainings.attendance.recent(user))
+
+
 # -- buttons the service puts on announcements, lists and the admin's view ------------------
 
 
@@ -403,6 +442,19 @@ async def on_training_button(
     _kind, _, rest = action.partition(":")
     verb, _, number = rest.partition(":")
     lang = user.language
+    if verb == "fc" and to_int(number) is not None:  # a comment after the rating
+        await state.set_state(TrainingFeedback.comment)
+        await state.update_data(training_id=int(number))
+        asked = trainings.attendance.comment_prompt(user)
+        await show_from_button(callback, bot, Reply(asked.text, (_quit_row(lang),)), edit=False)
+        return
+    if verb == "mat" and to_int(number) is not None:  # the trainer's materials link
+        await state.set_state(ChangeTraining.materials)
+        await state.update_data(training_id=int(number))
+        ask = Reply(tr(lang, "Napišite link ka materijalima sa obuke (https://...)."),
+                    (_quit_row(lang),))
+        await show_from_button(callback, bot, ask, edit=False)
+        return
     if verb in ("t", "p") and to_int(number) is not None:
         training_id = int(number)
         refused = trainings.refusal(user, "training.change")
@@ -421,9 +473,11 @@ async def on_training_button(
     reply = await trainings.perform(user, action)
     if reply is None:
         reply = Reply(say(lang, "Ovo dugme više ne važi."))
-    # "Da, otkaži" replaces the question it answers; everything else comes as a new message,
-    # so the announcement (and its "Prijavi se") stays readable in the chat.
-    await show_from_button(callback, bot, reply, edit=verb in ("cy",))
+    # "Da, otkaži" replaces the question it answers, a tap in the attendance list redraws the
+    # list; everything else comes as a new message, so the announcement (and its "Prijavi se")
+    # stays readable in the chat.
+    redraw = verb == "at" and bool(reply.buttons)  # a refusal comes as a message of its own
+    await show_from_button(callback, bot, reply, edit=verb == "cy" or redraw)
 
 
 # -- /obuke and /usluge ---------------------------------------------------------------------
@@ -456,6 +510,7 @@ def build_router() -> Router:
     router.message.register(on_new_training, Command("obuka_nova"))
     router.message.register(on_quit_command, Command("otkazi", "odustani"))
     router.message.register(on_trainings_list, Command("obuke"))
+    router.message.register(on_attendance_command, Command("prisustvo"))
     router.message.register(on_services_menu, Command("usluge"))
     router.message.register(on_title, StateFilter(NewTraining.title), *TEXT)
     router.message.register(on_service_typed, StateFilter(NewTraining.service), *TEXT)
@@ -467,10 +522,12 @@ def build_router() -> Router:
     router.message.register(on_audience_typed, StateFilter(NewTraining.municipalities), *TEXT)
     router.message.register(on_change_when, StateFilter(ChangeTraining.when), *TEXT)
     router.message.register(on_change_place, StateFilter(ChangeTraining.place), *TEXT)
+    router.message.register(on_materials, StateFilter(ChangeTraining.materials), *TEXT)
+    router.message.register(on_feedback_comment, StateFilter(TrainingFeedback.comment), *TEXT)
     router.callback_query.register(on_dialogue_button, NewTrainingCB.filter())
     router.callback_query.register(on_training_button, ButtonData("tr:", prefix=True))
     router.callback_query.register(on_interest_toggle, ButtonData("int:", prefix=True))
     return router
 
 
-__all__ = ["ChangeTraining", "NewTraining", "NewTrainingCB", "build_router"]
+__all__ = ["ChangeTraining", "NewTraining", "NewTrainingCB", "TrainingFeedback", "build_router"]

@@ -77,6 +77,8 @@ class Training(Base):
     link: Mapped[str | None] = mapped_column(String(500), default=None)
     address: Mapped[str | None] = mapped_column(String(300), default=None)
     capacity: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Slides, recording, handouts: sent with the feedback question after the training.
+    materials_link: Mapped[str | None] = mapped_column(String(500), default=None)
     audience_kind: Mapped[str] = mapped_column(String(16), default="all")
     audience_values: Mapped[list[str]] = mapped_column(JSONType, default=list)
     status: Mapped[str] = mapped_column(String(16), default="active")
@@ -94,6 +96,7 @@ class Registration(Base):
     __table_args__ = (
         UniqueConstraint("training_id", "user_id"),
         CheckConstraint(_in("status", REGISTRATION_STATUSES), name="status"),
+        CheckConstraint("rating IS NULL OR (rating >= 1 AND rating <= 5)", name="rating"),
         Index(None, "training_id", "status", "position"),
         Index(None, "user_id"),
     )
@@ -104,6 +107,15 @@ class Registration(Base):
     status: Mapped[str] = mapped_column(String(16))
     # Order of arrival: the waiting list moves up by it.
     position: Mapped[int] = mapped_column(Integer, default=0)
+    # Attendance: the clerk's own check-in during the training, or the trainer's mark.
+    attended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    attendance_marked_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    # The attendee's feedback after the training: 1-5 and an optional comment.
+    rating: Mapped[int | None] = mapped_column(Integer, default=None)
+    comment: Mapped[str | None] = mapped_column(Text, default=None)
+    rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=stamp, onupdate=stamp)
 
@@ -169,13 +181,28 @@ class TrainingRepository(Repository):
         )
         return list(await self.session.scalars(stmt))
 
+    @guarded
+    async def starting_between(self, start: datetime, end: datetime) -> list[Training]:
+        """Active trainings starting in [start, end), in order (attendance lists, reports)."""
+        stmt = (
+            select(Training)
+            .where(Training.status == "active", Training.starts_at >= start,
+                   Training.starts_at < end)
+            .order_by(Training.starts_at, Training.id)
+        )
+        return list(await self.session.scalars(stmt))
+
     # ---- registrations ---------------------------------------------------------------------
     @guarded
-    async def registration(self, training_id: int, user_id: int) -> Registration | None:
+    async def registration(
+        self, training_id: int, user_id: int, *, fresh: bool = False
+    ) -> Registration | None:
+        """`fresh` re-reads a row this session may hold (after a conditional UPDATE)."""
         stmt = select(Registration).where(
             Registration.training_id == training_id, Registration.user_id == user_id
         )
-        return await self.session.scalar(stmt)
+        options = {"populate_existing": True} if fresh else {}
+        return await self.session.scalar(stmt, execution_options=options)
 
     @guarded
     async def registrations_of_user(self, user_id: int) -> dict[int, Registration]:
@@ -250,6 +277,7 @@ class TrainingRepository(Repository):
         payload: dict[str, Any],
         not_before: datetime,
         expires_at: datetime,
+        kind: str = "reminder",
     ) -> None:
         """Queue a reminder, or re-arm an existing one with a new time and text.
 
@@ -259,7 +287,7 @@ class TrainingRepository(Repository):
         """
         now = self.now()
         stmt = self._insert(OutboxMessage).values(
-            channel=channel, chat_id=chat_id, user_id=user_id, kind="reminder", payload=payload,
+            channel=channel, chat_id=chat_id, user_id=user_id, kind=kind, payload=payload,
             dedupe_key=dedupe_key, batch=None, priority=50, status="pending", attempts=0,
             not_before=not_before, expires_at=expires_at, created_at=now,
         )
@@ -292,6 +320,110 @@ class TrainingRepository(Repository):
             .values(status="cancelled", last_error="training changed")
         )
         return int(getattr(result, "rowcount", 0) or 0)
+
+    @guarded
+    async def cancel_keyed(self, prefix: str, reason: str, *, exact: bool = False) -> int:
+        """Cancel pending outbox rows whose dedupe key starts with `prefix` (or is it, with
+        `exact`): a training's check-in messages ``checkin:<training>:``, feedback questions
+        ``tfeedback:<training>:<user>``."""
+        result = await self.session.execute(
+            update(OutboxMessage)
+            .where(self._keyed(prefix, exact), OutboxMessage.status == "pending")
+            .values(status="cancelled", last_error=reason)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    @guarded
+    async def keyed(self, prefix: str, *, exact: bool = False) -> list[OutboxMessage]:
+        stmt = select(OutboxMessage).where(self._keyed(prefix, exact)).order_by(OutboxMessage.id)
+        return list(await self.session.scalars(stmt))
+
+    @staticmethod
+    def _keyed(prefix: str, exact: bool) -> Any:
+        if exact:
+            return OutboxMessage.dedupe_key == prefix
+        return OutboxMessage.dedupe_key.startswith(prefix, autoescape=True)
+
+    @guarded
+    async def repayload(self, dedupe_key: str, payload: dict[str, Any]) -> bool:
+        """Replace the text of a message not sent yet (materials added after check-in)."""
+        result = await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.dedupe_key == dedupe_key, OutboxMessage.status == "pending")
+            .values(payload=payload)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    # ---- attendance and feedback -----------------------------------------------------------
+    @guarded
+    async def mark_attended(
+        self, training_id: int, user_id: int, marked_by: int | None
+    ) -> bool:
+        """Record attendance of a registered clerk; False when it was already recorded (or the
+        clerk is not registered). A single conditional UPDATE: two taps at once count once."""
+        now = self.now()
+        result = await self.session.execute(
+            update(Registration)
+            .where(
+                Registration.training_id == training_id,
+                Registration.user_id == user_id,
+                Registration.status == "registered",
+                Registration.attended_at.is_(None),
+            )
+            .values(attended_at=now, attendance_marked_by=marked_by, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    @guarded
+    async def unmark_attended(self, training_id: int, user_id: int) -> bool:
+        now = self.now()
+        result = await self.session.execute(
+            update(Registration)
+            .where(
+                Registration.training_id == training_id,
+                Registration.user_id == user_id,
+                Registration.attended_at.is_not(None),
+            )
+            .values(attended_at=None, attendance_marked_by=None, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    @guarded
+    async def record_rating(self, training_id: int, user_id: int, rating: int) -> bool:
+        """The attendee's 1-5; False when already rated or not an attendee (the first stays)."""
+        if not 1 <= rating <= 5:
+            raise ValueError(f"rating {rating} outside 1..5")
+        now = self.now()
+        result = await self.session.execute(
+            update(Registration)
+            .where(
+                Registration.training_id == training_id,
+                Registration.user_id == user_id,
+                Registration.attended_at.is_not(None),
+                Registration.rating.is_(None),
+            )
+            .values(rating=rating, rated_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    @guarded
+    async def record_comment(self, training_id: int, user_id: int, comment: str) -> bool:
+        """The optional comment, once the attendee has rated."""
+        now = self.now()
+        result = await self.session.execute(
+            update(Registration)
+            .where(
+                Registration.training_id == training_id,
+                Registration.user_id == user_id,
+                Registration.rating.is_not(None),
+            )
+            .values(comment=comment, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
 
     @guarded
     async def reminders(self, training_id: int) -> list[OutboxMessage]:

@@ -90,7 +90,9 @@ async def test_viber_clerk_signs_up_and_gets_the_calendar_and_both_reminders(
 
     rows = await _viber_rows(bot, clerk.id)
     kinds = sorted(row.kind for row in rows)
-    assert kinds.count("training_ics") == 1 and len(rows) == 3  # calendar + 24 h + 1 h
+    # calendar + 24 h + 1 h + the check-in at the start
+    assert kinds.count("training_ics") == 1 and len(rows) == 4
+    assert kinds.count("training_checkin") == 1
 
     # The calendar file now (no public URL in this test: the text says where to get it).
     before = len(clerk.chat)
@@ -106,6 +108,11 @@ async def test_viber_clerk_signs_up_and_gets_the_calendar_and_both_reminders(
     hour_before = starts - timedelta(minutes=50)
     assert await bot.dispatcher(clock=lambda: hour_before).drain() == 1
     assert len(clerk.chat) == before + 3
+    # At the start: "Prisutan/na sam" (the button works on Viber as on Telegram).
+    at_start = starts + timedelta(minutes=1)
+    assert await bot.dispatcher(clock=lambda: at_start).drain() == 1
+    assert "potvrdite prisustvo" in clerk.last.text
+    assert "Prisutan/na sam" in clerk.last.button_labels
     assert all(row.status == "sent" for row in await _viber_rows(bot, clerk.id))
 
 
@@ -174,3 +181,39 @@ async def test_broadcasts_include_viber_users_only_when_switched_on(
     else:
         assert "viber" not in per_channel
         assert reader.chat[before:] == []
+
+
+async def test_viber_clerk_checks_in_rates_and_comments(bot: ViberBotUnderTest) -> None:
+    """Issue #16 on Viber: the check-in at the start, the feedback question after the end,
+    the rating once, the comment as the next text (carried in tracking_data)."""
+    starts = (utcnow() + timedelta(minutes=5)).replace(microsecond=0)
+    training_id = await _training(bot, "eSanduče uživo", starts)
+    clerk = bot.user(name="Jelena")
+    (listing,) = await clerk.say("/obuke")
+    await clerk.tap("Prijavi se: eSanduče uživo", listing)
+    await bot.dispatcher().drain()  # the calendar
+    assert await bot.dispatcher(clock=lambda: starts + timedelta(minutes=1)).drain() == 1
+    checkin = clerk.last
+    assert "Prisutan/na sam" in checkin.button_labels
+    (recorded,) = await clerk.tap("Prisutan/na sam", checkin)
+    assert "Prisustvo je zabeleženo" in recorded.text
+    (again,) = await clerk.tap("Prisutan/na sam", checkin)
+    assert "već zabeleženo" in again.text
+
+    ends = starts + timedelta(minutes=91)
+    assert await bot.dispatcher(clock=lambda: ends).drain() == 1
+    question = clerk.last
+    assert "Kako biste je ocenili" in question.text
+    (thanks,) = await clerk.tap("5", question)
+    assert "Hvala na oceni 5" in thanks.text
+    (prompt,) = await clerk.tap("Dodaj komentar", thanks)
+    assert "Napišite komentar" in prompt.text
+    (saved,) = await clerk.say("Odlično objašnjeno")
+    assert "Komentar je zabeležen" in saved.text
+    assert bot.services is not None
+    profile = await bot.services.users.get_or_register("viber", clerk.id, "Jelena")
+    admin = await _admin(bot, "900100")
+    lines = await bot.services.trainings.attendance.lines(admin, training_id)
+    assert lines is not None
+    [line] = [item for item in lines if item.user_id == profile.id]
+    assert (line.attended, line.rating, line.comment) == (True, 5, "Odlično objašnjeno")

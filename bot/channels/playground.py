@@ -85,7 +85,7 @@ def render(reply: Reply, *, color: bool) -> tuple[str, list[Button]]:
 class Dialogue:
     """What the next typed text of one person means (None: a question)."""
 
-    awaiting: str | None = None  # "mun" | "draft" | "followup" | "contact"
+    awaiting: str | None = None  # "mun" | "draft" | "followup" | "contact" | "comment"
     question_id: int | None = None
     question: str | None = None
     details: list[str] = field(default_factory=list)
@@ -301,6 +301,11 @@ class Playground:
                 dialogue.details.append(text)
             self.show(self._mentoring.noted(self.user, "text"))
             return
+        elif dialogue.awaiting == "comment" and dialogue.number is not None:
+            self._dialogues[self._acting] = Dialogue()
+            self.show(await self._services.trainings.attendance.comment(
+                self.user, dialogue.number, text))
+            return
         elif dialogue.awaiting == "followup" and dialogue.number is not None:
             result = await self._mentoring.clerk_followup(self.user, dialogue.number, text, [])
             self._dialogues[self._acting] = Dialogue()
@@ -346,8 +351,8 @@ class Playground:
                 self.note(
                     say(
                         user.language,
-                        "Mentor: /red, /moji, /odgovori, /obuka_nova, /opstine, /opstina_dodaj, "
-                        "/opstina_mentor.",
+                        "Mentor: /red, /moji, /odgovori, /obuka_nova, /prisustvo, /opstine, "
+                        "/opstina_dodaj, /opstina_mentor.",
                     )
                 )
         elif name in ("teme", "topics"):
@@ -359,6 +364,8 @@ class Playground:
             self.show(self.onboarding.municipality_prompt(user))
         elif name == "mentor":
             self._start_draft(None, args or None)
+        elif name == "prisustvo":
+            self.show(await services.trainings.attendance.recent(user))
         elif name == "obuke":
             self.show(await services.trainings.upcoming(user))
         elif name == "plan":
@@ -471,6 +478,10 @@ class Playground:
             self.show(self._mentoring.callback_prompt(user, int(rest)), who)
         elif kind == "mq":
             await self._queue_button(who, rest)
+        elif kind == "tr" and rest.startswith("fc:") and to_int(rest[3:]) is not None:
+            # a comment after a training's rating: the next text
+            self._dialogues[who] = Dialogue(awaiting="comment", number=to_int(rest[3:]))
+            self.show(services.trainings.attendance.comment_prompt(user), who)
         elif kind == "tr":
             self.show(await services.trainings.perform(user, token) or stale, who)
         elif kind == "int" and rest:

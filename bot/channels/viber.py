@@ -131,6 +131,7 @@ def stand_in(viber_id: str, language: str) -> UserProfile:
 
 FOLLOW_UP = "fu:"  # tracking_data: the next text is a follow-up to mentor request <n>
 CALL_BACK = "cb:"  # tracking_data: the next text is a call-back contact for request <n>
+TRAINING_COMMENT = "tc:"  # tracking_data: the next text is a comment on training <n>
 TRACKING_MAX = 4000  # Viber keeps up to 4,096 characters of tracking_data
 
 
@@ -514,6 +515,12 @@ class ViberChannel:
             await self._follow_up(user, tracking, text=text)
         elif tracking.startswith(CALL_BACK) and self._mentoring is not None:
             await self._call_back(user, tracking, text)
+        elif tracking.startswith(TRAINING_COMMENT) and self._trainings is not None:
+            number = _number(tracking[len(TRAINING_COMMENT) :])
+            if number is None:
+                await self._ask(user, text)
+            else:
+                await self.send(user, await self._trainings.attendance.comment(user, number, text))
         else:
             await self._ask(user, text)
 
@@ -646,6 +653,12 @@ class ViberChannel:
             if question_id is not None:
                 log.info("viber.mentor_requested user_id=%s", user.id)
                 await self.send(user, answers.mentor_requested(user, question_id))
+                return
+        if kind == "tr" and rest.startswith("fc:") and self._trainings is not None:
+            training = _number(rest[len("fc:") :])  # a comment after the rating: the next text
+            if training is not None:
+                prompt = self._trainings.attendance.comment_prompt(user)
+                await self.send(user, prompt, tracking=f"{TRAINING_COMMENT}{training}")
                 return
         if kind == "tr" and self._trainings is not None:
             reply = await self._trainings.perform(user, token)

@@ -50,6 +50,8 @@ BROADCAST_CANCEL: Final = "broadcast.cancel"
 TRAINING_CREATE: Final = "training.create"
 TRAINING_UPDATE: Final = "training.update"
 TRAINING_CANCEL: Final = "training.cancel"
+TRAINING_ATTENDANCE: Final = "training.attendance"
+TRAINING_MATERIALS: Final = "training.materials"
 REQUEST_CLAIM: Final = "request.claim"
 REQUEST_ANSWER: Final = "request.answer"
 REQUEST_CLOSE: Final = "request.close"
@@ -72,6 +74,8 @@ ACTIONS: tuple[str, ...] = (
     TRAINING_CREATE,
     TRAINING_UPDATE,
     TRAINING_CANCEL,
+    TRAINING_ATTENDANCE,
+    TRAINING_MATERIALS,
     REQUEST_CLAIM,
     REQUEST_ANSWER,
     REQUEST_CLOSE,

@@ -201,7 +201,7 @@ class ReportService:
         return Report(now, open_requests, periods, weeks, lines)
 
     @staticmethod
-    def _bot_answered(question: Question) -> bool:
+    def bot_answered(question: Question) -> bool:
         return question.decision == "answer" or (
             question.decision == "clarify" and question.chosen_entry_id is not None
         )
@@ -225,7 +225,7 @@ class ReportService:
             town = towns.get(question.user_id) or "—"
             _bump(stats.per_service, service, "questions")
             _bump(stats.per_municipality, town, "questions")
-            if self._bot_answered(question):
+            if self.bot_answered(question):
                 stats.answered_by_bot += 1
                 _bump(stats.per_service, service, "bot")
                 _bump(stats.per_municipality, town, "bot")
@@ -260,7 +260,7 @@ class ReportService:
                 for r in escalated
                 if r.first_answer_at is not None
             ]
-            bot = sum(1 for q in in_week if self._bot_answered(q))
+            bot = sum(1 for q in in_week if self.bot_answered(q))
             points.append(
                 WeekPoint(
                     start,

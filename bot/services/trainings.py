@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from bot.digits import is_digits, to_int
+from bot.i18n import tr
+from bot.services.attendance import AttendanceService
 from bot.services.audience import (
     DEFAULT_SERVICES,
     Audience,
@@ -263,6 +265,12 @@ class TrainingView:
     revision: int
     registered: int = 0
     waitlisted: int = 0
+    materials_link: str | None = None
+    created_by: int | None = None
+
+    @property
+    def ends_at(self) -> datetime:
+        return self.starts_at + timedelta(minutes=self.duration_minutes)
 
     @property
     def full(self) -> bool:
@@ -273,7 +281,7 @@ def _view(row: Training, registered: int = 0, waitlisted: int = 0) -> TrainingVi
     return TrainingView(
         row.id, row.title, row.service, row.starts_at, row.duration_minutes, row.link,
         row.address, row.capacity, Audience.from_row(row.audience_kind, row.audience_values),
-        row.status, row.revision, registered, waitlisted,
+        row.status, row.revision, registered, waitlisted, row.materials_link, row.created_by,
     )
 
 
@@ -299,6 +307,7 @@ class TrainingService:
         self._offsets = tuple(sorted(set(reminder_offsets), reverse=True))
         self._channels = tuple(channels)
         self._tz = tz
+        self.attendance = AttendanceService(database, clock=self._clock, tz=tz)
 
     # ---- dialogue helpers (the handler validates each answer through these) --------------
     @property
@@ -541,6 +550,7 @@ class TrainingService:
             current.status = "cancelled"
             current.updated_at = now
             await repo.cancel_reminders(training_id, user.id)
+            await self.attendance.cancel_for(uow, training_id, user.id)
             promoted = 0
             if was == "registered" and row.status == "active" and row.starts_at > now:
                 promoted = await self._promote(uow, repo, row, now)
@@ -607,6 +617,7 @@ class TrainingService:
                 not_before=due, expires_at=view.starts_at,
             )
             armed += 1
+        await self.attendance.arm_checkin(uow, view, member)  # "Prisutan/na sam" at the start
         return armed
 
     async def _queue_calendar(
@@ -700,6 +711,8 @@ class TrainingService:
         return Reply(text, (
             (Button(say(lang, "Promeni vreme"), f"tr:t:{training_id}"),
              Button(say(lang, "Promeni mesto/link"), f"tr:p:{training_id}")),
+            (Button(tr(lang, "Prisustvo"), f"tr:a:{training_id}"),
+             Button(tr(lang, "Materijali"), f"tr:mat:{training_id}")),
             (Button(say(lang, "Otkaži obuku"), f"tr:c:{training_id}"),),
         ))
 
@@ -814,6 +827,7 @@ class TrainingService:
             view = _view(row)
             cancelled = await repo.cancel_reminders(training_id)
             await uow.outbox.cancel_batch(f"training:{training_id}")  # unsent announcements
+            await self.attendance.cancel_for(uow, training_id, None)
             participants = await repo.participants(training_id)
             for reg, member in participants:
                 if not member.active:
@@ -849,6 +863,9 @@ class TrainingService:
         verb, _, number = rest.partition(":")
         if verb == "l":  # the list, as /obuke shows it (a button under the KB answer)
             return await self.upcoming(user)
+        attendance = await self.attendance.perform(user, verb, number)
+        if attendance is not None:  # check-in, the trainer's list, the feedback rating
+            return attendance
         if to_int(number) is None:
             return Reply(say(user.language, "Ovo dugme više ne važi."))
         training_id = int(number)
