@@ -59,7 +59,7 @@ faults: install
 	$(PY) bench/faults.py
 	if [ -n "$$TEST_POSTGRES_URL" ]; then \
 	  $(PY) bench/faults.py --database-url "$$TEST_POSTGRES_URL" --instances 2 --redis-url $(FAULTS_REDIS); \
-	  BENCH_BROADCAST_COUNT=3000 $(PY) bench/bench_broadcast.py --database-url "$$TEST_POSTGRES_URL"; \
+	  REDIS_URL=$(FAULTS_REDIS) BENCH_BROADCAST_COUNT=3000 $(PY) bench/bench_broadcast.py --database-url "$$TEST_POSTGRES_URL" --instances 2 --reset; \
 	fi
 
 ## Re-extract UI strings, regenerate Cyrillic, compile catalogues.

@@ -199,6 +199,10 @@ def rate_of(stamps: list[float]) -> float:
 
 async def orchestrate(args: argparse.Namespace) -> int:
     count = args.count
+    if args.reset:
+        from bench.faults import reset_postgres
+
+        await reset_postgres(args.database_url)
     broadcast_id = await prepare(args.database_url, count)
     async with StrictBotAPI(limit=30) as api:
         phase: dict[str, list[float]] = {"before kill": [], "after restart": []}
@@ -212,6 +216,9 @@ async def orchestrate(args: argparse.Namespace) -> int:
         api.listeners.append(listen)
         started = time.monotonic()
         first = spawn(args, api, broadcast_id)
+        # With --instances N, N-1 more workers run beside it all along (as instances behind a
+        # load balancer would); only the first is killed.
+        others = [spawn(args, api, broadcast_id) for _ in range(args.instances - 1)]
         half = count // 2
         await api.wait_until(lambda: len(phase["before kill"]) >= half, timeout=count / 10 + 120,
                              what="half of the broadcast")
@@ -226,7 +233,9 @@ async def orchestrate(args: argparse.Namespace) -> int:
         current[0] = "after restart"
         restart = time.monotonic()
         second = spawn(args, api, broadcast_id)
-        code = await asyncio.get_running_loop().run_in_executor(None, second.wait)
+        loop = asyncio.get_running_loop()
+        codes = [await loop.run_in_executor(None, worker.wait) for worker in (second, *others)]
+        code = max(codes, key=abs)
         total_time = time.monotonic() - started
         too_many_at["after restart"] = api.too_many - too_many_at["before kill"]
 
@@ -241,7 +250,8 @@ async def orchestrate(args: argparse.Namespace) -> int:
     both = phase["before kill"] + phase["after restart"]
     shared = " via Redis" if os.environ.get("REDIS_URL") else ""
     print(f"\n## Broadcast to {count:,} clerks (+ the admin), limit 30 msg/s, limiter "
-          f"{args.rate:g}/s{shared}, {args.loops} dispatcher loop(s), "
+          f"{args.rate:g}/s{shared}, {args.instances} instance(s) of {args.loops} dispatcher "
+          f"loop(s), "
           f"{'PostgreSQL' if 'postgresql' in args.database_url else 'SQLite'}\n")
     print("| measure | value | target |")
     print("| --- | --- | --- |")
@@ -272,6 +282,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float,
                         default=float(os.environ.get("BENCH_BROADCAST_RATE", "28.5")))
     parser.add_argument("--loops", type=int, default=1, help="dispatcher loops per worker")
+    parser.add_argument("--reset", action="store_true",
+                        help="empty the PostgreSQL database's public schema first")
+    parser.add_argument("--instances", type=int, default=1,
+                        help="workers running at once (share REDIS_URL's rate limit)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--api-base", help=argparse.SUPPRESS)
     parser.add_argument("--token", help=argparse.SUPPRESS)

@@ -192,10 +192,16 @@ class BatchClaimMiddleware(BaseRequestMiddleware):
     the polling loop hands its updates out. Telegram learns they arrived only from the next
     getUpdates (its offset), so a burst waiting in memory for its turn is never lost to a
     kill. When the database cannot take them the request fails: aiogram's loop backs off and
-    asks again with the same offset, and Telegram sends the same updates again."""
+    asks again with the same offset, Telegram sends the same updates again, and they are
+    answered once the database is back. Meanwhile each clerk hears, once, that the message
+    is not lost."""
 
-    def __init__(self, inbox: UpdateInbox):
+    TOLD_LIMIT = 10_000  # updates whose senders were told (memory bound)
+
+    def __init__(self, inbox: UpdateInbox, languages: LanguageMemory):
         self.inbox = inbox
+        self.languages = languages
+        self._told: set[int] = set()
 
     async def __call__(
         self,
@@ -206,10 +212,36 @@ class BatchClaimMiddleware(BaseRequestMiddleware):
         # The type says Response; aiogram's session hands back the method's result itself.
         result: Any = await make_request(bot, method)
         if isinstance(method, GetUpdates) and result:
-            await self.inbox.claim_batch(
-                [u.model_dump(mode="json", by_alias=True, exclude_none=True) for u in result]
-            )
+            try:
+                await self.inbox.claim_batch(
+                    [u.model_dump(mode="json", by_alias=True, exclude_none=True) for u in result]
+                )
+            except StorageUnavailable:
+                await self._tell_waiting(bot, result)
+                raise
         return cast(Response[TelegramType], result)
+
+    async def _tell_waiting(self, bot: Bot, updates: list[Update]) -> None:
+        if len(self._told) > self.TOLD_LIMIT:
+            self._told.clear()
+        for update in updates:
+            message = update.message
+            if (
+                update.update_id in self._told
+                or message is None
+                or message.chat.type != "private"
+                or message.from_user is None
+            ):
+                continue
+            self._told.add(update.update_id)
+            language = self.languages.recall(message.from_user)
+            text = tr(
+                language,
+                "Izvinite, trenutno imamo tehničku smetnju. Vaša poruka nije izgubljena: "
+                "odgovoriću čim sistem ponovo proradi.",
+            )
+            with contextlib.suppress(Exception):  # best effort: Telegram may be down too
+                await bot.send_message(message.chat.id, text)
 
 
 class DedupMiddleware(BaseMiddleware):

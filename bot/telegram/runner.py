@@ -360,7 +360,7 @@ class TelegramRuntime:
         else:
             # A webhook left over from an earlier deployment would make getUpdates fail (409).
             await self.bot.delete_webhook(drop_pending_updates=False)
-            self.bot.session.middleware(BatchClaimMiddleware(self.inbox))
+            self.bot.session.middleware(BatchClaimMiddleware(self.inbox, self.languages))
             self._polling = asyncio.create_task(
                 self.dispatcher.start_polling(
                     self.bot,
