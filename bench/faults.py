@@ -233,6 +233,10 @@ async def run_once(args: argparse.Namespace, seed: int) -> Outcome:
             outcome.duplicated = sum(1 for n in got.values() if n > 1)
             outcome.telegram_errors = trouble.injected
             await asyncio.gather(*(i.stop() for i in instances))
+            for instance in instances:
+                log = (workdir / f"{instance.name}.log").read_text(errors="replace")
+                replayed = log.count('"event": "inbox.replay"')
+                outcome.notes.append(f"{instance.name} replayed {replayed} updates")
     outcome.seconds = loop.time() - started
     return outcome
 
@@ -279,6 +283,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def main_async(args: argparse.Namespace) -> int:
     outcomes = [await run_once(args, args.seed + n) for n in range(args.runs)]
     print(table(outcomes))
+    for outcome in outcomes:
+        print(f"{outcome.scenario}: " + "; ".join(outcome.notes))
     return 1 if any(o.lost for o in outcomes) else 0
 
 
