@@ -175,12 +175,21 @@ class UpdateInbox:
                 exclude=self._in_flight | self._done | self._kept,
             )
             await uow.commit()
-        for payload in payloads:
-            log.warning("inbox.replay update_id=%s", payload.get("update_id"))
-            try:
-                await feed(payload)
-            except Exception:  # a broken update must not stop the others
-                log.exception("inbox.replay_failed update_id=%s", payload.get("update_id"))
+        # Ours now: stamped anew with the rest this process holds while they wait their turn
+        # (a replay can wait long, e.g. on a chat lock the dead process left in Redis).
+        taken = {int(p["update_id"]) for p in payloads if isinstance(p.get("update_id"), int)}
+        self._kept |= taken
+        try:
+            for payload in payloads:
+                log.warning("inbox.replay update_id=%s", payload.get("update_id"))
+                try:
+                    await feed(payload)
+                except Exception:  # a broken update must not stop the others
+                    log.exception("inbox.replay_failed update_id=%s", payload.get("update_id"))
+                finally:
+                    self._kept.discard(payload.get("update_id"))
+        finally:
+            self._kept -= taken - self._in_flight
         return len(payloads)
 
     def start(self, feed: Feed) -> None:
@@ -200,24 +209,36 @@ class UpdateInbox:
         loop = asyncio.get_running_loop()
         next_scan = loop.time()  # at start-up first
         next_touch = loop.time() + self._touch_every
-        while True:
-            if loop.time() >= next_touch:
-                next_touch = loop.time() + self._touch_every
-                try:
-                    await self.touch()
-                except StorageUnavailable as exc:
-                    log.warning("inbox.touch_unavailable error=%s", exc)
-            if loop.time() >= next_scan:
-                next_scan = loop.time() + self._scan_every
-                try:
-                    await self.replay(feed)
-                except StorageUnavailable as exc:
-                    log.warning("inbox.replay_unavailable error=%s", exc)
-            if not await self.flush():  # the database is away: try again after a pause
-                await asyncio.sleep(self._flush_every)
-                continue
-            self._ended.clear()
-            if not self._done:  # wait until something ends (or it is time to scan again)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._flush_every):
-                        await self._ended.wait()
+        replaying: asyncio.Task[None] | None = None
+        try:
+            while True:
+                if loop.time() >= next_touch:
+                    next_touch = loop.time() + self._touch_every
+                    try:
+                        await self.touch()
+                    except StorageUnavailable as exc:
+                        log.warning("inbox.touch_unavailable error=%s", exc)
+                if loop.time() >= next_scan and (replaying is None or replaying.done()):
+                    # In the background: the loop goes on writing marks and stamping what it
+                    # holds while a replayed update waits (a chat lock a dead process left).
+                    next_scan = loop.time() + self._scan_every
+                    replaying = asyncio.create_task(self._replay_logged(feed))
+                if not await self.flush():  # the database is away: try again after a pause
+                    await asyncio.sleep(self._flush_every)
+                    continue
+                self._ended.clear()
+                if not self._done:  # wait until something ends (or it is time to scan again)
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self._flush_every):
+                            await self._ended.wait()
+        finally:
+            if replaying is not None and not replaying.done():
+                replaying.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await replaying
+
+    async def _replay_logged(self, feed: Feed) -> None:
+        try:
+            await self.replay(feed)
+        except StorageUnavailable as exc:
+            log.warning("inbox.replay_unavailable error=%s", exc)

@@ -258,6 +258,11 @@ class Database:
         )
         self._writers = WriterQueue() if engine.dialect.name == "sqlite" else None
         self._users_changed: list[UsersChanged] = []
+        # PostgreSQL: urgent bookkeeping gets a connection of its own, never queued behind a
+        # burst's handlers for the shared pool (SQLite puts it first in the writer queue).
+        self.source_url: str | URL | None = None  # as given to from_url (options included)
+        self._urgent_engine: AsyncEngine | None = None
+        self._urgent_sessionmaker: async_sessionmaker[AsyncSession] | None = None
 
     def on_users_changed(self, listener: UsersChanged) -> None:
         """Call ``listener(user_ids)`` after every commit of this process that changed or
@@ -269,7 +274,9 @@ class Database:
         cls, url: str | URL | None = None, *, clock: Clock = utcnow, **engine_options: Any
     ) -> Database:
         """Validate ``url`` (None -> the default SQLite file) and create the engine."""
-        return cls(create_engine(url, **engine_options), clock=clock)
+        database = cls(create_engine(url, **engine_options), clock=clock)
+        database.source_url = url
+        return database
 
     @property
     def url(self) -> URL:
@@ -290,8 +297,22 @@ class Database:
         """
         if read_only:
             return UnitOfWork(self.read_only_sessionmaker, clock=self.clock)
+        if urgent and self._writers is None and self.source_url is not None:
+            return UnitOfWork(self._urgent_sessions(), None, self.clock, self._users_changed)
         return UnitOfWork(self.sessionmaker, self._writers, self.clock, self._users_changed,
                           urgent=urgent)
+
+    def _urgent_sessions(self) -> async_sessionmaker[AsyncSession]:
+        if self._urgent_sessionmaker is None:
+            self._urgent_engine = create_engine(
+                self.source_url, pool_size=1, max_overflow=1, pool_timeout=10
+            )
+            self._urgent_sessionmaker = async_sessionmaker(
+                self._urgent_engine.execution_options(**{CLOCK_OPTION: self.clock}),
+                expire_on_commit=False,
+                autoflush=True,
+            )
+        return self._urgent_sessionmaker
 
     async def upgrade(self, revision: str = "head") -> None:
         """Run migrations up to ``revision`` on this database."""
@@ -307,6 +328,8 @@ class Database:
                 await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        if self._urgent_engine is not None:
+            await self._urgent_engine.dispose()
         await self.engine.dispose()
 
     async def __aenter__(self) -> Self:
