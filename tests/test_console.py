@@ -353,3 +353,21 @@ async def test_an_unsaved_edit_of_an_entry_is_tried_in_the_pane(bot: BotUnderTes
     assert "Odgovara" not in now.split("Sada", 1)[1]
     assert "Odgovara" in changed
     assert bot.services.answers.matcher.match(text).decision != "answer"  # nothing saved
+
+
+async def test_a_mentor_signs_in_for_the_roadmaps_and_opens_no_knowledge_base_page(
+    bot: BotUnderTest,
+) -> None:
+    """Mentors work with the municipalities' roadmaps in the console (issue #18); editing the
+    knowledge base stays with curators and admins."""
+    mentor = next(_ids)
+    await bot.clerk(mentor, language_code=None).say("/start")
+    await bot.clerk(ADMIN, language_code=None).say(f"/dodaj_mentora {mentor}")
+    session, status = await sign_in(await link_for(bot, mentor))
+    async with session:
+        assert status == 303
+        async with session.get(bot.http_url + "/console/opstine") as matrix:
+            assert matrix.status == 200
+        async with session.get(bot.http_url + "/console/unosi") as entries:
+            assert entries.status in (401, 403)
+            assert "Sačuvaj" not in await entries.text()

@@ -32,6 +32,9 @@ from storage.uow import Database
 log = logging.getLogger(__name__)
 
 CONSOLE_ROLES: tuple[str, ...] = ("curator", "admin")
+# Mentors sign in too, for the pages of their own work (the roadmaps' matrix); every page still
+# names the roles it serves, so a mentor opens no knowledge-base page.
+SIGN_IN_ROLES: tuple[str, ...] = ("mentor", *CONSOLE_ROLES)
 LINK_MINUTES = 10
 SESSION_HOURS = 12
 
@@ -93,7 +96,7 @@ class ConsoleAccessService:
         nonce = secrets.token_urlsafe(24)
         async with self._database.uow() as uow:
             row = await uow.users.get(user.id)
-            if row is None or not row.active or row.role not in CONSOLE_ROLES:
+            if row is None or not row.active or row.role not in SIGN_IN_ROLES:
                 log.warning(
                     "console.link_refused user_id=%s role=%s",
                     user.id,
@@ -140,7 +143,7 @@ class ConsoleAccessService:
                 log.warning("console.sign_in_refused reason=used user_id=%s", user_id)
                 return None
             row = await uow.users.get(user_id)
-            if row is None or not row.active or row.role not in CONSOLE_ROLES:
+            if row is None or not row.active or row.role not in SIGN_IN_ROLES:
                 await uow.commit()  # the link is spent either way
                 log.warning("console.sign_in_refused reason=role user_id=%s", user_id)
                 return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.console.core import COOKIE, Ctx, page
+from bot.services.console_access import CONSOLE_ROLES
 from bot.services.curation import CurationRefused
 
 
@@ -22,7 +23,9 @@ async def login(ctx: Ctx) -> web.StreamResponse:
     signed_in = await ctx.services.console.sign_in(token if isinstance(token, str) else "")
     if signed_in is None:
         return ctx.render("login_refused.html", status=403, title="Prijava nije uspela")
-    response = web.Response(status=303, headers={"Location": ctx.url("/")})
+    # A mentor's work in the console is the roadmaps; the start page is the curators'.
+    start = "/" if signed_in.user.role in CONSOLE_ROLES else "/opstine"
+    response = web.Response(status=303, headers={"Location": ctx.url(start)})
     secure = ctx.request.secure or ctx.services.console.base_url.startswith("https://")
     response.set_cookie(
         COOKIE,
