@@ -65,6 +65,9 @@ def normalize(text: str) -> str:
         text = "".join(
             ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch)
         )
+        # An accented Cyrillic letter (Ѐ, Ѝ) is a plain one now: transliterate it too, or a
+        # second normalisation would change the text again.
+        text = to_latin(text).translate(_FOLD)
     text = _CASE_ENDING.sub("", text)
     text = _E_PREFIX.sub("e", text)
     return _NOT_WORD.sub(" ", text).strip()

@@ -85,3 +85,11 @@ def test_normalize_never_raises_and_is_idempotent(text: str) -> None:
 def test_normalize_finishes_on_very_long_text(text: str) -> None:
     normalize(text)
     Analyzer().terms(text, limit=64)
+
+
+@pytest.mark.parametrize("text", ["Ѐ", "ѐ", "Ѝ", "Čaj Ѐ ѓ"])
+def test_accented_cyrillic_letters_normalise_once_for_good(text: str) -> None:
+    """Found by the property test: Ѐ lost its accent but stayed Cyrillic, and a second pass
+    transliterated it."""
+    once = normalize(text)
+    assert once.isascii() and normalize(once) == once
