@@ -28,11 +28,7 @@ ALLOWED_EVERYWHERE = ("storage.clock",)  # the one clock, injected everywhere
 
 # (file, imported module) -> why it is still there
 KNOWN: dict[tuple[str, str], str] = {
-    ("bot/channels/viber.py", "storage.errors"): "answers 503 when the database is down",
     ("bot/channels/viber_sender.py", "storage.uow"): "reads outbox file rows itself",
-    ("bot/telegram/middlewares.py", "storage.errors"): "apologises when the database is down",
-    ("bot/telegram/webhook.py", "storage.errors"): "answers 503 when the database is down",
-    ("bot/telegram/runner.py", "storage.errors"): "start-up checks of the database URL",
     ("bot/telegram/runner.py", "storage.db"): "start-up checks of the database URL",
     ("knowledge_base/drafts.py", "storage.mentor"): "`drafts export` reads mentors' drafts",
     ("knowledge_base/drafts.py", "storage.uow"): "`drafts export` reads mentors' drafts",

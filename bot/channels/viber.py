@@ -76,6 +76,7 @@ from bot.i18n import normalize_language, tr
 from bot.inbox import UpdateInbox, storable
 from bot.services.actions import perform
 from bot.services.audience import InterestService
+from bot.services.errors import StorageUnavailable
 from bot.services.mentoring import Attachment, MentoringService
 from bot.services.messages import reply_to_payload
 from bot.services.onboarding import OnboardingService, Step
@@ -83,7 +84,6 @@ from bot.services.replies import Button, Reply
 from bot.services.roadmaps import ROADMAP_KINDS
 from bot.services.trainings import TrainingService
 from bot.services.users import UserProfile
-from storage.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -41,10 +41,10 @@ from aiogram.types import TelegramObject, Update, User
 from bot.i18n import normalize_language, tr
 from bot.inbox import REPLAY, UpdateInbox
 from bot.services.answering import AnswerService
+from bot.services.errors import StorageUnavailable
 from bot.services.users import UserProfile, UserService
 from bot.telegram.metrics import Metrics
 from bot.telegram.render import chunks
-from storage.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 

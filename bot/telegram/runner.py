@@ -45,6 +45,7 @@ from bot.console import setup_console
 from bot.i18n import N_
 from bot.inbox import REPLAY, UpdateInbox
 from bot.services.console_access import console_base_url
+from bot.services.errors import InvalidDatabaseURL, StorageError, StorageUnavailable
 from bot.services.onboarding import OnboardingService
 from bot.telegram.i18n import StoredLanguageI18nMiddleware, build_i18n
 from bot.telegram.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -60,7 +61,6 @@ from bot.telegram.middlewares import (
 from bot.telegram.session import RetryMiddleware, RetryPolicy
 from bot.telegram.webhook import CheckedRequestHandler
 from handlers import build_router
-from storage.errors import InvalidDatabaseURL, StorageError, StorageUnavailable
 
 log = logging.getLogger(__name__)
 

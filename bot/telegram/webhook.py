@@ -19,7 +19,7 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
 from bot.inbox import REPLAY, UpdateInbox
-from storage.errors import StorageUnavailable
+from bot.services.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
