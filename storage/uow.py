@@ -327,6 +327,11 @@ class Database:
             async with self._read_only_engine.connect() as conn:  # never waits for a writer
                 await conn.execute(text("SELECT 1"))
 
+    @property
+    def engines(self) -> list[AsyncEngine]:
+        """Every engine in use: the main one, and the urgent writers' once it was needed."""
+        return [self.engine] + ([self._urgent_engine] if self._urgent_engine is not None else [])
+
     async def dispose(self) -> None:
         if self._urgent_engine is not None:
             await self._urgent_engine.dispose()

@@ -392,3 +392,50 @@ async def test_a_cancelled_dispatcher_always_stops(database: Database, hops: int
     dispatcher.on_delivered.append(lambda message, outcome: cancel_after(hops))
     done, _ = await asyncio.wait({runner}, timeout=3)
     assert done, "the dispatcher ignored the cancel and kept running"
+
+
+async def test_a_database_error_at_any_write_of_a_delivery_sends_it_once(database: Database):
+    """Each write the dispatcher makes for one message (its claim, its "sent" mark, whatever
+    else) fails in turn, at the driver; with a lease short enough to run out meanwhile, the
+    message still goes out exactly once and ends marked sent."""
+    from tests.test_write_faults import WriteFaults
+
+    faults = WriteFaults()
+    faults.attach(database.engines)
+    user_id = await _clerk(database, 531)
+    try:
+        async with FakeBotAPI() as api:
+            bot = _bot(api)
+            limiter = LocalRateLimiter(per_second=1000, per_chat_interval=0, per_group_interval=0)
+            dispatcher = OutboxDispatcher(
+                database, {"telegram": TelegramSender(bot)}, limiter,
+                lease_seconds=0.5, idle_seconds=0.05,
+            )
+            stop = asyncio.Event()
+            runner = asyncio.create_task(dispatcher.run_forever(stop))
+            try:
+                writes = -1
+                k = 0
+                injected: list[str] = []
+                while writes < 0 or k <= writes:
+                    text_k = f"W{k}"
+                    await _queue(database, user_id, 531, text_k, f"faults:{k}")
+                    faults.arm(k)
+                    assert await _wait_for(lambda t=text_k: _sent_count(api, t, 1), timeout=15)
+                    await asyncio.sleep(1.5)  # a lost "sent" mark would let the lease run out
+                    if k == 0:
+                        writes = faults.count  # what one delivery writes, learnt fault-free
+                        assert writes >= 2
+                    injected += faults.failed
+                    faults.arm(0)
+                    k += 1
+            finally:
+                stop.set()
+                await runner
+                await bot.session.close()
+            sent = [call.text for call in api.calls_of("sendMessage")]
+    finally:
+        faults.remove()
+    assert len(injected) == writes, injected
+    assert sorted(sent) == sorted(set(sent)), f"sent twice: {sent}"
+    assert await _statuses(database) == ["sent"] * len(sent)

@@ -444,6 +444,17 @@ class AnswerService:
             )
         )
 
+    def kept_for_later(self, user: UserProfile | None = None) -> Reply:
+        """The database failed while a message was handled: it is kept and handled again."""
+        language = user.language if user else "sr-Latn"
+        return Reply(
+            tr(
+                language,
+                "Izvinite, trenutno imamo tehničku smetnju. Vaša poruka nije izgubljena: "
+                "odgovoriću čim sistem ponovo proradi.",
+            )
+        )
+
     def mentor_requested(self, user: UserProfile, question_id: int) -> Reply:
         """Where no mentor queue is wired (the local playground), say so honestly."""
         return Reply(

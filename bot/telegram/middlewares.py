@@ -172,7 +172,14 @@ class GuardMiddleware(BaseMiddleware):
         profile = data.get("user")
         if not isinstance(profile, UserProfile):
             profile = stand_in_profile(from_user, self.languages.recall(from_user))
-        reply = self.answers.try_again_later(profile)
+        if data.get(REPLAY):
+            return  # the clerk was told when it first failed
+        # A message is kept and answered once the database is back (DedupMiddleware leaves
+        # it unfinished); a button tap is not replayed, so the clerk is asked to tap again.
+        if update.callback_query is None:
+            reply = self.answers.kept_for_later(profile)
+        else:
+            reply = self.answers.try_again_later(profile)
         if update.callback_query is not None:
             # It may have been answered by the handler before the database failed.
             with contextlib.suppress(TelegramAPIError):
@@ -270,6 +277,14 @@ class DedupMiddleware(BaseMiddleware):
             # Cut off by a shutdown, or Telegram unreachable even after the retries: left
             # unfinished, so it is handled again later (after a restart, or by the inbox scan).
             self.inbox.left_unfinished(event.update_id)
+            raise
+        except StorageUnavailable:
+            # The database went away mid-way. A message is handled again once it is back (the
+            # inbox scan); a button tap is not (GuardMiddleware asks the clerk to tap again).
+            if event.callback_query is None:
+                self.inbox.left_unfinished(event.update_id)
+            else:
+                self.inbox.finished(event.update_id)
             raise
         except BaseException:
             self.inbox.finished(event.update_id)  # failed for good (logged): not again
