@@ -403,7 +403,8 @@ class ViberChannel:
             if update_id is not None and not self.inbox.handling(update_id) and not replay:
                 raise EventNotKept from exc
             ended = False  # kept: handled again by the inbox scan
-            await self._apologise(event)
+            if not replay:  # told once, when it first failed
+                await self._apologise(event)
             return None
         except Exception:
             log.exception("viber.event_failed event=%s", kind)
@@ -424,7 +425,7 @@ class ViberChannel:
         viber_id = str(person.get("id") or "")
         if viber_id and event.get("event") == "message":
             profile = stand_in(viber_id, normalize_language(person.get("language")))
-            await self.send(profile, self.services.answers.try_again_later(profile), queue=False)
+            await self.send(profile, self.services.answers.kept_for_later(profile), queue=False)
 
     async def _claim(self, event: dict[str, Any]) -> bool:
         """Claim the message once, keeping it (the inbox) until its handling ends."""
