@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy.pool import NullPool
 
 from storage.clock import Clock, utcnow
@@ -39,6 +40,12 @@ if "libfaketime" in os.environ.get("LD_PRELOAD", ""):
         select.select([], [], [], max(0.0, seconds))
 
     time.sleep = _sleep
+
+# Property tests look for new counter-examples on every local run; CI (HYPOTHESIS_PROFILE=ci)
+# runs the same fixed examples each time, so a finding surfaces on a developer's machine and
+# main's CI stays repeatable.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 POSTGRES_URL_ENV = "TEST_POSTGRES_URL"
 REQUIRE_POSTGRES_ENV = "REQUIRE_POSTGRES"
