@@ -156,3 +156,12 @@ def test_bundled_referrals_and_answers_speak_to_the_clerk() -> None:
         assert not editor_notes(group.text_en, EDITOR_NOTES_EN), group.id
     for kb_entry in KB.entries.values():
         assert not editor_notes(kb_entry.answer), kb_entry.id
+
+
+def test_bot_help_lists_every_command_of_the_menu() -> None:
+    from bot.telegram.runner import COMMANDS
+
+    help_entry = KB.get("bot-help")
+    assert help_entry is not None
+    missing = [name for name, _ in COMMANDS if f"/{name} –" not in help_entry.answer]
+    assert not missing, f"bot-help does not list {missing}"
