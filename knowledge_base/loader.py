@@ -75,7 +75,23 @@ EDITOR_NOTES = (
     "nisu opisani u dostupnim izvorima",
     "koraci potiču",
     "podatak iz sekundarnog izvora",
+    "izvorima koje smo",
+    "ne odgovaramo napamet",
 )
+# The same notes in the English texts of referrals.
+EDITOR_NOTES_EN = (
+    "sources we",
+    "we found",
+    "we checked",
+    "we do not guess",
+    "not in the public sources",
+)
+
+
+def editor_notes(text: str, notes: Sequence[str] = EDITOR_NOTES) -> list[str]:
+    """The notes for editors found in `text` (a clerk should read whom to ask instead)."""
+    lowered = text.lower()
+    return [note for note in notes if note in lowered]
 
 
 def source_problem(source: str) -> str | None:
@@ -258,15 +274,12 @@ def _check_sources(entry: Entry, path: Path, out: _Collector) -> None:
             entry.id,
             'the last line must be "Izvor: <a href="https://...">...</a>" (a link to the source)',
         )
-    lowered = entry.answer.lower()
-    for note in EDITOR_NOTES:
-        if note in lowered:
-            out.error(
-                path,
-                entry.id,
-                f"answer contains a note for editors ({note!r}): "
-                "tell the clerk whom to ask instead",
-            )
+    for note in editor_notes(entry.answer):
+        out.error(
+            path,
+            entry.id,
+            f"answer contains a note for editors ({note!r}): tell the clerk whom to ask instead",
+        )
 
 
 def _check_review(entry: Entry, path: Path, today: dt.date, out: _Collector) -> None:
@@ -578,6 +591,11 @@ def _read_not_covered(path: Path, out: _Collector) -> list[ReferralGroup]:
         if raw_en is not None and not isinstance(raw_en, str):
             out.error(path, gid, "'text_en' must be text")
         text_en = raw_en if isinstance(raw_en, str) else None
+        found = editor_notes(text) + editor_notes(text_en or "", EDITOR_NOTES_EN)
+        for note in found:
+            out.error(
+                path, gid, f"text contains a note for editors ({note!r}): say whom to ask instead"
+            )
         source = item.get("source")
         if kind == "referral":
             if not isinstance(source, str) or not source.strip():

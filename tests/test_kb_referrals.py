@@ -10,7 +10,13 @@ import pytest
 
 from bot.services.answering import AnswerService
 from bot.services.users import UserService
-from knowledge_base.loader import check_knowledge_base, load_knowledge_base, source_problem
+from knowledge_base.loader import (
+    EDITOR_NOTES_EN,
+    check_knowledge_base,
+    editor_notes,
+    load_knowledge_base,
+    source_problem,
+)
 from knowledge_base.matcher import Matcher
 from knowledge_base.referrals import ReferralFinder
 from storage.uow import Database
@@ -128,3 +134,34 @@ def test_referral_group_without_a_source_is_an_error(tmp_path: Path):
         "- id: grupa\n  phrases: [porez na imovinu]\n  text: Idite u LPA.\n", encoding="utf-8"
     )
     assert any("needs a 'source'" in p.message for p in errors(content))
+
+
+def test_check_rejects_notes_for_editors_in_referral_texts(tmp_path: Path):
+    content = kb_with(tmp_path, "")
+    (content.parent / "not_covered.yaml").write_text(
+        "- id: grupa\n  phrases: [helpdesk]\n"
+        "  text: Ovo nismo našli u javnim izvorima, pitajte mentora.\n"
+        "  text_en: This is not in the public sources we checked.\n"
+        "  source: https://www.ite.gov.rs/\n",
+        encoding="utf-8",
+    )
+    notes = [p.message for p in errors(content) if p.entry_id == "grupa"]
+    assert any("'nismo našli'" in m for m in notes)
+    assert any("'sources we'" in m for m in notes)
+
+
+def test_bundled_referrals_and_answers_speak_to_the_clerk() -> None:
+    for group in KB.referrals:
+        assert not editor_notes(group.text), group.id
+        assert not editor_notes(group.text_en, EDITOR_NOTES_EN), group.id
+    for kb_entry in KB.entries.values():
+        assert not editor_notes(kb_entry.answer), kb_entry.id
+
+
+def test_bot_help_lists_every_command_of_the_menu() -> None:
+    from bot.telegram.runner import COMMANDS
+
+    help_entry = KB.get("bot-help")
+    assert help_entry is not None
+    missing = [name for name, _ in COMMANDS if f"/{name} –" not in help_entry.answer]
+    assert not missing, f"bot-help does not list {missing}"
