@@ -16,6 +16,7 @@ from bot.services.audit import AuditService
 from bot.services.broadcasts import BroadcastService
 from bot.services.console_access import ConsoleAccessService, console_base_url
 from bot.services.curation import CurationService
+from bot.services.delivery import DeliveryService
 from bot.services.desk import DeskService
 from bot.services.mentoring import MentorConfig, MentoringService
 from bot.services.privacy import PrivacyService, retention_months_from
@@ -30,6 +31,7 @@ from knowledge_base.matcher import Matcher
 from knowledge_base.model import KnowledgeBase
 from knowledge_base.roadmaps import load_roadmaps
 from storage.clock import Clock, utcnow
+from storage.db import validate_database_url
 from storage.uow import Database
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,7 @@ class AppServices:
     roadmaps: RoadmapService
     console: ConsoleAccessService
     curation: CurationService
+    delivery: DeliveryService
 
     def use_knowledge_base(self, knowledge_base: KnowledgeBase, matcher: Matcher) -> None:
         """A newer KB revision was applied (CurationService.refresh): readers of these fields
@@ -165,12 +168,19 @@ async def build_services(
             console_base_url(settings.console_url, settings.http_host, settings.http_port),
         ),
         curation=curation,
+        delivery=DeliveryService(database),
     )
     curation.on_swap.append(services.use_knowledge_base)
     curation.on_swap.append(lambda kb, _matcher: roadmaps.use_knowledge_base(kb))
     if migrate:  # the KB revisions approved in the console, over the reviewed YAML base
         await curation.refresh()
     return services
+
+
+def check_database_url(url: str) -> None:
+    """Raises InvalidDatabaseURL (bot.services.errors) with one line naming the problem, before
+    anything tries to connect (the start-up checks of `python -m bot run`)."""
+    validate_database_url(url)
 
 
 def console_secret(settings: Settings) -> str:

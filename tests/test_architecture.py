@@ -1,8 +1,8 @@
 """The house stays as drawn (docs/architecture.md): which part may import which, read from the
 imports themselves (ast), so a new shortcut fails here instead of growing quietly.
 
-KNOWN holds today's exceptions, each one a debt with its reason; remove a line when its import
-goes (issue "channels only translate"), never add one without saying why.
+KNOWN holds exceptions, each one a debt with its reason; it is empty since the delivery service
+and the KB export commands paid the last ones (issue #12). Never add one without saying why.
 """
 
 from __future__ import annotations
@@ -27,14 +27,7 @@ RULES: dict[str, tuple[str, ...]] = {
 ALLOWED_EVERYWHERE = ("storage.clock",)  # the one clock, injected everywhere
 
 # (file, imported module) -> why it is still there
-KNOWN: dict[tuple[str, str], str] = {
-    ("bot/channels/viber_sender.py", "storage.uow"): "reads outbox file rows itself",
-    ("bot/telegram/runner.py", "storage.db"): "start-up checks of the database URL",
-    ("knowledge_base/drafts.py", "storage.mentor"): "`drafts export` reads mentors' drafts",
-    ("knowledge_base/drafts.py", "storage.uow"): "`drafts export` reads mentors' drafts",
-    ("knowledge_base/revisions.py", "storage.curation"): "`revisions export` reads KB revisions",
-    ("knowledge_base/revisions.py", "storage.uow"): "`revisions export` reads KB revisions",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def _imports(path: Path) -> set[str]:

@@ -76,6 +76,7 @@ from bot.i18n import normalize_language, tr
 from bot.inbox import UpdateInbox, storable
 from bot.services.actions import perform
 from bot.services.audience import InterestService
+from bot.services.delivery import QueuedReply
 from bot.services.errors import StorageUnavailable
 from bot.services.mentoring import Attachment, MentoringService
 from bot.services.messages import reply_to_payload
@@ -275,7 +276,7 @@ class ViberChannel:
         # Each claimed message is kept until its handling ends; a process that died leaves
         # it to be handled again (Viber does not resend what we answered 200 to).
         self.inbox = UpdateInbox(
-            services.database,
+            services.delivery,
             channel=CHANNEL,
             replay_after=getattr(services.settings, "inbox_replay_after_seconds", 60.0),
         )
@@ -324,16 +325,8 @@ class ViberChannel:
         expected = file_signature(self.settings.token, int(raw_id), name)
         if not hmac.compare_digest(expected, request.match_info["signature"]):
             raise web.HTTPNotFound()
-        async with self.services.database.uow(read_only=True) as uow:
-            row = await uow.outbox.get(int(raw_id))
-            usable = (
-                row is not None
-                and row.channel == CHANNEL
-                and (row.expires_at is None or self.services.database.clock() < row.expires_at)
-            )
-            payload = dict(row.payload) if row is not None and usable else {}
-        document = payload.get("document")
-        if not isinstance(document, dict) or document.get("filename") != name:
+        document = await self.services.delivery.document(CHANNEL, int(raw_id))
+        if document is None or document.get("filename") != name:
             raise web.HTTPNotFound()
         try:
             content = base64.b64decode(str(document.get("content_b64", "")), validate=True)
@@ -432,9 +425,7 @@ class ViberChannel:
         update_id = token_id(token)
         if update_id is None:
             return True
-        async with self.services.database.uow() as uow:
-            claimed = await uow.processed_updates.claim(CHANNEL, update_id, storable(event))
-            await uow.commit()
+        claimed = await self.services.delivery.claim(CHANNEL, update_id, storable(event))
         if claimed:
             self.inbox.started(update_id)
         else:
@@ -864,17 +855,15 @@ class ViberChannel:
     async def _queue(self, user: UserProfile, reply: Reply, tracking: str | None) -> None:
         extra: dict[str, Any] = {"viber_tracking_data": tracking} if tracking else {}
         try:
-            async with self.services.database.uow() as uow:
-                await uow.outbox.add(
+            await self.services.delivery.queue_reply(
+                QueuedReply(
                     channel=CHANNEL,
                     chat_id=user.external_id,
                     user_id=user.id,
-                    kind="reply",
                     payload=reply_to_payload(reply, **extra),
                     dedupe_key=f"viber:reply:{uuid.uuid4().hex}",
-                    priority=10,
                 )
-                await uow.commit()
+            )
             log.info("viber.reply_queued user_id=%s", user.id)
         except StorageUnavailable:
             log.warning("viber.reply_lost user_id=%s (database unavailable)", user.id)
@@ -927,7 +916,7 @@ def viber_sender(channel: ViberChannel) -> ViberSender:
     return ViberSender(
         channel.client,
         channel.settings,
-        channel.services.database,
+        channel.services.delivery,
         mentor=getattr(channel.services, "mentoring", None) is not None,
         trainings=getattr(channel.services, "trainings", None) is not None,
     )

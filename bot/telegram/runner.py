@@ -185,7 +185,7 @@ class TelegramRuntime:
             max_concurrent=self.options.max_concurrent_updates,
         )
         self.inbox = UpdateInbox(
-            services.database,
+            services.delivery,
             replay_after=settings.inbox_replay_after_seconds,
             scan_every=self.options.inbox_scan_every,
         )
@@ -360,7 +360,9 @@ class TelegramRuntime:
         else:
             # A webhook left over from an earlier deployment would make getUpdates fail (409).
             await self.bot.delete_webhook(drop_pending_updates=False)
-            self.bot.session.middleware(BatchClaimMiddleware(self.inbox, self.languages))
+            self.bot.session.middleware(
+                BatchClaimMiddleware(self.inbox, self.languages, self.services.delivery)
+            )
             self._polling = asyncio.create_task(
                 self.dispatcher.start_polling(
                     self.bot,
@@ -412,10 +414,7 @@ class TelegramRuntime:
     async def _prune_loop(self) -> None:
         while True:
             try:
-                async with self.services.database.uow() as uow:
-                    older_than = self.services.database.clock() - self.options.keep_processed
-                    removed = await uow.processed_updates.prune(older_than)
-                    await uow.commit()
+                removed = await self.services.delivery.prune(self.options.keep_processed)
                 if removed:
                     log.info("processed_updates.pruned count=%s", removed)
             except StorageUnavailable as exc:
@@ -544,11 +543,11 @@ class BackgroundWork:
 
 async def run(settings: Settings) -> int:
     """The `python -m bot run` entry: build services, start, wait for SIGTERM/SIGINT, stop."""
-    from storage.db import validate_database_url
+    from bot.app import check_database_url
 
     check_settings(settings)
     try:
-        validate_database_url(settings.database_url)
+        check_database_url(settings.database_url)
     except InvalidDatabaseURL as exc:
         raise ConfigError(str(exc)) from None
 
