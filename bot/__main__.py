@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             url = args.database_url or settings.database_url
             _print_export(args.command, asyncio.run(_export(args.command, args.directory, url)))
         elif args.command == "run":
-            from bot.telegram.runner import run
+            from bot.runtime import run
 
             return asyncio.run(run(settings))
     except ConfigError as exc:

@@ -7,7 +7,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.channels.viber_client import broadcast_channels
 from bot.config import Settings
 from bot.scheduler import Scheduler
 from bot.services.answering import AnswerService
@@ -105,9 +104,7 @@ async def build_services(
     knowledge_base = load_knowledge_base()
     matcher = Matcher.from_knowledge_base(knowledge_base)
     admins = frozenset(str(admin_id) for admin_id in settings.admin_ids)
-    # Viber charges for messages the bot starts: VIBER_BROADCASTS decides whether announcements
-    # and broadcasts include Viber users (reminders and answers always follow the user's channel).
-    channels = broadcast_channels()
+    channels = broadcast_channels(settings)
     trainings = TrainingService(
         database, reminder_offsets=_reminder_offsets(settings), channels=channels
     )
@@ -133,8 +130,8 @@ async def build_services(
         load_roadmaps(),
         knowledge_base,
         mentoring,
-        nudge_weeks=getattr(settings, "roadmap_nudge_weeks", 2),
-        remind_clerks=bool(getattr(settings, "roadmap_remind_clerks", False)),
+        nudge_weeks=settings.roadmap_nudge_weeks,
+        remind_clerks=settings.roadmap_remind_clerks,
         timezone=settings.timezone,
     )
     answers.step_of = roadmaps.current_step
@@ -175,6 +172,14 @@ async def build_services(
     if migrate:  # the KB revisions approved in the console, over the reviewed YAML base
         await curation.refresh()
     return services
+
+
+def broadcast_channels(settings: Settings) -> tuple[str, ...]:
+    """The channels announcements and broadcasts go to: Viber charges for messages the bot
+    starts, so Viber users are included only with VIBER_BROADCASTS and a Viber token."""
+    secret = settings.viber_auth_token
+    token = secret.get_secret_value().strip() if secret is not None else ""
+    return ("telegram", "viber") if token and settings.viber_broadcasts else ("telegram",)
 
 
 def check_database_url(url: str) -> None:
@@ -233,6 +238,6 @@ def kb_placeholders(settings: Settings) -> dict[str, str]:
 
 
 def _reminder_offsets(settings: Settings) -> tuple[timedelta, ...]:
-    """TRAINING_REMINDERS (e.g. "24h,1h"), when the settings define it."""
-    raw = getattr(settings, "training_reminders", None)
-    return parse_offsets(raw) if isinstance(raw, str) and raw.strip() else DEFAULT_REMINDER_OFFSETS
+    """TRAINING_REMINDERS (e.g. "24h,1h"); the default offsets when it is blank."""
+    raw = settings.training_reminders
+    return parse_offsets(raw) if raw.strip() else DEFAULT_REMINDER_OFFSETS

@@ -29,7 +29,7 @@ What the bot is waiting for (a municipality name, a mentor request being written
 travels in the message's `tracking_data`: Viber hands it back with the user's next message, so no
 state is kept in the process and any instance can take the next callback.
 
-Wiring (the runner owns the aiohttp app):
+Wiring (bot/runtime.py owns the aiohttp app and the outbox):
     channel = setup_viber(app, services, senders)      # None when VIBER_AUTH_TOKEN is unset;
                                                        # adds the routes and senders["viber"]
     ... start the HTTP server, OutboxDispatcher(database, senders) ...
@@ -278,7 +278,7 @@ class ViberChannel:
         self.inbox = UpdateInbox(
             services.delivery,
             channel=CHANNEL,
-            replay_after=getattr(services.settings, "inbox_replay_after_seconds", 60.0),
+            replay_after=services.settings.inbox_replay_after_seconds,
         )
 
     # -- HTTP ---------------------------------------------------------------------------------
