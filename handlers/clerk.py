@@ -32,15 +32,8 @@ log = logging.getLogger(__name__)
 
 
 def decision_of(reply: Reply) -> str:
-    """Which way the service went, read from the buttons it offered (for metrics only)."""
-    actions = [button.action for row in reply.buttons for button in row]
-    if any(action.startswith("fb:") for action in actions):
-        return "answer"
-    if any(action.startswith("c:") for action in actions):
-        return "clarify"
-    if any(action.startswith("m:") for action in actions):
-        return "escalate"
-    return "other"
+    """Which way the service went (for metrics and logs): the reply says so."""
+    return reply.decision or "other"
 
 
 async def answer_question(

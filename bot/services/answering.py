@@ -127,24 +127,29 @@ class AnswerService:
             best = [result.entry_id, *(c.entry_id for c in result.candidates)]
             notice = await self._desk.notice_for(user, question, best)
             if notice is not None:
-                reply = Reply(notice.text + "\n\n" + reply.text, reply.buttons)
+                reply = dataclasses.replace(reply, text=notice.text + "\n\n" + reply.text)
         return reply
 
     def _reply(
         self, user: UserProfile, question: str, result: MatchResult, question_id: int
     ) -> Reply:
+        """The reply to a question, carrying which way it went (`Reply.decision`): a pointer
+        elsewhere or a question too long to match offers the mentor, so both count as
+        "escalate"."""
         if len(question) > LONG_QUESTION:
-            return self._too_long(user, question_id)
+            return dataclasses.replace(self._too_long(user, question_id), decision="escalate")
         if result.decision == "answer" and result.entry_id is not None:
-            return self._answer(user, self._kb.get(result.entry_id), question_id)
+            reply = self._answer(user, self._kb.get(result.entry_id), question_id)
+            return dataclasses.replace(reply, decision="answer")
         # No confident answer: a subject outside the programme gets a pointer to where to go,
         # small talk a friendly word; both before a list of guesses or the mentor.
         referral = self._referrals.find(question)
         if referral is not None:
-            return self._referral(user, referral, question_id)
+            reply = self._referral(user, referral, question_id)
+            return dataclasses.replace(reply, decision="escalate")
         if result.decision == "clarify":
-            return self._clarify(user, result, question_id)
-        return self._escalate(user, question_id)
+            return dataclasses.replace(self._clarify(user, result, question_id), decision="clarify")
+        return dataclasses.replace(self._escalate(user, question_id), decision="escalate")
 
     async def _match(self, question: str) -> MatchResult:
         """Lexical matching on the loop (a few ms); the semantic second opinion, which costs
