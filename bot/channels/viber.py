@@ -76,6 +76,7 @@ from bot.i18n import normalize_language, tr
 from bot.inbox import UpdateInbox, storable
 from bot.services.actions import perform
 from bot.services.audience import InterestService
+from bot.services.buttons import ChooseMunicipality, SetLanguage, parse
 from bot.services.delivery import QueuedReply
 from bot.services.errors import StorageUnavailable
 from bot.services.mentoring import Attachment, MentoringService
@@ -630,11 +631,12 @@ class ViberChannel:
             else:
                 await self.send(user, answers.stale_button(user))
             return
-        if kind == "lang":
-            await self._show_step(await self.onboarding.choose_language(user, rest))
+        tapped = parse(token)
+        if isinstance(tapped, SetLanguage):
+            await self._show_step(await self.onboarding.choose_language(user, tapped.code))
             return
-        if kind == "mun":
-            await self._show_step(await self.onboarding.choose_municipality(user, rest))
+        if isinstance(tapped, ChooseMunicipality):
+            await self._show_step(await self.onboarding.choose_municipality(user, tapped.token))
             return
         if kind in ("m", "ms", "mr", "mrt", "mo", "mc") and self._mentoring is not None:
             await self._mentor_action(user, kind, rest, tracking)
