@@ -75,17 +75,19 @@ from bot.digits import to_int
 from bot.i18n import normalize_language, tr
 from bot.inbox import UpdateInbox, storable
 from bot.services.actions import perform
+from bot.services.answering import AnswerService
 from bot.services.audience import InterestService
 from bot.services.buttons import ChooseMunicipality, SetLanguage, parse
-from bot.services.delivery import QueuedReply
+from bot.services.delivery import DeliveryService, QueuedReply
 from bot.services.errors import StorageUnavailable
 from bot.services.mentoring import Attachment, MentoringService
 from bot.services.messages import reply_to_payload
 from bot.services.onboarding import OnboardingService, Step
+from bot.services.privacy import PrivacyService
 from bot.services.replies import Button, Reply
-from bot.services.roadmaps import ROADMAP_KINDS
+from bot.services.roadmaps import ROADMAP_KINDS, RoadmapService
 from bot.services.trainings import TrainingService
-from bot.services.users import UserProfile
+from bot.services.users import UserProfile, UserService
 
 log = logging.getLogger(__name__)
 
@@ -246,17 +248,45 @@ class EventNotKept(Exception):
     """A message could not be claimed (the database is unreachable): let Viber resend it."""
 
 
+@dataclass(frozen=True)
+class ViberServices:
+    """What the Viber channel uses of the app's services, and nothing more."""
+
+    users: UserService
+    answers: AnswerService
+    mentoring: MentoringService
+    trainings: TrainingService
+    interests: InterestService
+    privacy: PrivacyService
+    roadmaps: RoadmapService
+    delivery: DeliveryService
+
+    @classmethod
+    def of(cls, services: AppServices) -> ViberServices:
+        return cls(
+            users=services.users,
+            answers=services.answers,
+            mentoring=services.mentoring,
+            trainings=services.trainings,
+            interests=services.interests,
+            privacy=services.privacy,
+            roadmaps=services.roadmaps,
+            delivery=services.delivery,
+        )
+
+
 class ViberChannel:
     """Viber callbacks -> services -> Viber messages."""
 
     def __init__(
         self,
-        services: AppServices,
+        services: ViberServices,
         client: ViberClient,
         settings: ViberSettings,
         *,
+        messages_per_minute: int = 20,  # USER_MESSAGES_PER_MINUTE
+        replay_after: float = 60.0,  # INBOX_REPLAY_AFTER_SECONDS
         onboarding: OnboardingService | None = None,
-        messages_per_minute: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.services = services
@@ -264,12 +294,7 @@ class ViberChannel:
         self.settings = settings
         self.onboarding = onboarding or OnboardingService(services.users)
         self.sender = Sender(settings.bot_name, settings.bot_avatar)
-        per_minute = (
-            messages_per_minute
-            if messages_per_minute is not None
-            else services.settings.user_messages_per_minute
-        )
-        self._limit = _RateLimit(per_minute, clock)
+        self._limit = _RateLimit(messages_per_minute, clock)
         self.in_flight = 0
         self.handled = 0
         self._idle = asyncio.Event()
@@ -279,7 +304,7 @@ class ViberChannel:
         self.inbox = UpdateInbox(
             services.delivery,
             channel=CHANNEL,
-            replay_after=services.settings.inbox_replay_after_seconds,
+            replay_after=replay_after,
         )
 
     # -- HTTP ---------------------------------------------------------------------------------
@@ -542,15 +567,15 @@ class ViberChannel:
 
     @property
     def _mentoring(self) -> MentoringService | None:
-        return getattr(self.services, "mentoring", None)
+        return self.services.mentoring
 
     @property
     def _trainings(self) -> TrainingService | None:
-        return getattr(self.services, "trainings", None)
+        return self.services.trainings
 
     @property
     def _interests(self) -> InterestService | None:
-        return getattr(self.services, "interests", None)
+        return self.services.interests
 
     async def _ask(self, user: UserProfile, text: str) -> None:
         reply = await self.services.answers.ask(user, text)
@@ -881,7 +906,11 @@ def build_viber_channel(
     settings = viber_settings or ViberSettings.from_settings(services.settings)
     if not settings.enabled:
         return None
-    return ViberChannel(services, ViberClient.from_settings(settings), settings, **options)
+    options.setdefault("messages_per_minute", services.settings.user_messages_per_minute)
+    options.setdefault("replay_after", services.settings.inbox_replay_after_seconds)
+    return ViberChannel(
+        ViberServices.of(services), ViberClient.from_settings(settings), settings, **options
+    )
 
 
 def add_viber_routes(app: web.Application, channel: ViberChannel) -> None:
@@ -919,8 +948,8 @@ def viber_sender(channel: ViberChannel) -> ViberSender:
         channel.client,
         channel.settings,
         channel.services.delivery,
-        mentor=getattr(channel.services, "mentoring", None) is not None,
-        trainings=getattr(channel.services, "trainings", None) is not None,
+        mentor=True,
+        trainings=True,
     )
 
 
