@@ -74,7 +74,7 @@ class AppServices:
 
 
 def schedule_jobs(services: AppServices, scheduler: Scheduler) -> None:
-    """Every feature's periodic work, registered in one place; the runner starts the scheduler.
+    """Every feature's periodic work, registered in one place; bot/runtime.py starts the scheduler.
     Jobs read their state from the database, so any instance may run them after a restart."""
     # mentor queue: card ids, SLA reminders, blocked clerks, auto-close
     scheduler.every("mentor-queue", 60, services.mentoring.run_periodic)
