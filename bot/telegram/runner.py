@@ -268,7 +268,8 @@ class TelegramChannel:
         database itself and polling are the runtime's to check)."""
         problems: dict[str, str] = {}
         try:
-            overdue = await asyncio.wait_for(self.inbox.overdue(), 3)
+            async with asyncio.timeout(3):
+                overdue = await self.inbox.overdue()
         except (StorageError, TimeoutError):
             problems["database"] = "unavailable"
         else:
