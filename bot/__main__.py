@@ -1,4 +1,5 @@
-"""Entry point: `python -m bot run | playground | check-config | backup PATH`."""
+"""Entry point: `python -m bot run | playground | seed-demo | drafts export DIR |
+revisions export DIR | check-config | backup PATH`."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import asyncio
 import logging
 import sys
 from datetime import date
+from pathlib import Path
+from typing import Any
 
 from bot.config import ConfigError, Settings, load_settings
 
@@ -39,6 +42,44 @@ async def _seed_demo(settings: Settings) -> date:
         await services.close()
 
 
+async def _export(kind: str, directory: Path, database_url: str) -> list[Path]:
+    """`drafts export` / `revisions export`: the service reads the database, the KB writes."""
+    from bot.services.kb_exports import KbExportService
+    from storage.uow import Database
+
+    database = Database.from_url(database_url)
+    try:
+        exports = KbExportService(database)
+        if kind == "drafts":
+            return await exports.export_drafts(directory)
+        return await exports.export_revisions(directory)
+    finally:
+        await database.dispose()
+
+
+def _print_export(kind: str, written: list[Path]) -> None:
+    for path in written:
+        print(path)
+    if kind == "drafts":
+        if not written:
+            print("no drafts yet")
+    elif not written:
+        print("no revisions beyond the content files")
+    else:
+        print(
+            "copy these over knowledge_base/content/, run `python -m knowledge_base check`, "
+            "and open a pull request"
+        )
+
+
+def _add_export(commands: Any, kind: str, help_text: str, export_help: str) -> None:
+    group = commands.add_parser(kind, help=help_text)
+    sub = group.add_subparsers(dest="export_command", required=True)
+    export = sub.add_parser("export", help=export_help)
+    export.add_argument("directory", type=Path, metavar="DIR")
+    export.add_argument("--database-url", default=None, help="default: DATABASE_URL")
+
+
 def main(argv: list[str] | None = None) -> int:
     args_list = sys.argv[1:] if argv is None else argv
     # Operator tools with their own options.
@@ -65,6 +106,18 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "seed-demo", help="sample activity of last month for the console's report (idempotent)"
     )
+    _add_export(
+        commands,
+        "drafts",
+        "KB drafts written from mentors' answers",
+        "write the drafts as KB YAML into DIR (marks them exported)",
+    )
+    _add_export(
+        commands,
+        "revisions",
+        "KB revisions approved in the console",
+        "write the content files the revisions change into DIR",
+    )
     commands.add_parser("check-config", help="print effective settings (secrets masked), problems")
     commands.add_parser("backup", help="consistent copy of the SQLite database: backup PATH")
     args = parser.parse_args(args_list)
@@ -81,8 +134,11 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_playground(settings, args.role))
         elif args.command == "seed-demo":
             print(f"seeded {asyncio.run(_seed_demo(settings)):%Y-%m}")
+        elif args.command in ("drafts", "revisions"):
+            url = args.database_url or settings.database_url
+            _print_export(args.command, asyncio.run(_export(args.command, args.directory, url)))
         elif args.command == "run":
-            from bot.telegram.runner import run
+            from bot.runtime import run
 
             return asyncio.run(run(settings))
     except ConfigError as exc:

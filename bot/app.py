@@ -7,7 +7,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.channels.viber_client import broadcast_channels
 from bot.config import Settings
 from bot.scheduler import Scheduler
 from bot.services.answering import AnswerService
@@ -16,6 +15,7 @@ from bot.services.audit import AuditService
 from bot.services.broadcasts import BroadcastService
 from bot.services.console_access import ConsoleAccessService, console_base_url
 from bot.services.curation import CurationService
+from bot.services.delivery import DeliveryService
 from bot.services.desk import DeskService
 from bot.services.mentoring import MentorConfig, MentoringService
 from bot.services.privacy import PrivacyService, retention_months_from
@@ -30,6 +30,7 @@ from knowledge_base.matcher import Matcher
 from knowledge_base.model import KnowledgeBase
 from knowledge_base.roadmaps import load_roadmaps
 from storage.clock import Clock, utcnow
+from storage.db import validate_database_url
 from storage.uow import Database
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class AppServices:
     roadmaps: RoadmapService
     console: ConsoleAccessService
     curation: CurationService
+    delivery: DeliveryService
 
     def use_knowledge_base(self, knowledge_base: KnowledgeBase, matcher: Matcher) -> None:
         """A newer KB revision was applied (CurationService.refresh): readers of these fields
@@ -72,7 +74,7 @@ class AppServices:
 
 
 def schedule_jobs(services: AppServices, scheduler: Scheduler) -> None:
-    """Every feature's periodic work, registered in one place; the runner starts the scheduler.
+    """Every feature's periodic work, registered in one place; bot/runtime.py starts the scheduler.
     Jobs read their state from the database, so any instance may run them after a restart."""
     # mentor queue: card ids, SLA reminders, blocked clerks, auto-close
     scheduler.every("mentor-queue", 60, services.mentoring.run_periodic)
@@ -102,9 +104,7 @@ async def build_services(
     knowledge_base = load_knowledge_base()
     matcher = Matcher.from_knowledge_base(knowledge_base)
     admins = frozenset(str(admin_id) for admin_id in settings.admin_ids)
-    # Viber charges for messages the bot starts: VIBER_BROADCASTS decides whether announcements
-    # and broadcasts include Viber users (reminders and answers always follow the user's channel).
-    channels = broadcast_channels()
+    channels = broadcast_channels(settings)
     trainings = TrainingService(
         database, reminder_offsets=_reminder_offsets(settings), channels=channels
     )
@@ -130,8 +130,8 @@ async def build_services(
         load_roadmaps(),
         knowledge_base,
         mentoring,
-        nudge_weeks=getattr(settings, "roadmap_nudge_weeks", 2),
-        remind_clerks=bool(getattr(settings, "roadmap_remind_clerks", False)),
+        nudge_weeks=settings.roadmap_nudge_weeks,
+        remind_clerks=settings.roadmap_remind_clerks,
         timezone=settings.timezone,
     )
     answers.step_of = roadmaps.current_step
@@ -165,12 +165,27 @@ async def build_services(
             console_base_url(settings.console_url, settings.http_host, settings.http_port),
         ),
         curation=curation,
+        delivery=DeliveryService(database),
     )
     curation.on_swap.append(services.use_knowledge_base)
     curation.on_swap.append(lambda kb, _matcher: roadmaps.use_knowledge_base(kb))
     if migrate:  # the KB revisions approved in the console, over the reviewed YAML base
         await curation.refresh()
     return services
+
+
+def broadcast_channels(settings: Settings) -> tuple[str, ...]:
+    """The channels announcements and broadcasts go to: Viber charges for messages the bot
+    starts, so Viber users are included only with VIBER_BROADCASTS and a Viber token."""
+    secret = settings.viber_auth_token
+    token = secret.get_secret_value().strip() if secret is not None else ""
+    return ("telegram", "viber") if token and settings.viber_broadcasts else ("telegram",)
+
+
+def check_database_url(url: str) -> None:
+    """Raises InvalidDatabaseURL (bot.services.errors) with one line naming the problem, before
+    anything tries to connect (the start-up checks of `python -m bot run`)."""
+    validate_database_url(url)
 
 
 def console_secret(settings: Settings) -> str:
@@ -223,6 +238,6 @@ def kb_placeholders(settings: Settings) -> dict[str, str]:
 
 
 def _reminder_offsets(settings: Settings) -> tuple[timedelta, ...]:
-    """TRAINING_REMINDERS (e.g. "24h,1h"), when the settings define it."""
-    raw = getattr(settings, "training_reminders", None)
-    return parse_offsets(raw) if isinstance(raw, str) and raw.strip() else DEFAULT_REMINDER_OFFSETS
+    """TRAINING_REMINDERS (e.g. "24h,1h"); the default offsets when it is blank."""
+    raw = settings.training_reminders
+    return parse_offsets(raw) if raw.strip() else DEFAULT_REMINDER_OFFSETS

@@ -308,21 +308,6 @@ def _check_misc(report: Report, settings: Settings) -> None:
             report.error("REDIS_URL", f"{mask_url(settings.redis_url)!r} is not a redis:// URL")
 
 
-def _retention(report: Report, settings: Settings, env_file: str | None) -> int | None:
-    months = getattr(settings, "retention_months", None)
-    if isinstance(months, int):
-        if months < 1:
-            report.error("RETENTION_MONTHS", "must be at least 1")
-        return months
-    from bot.services.privacy import RetentionSettings
-
-    try:
-        return RetentionSettings(_env_file=env_file).retention_months  # type: ignore[call-arg]
-    except ValidationError as exc:
-        report.error("RETENTION_MONTHS", exc.errors()[0]["msg"])
-        return None
-
-
 async def _probe_database(url: str, timeout: float) -> tuple[str | None, str | None]:
     """(revision, error) of the database at `url`."""
     from sqlalchemy.pool import NullPool
@@ -402,8 +387,8 @@ def inspect_settings(
         return report
     for name in Settings.model_fields:
         report.settings[name.upper()] = _shown(name, getattr(settings, name))
-    months = _retention(report, settings, env_file)
-    report.settings["RETENTION_MONTHS"] = str(months) if months is not None else "(invalid)"
+    # RETENTION_MONTHS is one of Settings' fields: validated (1-120) when the settings load.
+    report.settings["RETENTION_MONTHS"] = str(settings.retention_months)
     report.settings["LOG_FORMAT"] = os.environ.get("LOG_FORMAT", "") or "json"
     _check_token(report, settings)
     _check_urls(report, settings)

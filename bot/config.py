@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     http_port: int = 8080
     viber_auth_token: SecretStr | None = None
     viber_api_base: str = "https://chatapi.viber.com/pa"
+    # Viber bills messages the bot starts: broadcasts and announcements include Viber users only
+    # when this is true (reminders and answers always follow the user's channel).
+    viber_broadcasts: bool = False
     default_language: Language = DEFAULT_LANGUAGE
     user_messages_per_minute: int = 20
     timezone: str = "Europe/Belgrade"

@@ -9,10 +9,11 @@ compiled catalogues serve aiogram's i18n middleware in the Telegram handlers.
 from __future__ import annotations
 
 import gettext
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from bot.config import DEFAULT_LANGUAGE, LANGUAGES
+from knowledge_base.translit import to_cyrillic
 
 LOCALES_DIR = Path(__file__).parent / "locales"
 DOMAIN = "messages"
@@ -47,9 +48,21 @@ def _catalogue(language: str) -> gettext.NullTranslations:
         return gettext.GNUTranslations(handle)
 
 
+@lru_cache(maxsize=4096)
+def _cyrillic(message: str) -> str:
+    return to_cyrillic(message)
+
+
 def tr(language: str, message: str, /, **values: object) -> str:
-    """Translate a Serbian Latin message id into `language` and fill in `{named}` values."""
-    text = _catalogue(normalize_language(language)).gettext(message)
+    """Translate a Serbian Latin message id into `language` and fill in `{named}` values.
+
+    The one translation helper of the bot. A message the Cyrillic catalogue does not have yet
+    (new, or not extracted) is transliterated: the template, before the values go in, so
+    titles and links stay as typed."""
+    language = normalize_language(language)
+    text = _catalogue(language).gettext(message)
+    if language == "sr-Cyrl" and text == message:
+        text = _cyrillic(message)
     return text.format(**values) if values else text
 
 

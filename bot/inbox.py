@@ -24,8 +24,8 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from storage.errors import StorageUnavailable
-from storage.uow import Database
+from bot.services.delivery import DeliveryService
+from bot.services.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def storable(value: Any) -> Any:
 class UpdateInbox:
     def __init__(
         self,
-        database: Database,
+        ledger: DeliveryService,
         *,
         flush_every: float = 0.5,
         replay_after: float = 60.0,
@@ -59,7 +59,7 @@ class UpdateInbox:
         max_replays: int = 3,
         channel: str = CHANNEL,
     ) -> None:
-        self._database = database
+        self._ledger = ledger
         self._channel = channel
         self._flush_every = flush_every
         self._replay_after = replay_after
@@ -77,11 +77,7 @@ class UpdateInbox:
     async def claim(self, update_id: int, payload: dict[str, Any]) -> bool:
         """Claim an update and keep it; True only the first time. Raises StorageUnavailable
         when the database cannot take it (the caller lets the sender retry)."""
-        async with self._database.uow() as uow:
-            claimed = await uow.processed_updates.claim(
-                self._channel, update_id, storable(payload)
-            )
-            await uow.commit()
+        claimed = await self._ledger.claim(self._channel, update_id, storable(payload))
         if claimed:
             self._kept.add(update_id)
         return claimed
@@ -90,11 +86,9 @@ class UpdateInbox:
         """Claim and keep a whole getUpdates batch in one transaction; returns the ids claimed
         now. Raises StorageUnavailable: the caller must then not confirm the batch to Telegram
         (the next getUpdates repeats it)."""
-        async with self._database.uow() as uow:
-            claimed = await uow.processed_updates.claim_many(
-                self._channel, [storable(payload) for payload in payloads]
-            )
-            await uow.commit()
+        claimed = await self._ledger.claim_many(
+            self._channel, [storable(payload) for payload in payloads]
+        )
         self._kept |= claimed
         return claimed
 
@@ -132,9 +126,7 @@ class UpdateInbox:
             return True
         ids, self._done = self._done, set()
         try:
-            async with self._database.uow(urgent=True) as uow:
-                await uow.processed_updates.finish(self._channel, ids)
-                await uow.commit()
+            await self._ledger.finish(self._channel, ids)
         except StorageUnavailable:
             self._done |= ids  # try again at the next flush
             log.warning("inbox.flush_failed pending=%s", len(self._done))
@@ -146,35 +138,28 @@ class UpdateInbox:
         held = self._in_flight | self._kept
         if not held:
             return
-        async with self._database.uow(urgent=True) as uow:
-            await uow.processed_updates.touch(self._channel, held)
-            await uow.commit()
+        await self._ledger.touch(self._channel, held)
 
     async def overdue(self) -> int:
         """Unfinished updates the replay scan should have taken by now (older than the replay
         window and one scan), other than those this process is still handling: more than
         none means replays are not happening (/healthz)."""
-        started_before = self._database.clock() - timedelta(
-            seconds=self._replay_after + self._scan_every
+        return await self._ledger.count_unfinished(
+            self._channel,
+            older_than=timedelta(seconds=self._replay_after + self._scan_every),
+            exclude=self._in_flight | self._done | self._kept,
         )
-        async with self._database.uow(read_only=True) as uow:
-            return await uow.processed_updates.count_unfinished(
-                self._channel,
-                started_before=started_before,
-                exclude=self._in_flight | self._done | self._kept,
-            )
 
     async def replay(self, feed: Feed) -> int:
         """Handle again the updates whose handling never ended; returns how many."""
-        # The database's clock: the same one that stamped the claims being compared.
-        started_before = self._database.clock() - timedelta(seconds=self._replay_after)
-        async with self._database.uow() as uow:
-            payloads = await uow.processed_updates.take_unfinished(
-                self._channel, started_before=started_before, max_replays=self._max_replays,
-                # still being handled here, or finished and not yet written down
-                exclude=self._in_flight | self._done | self._kept,
-            )
-            await uow.commit()
+        # The ledger compares by the database's clock: the one that stamped the claims.
+        payloads = await self._ledger.take_unfinished(
+            self._channel,
+            older_than=timedelta(seconds=self._replay_after),
+            max_replays=self._max_replays,
+            # still being handled here, or finished and not yet written down
+            exclude=self._in_flight | self._done | self._kept,
+        )
         # Ours now: stamped anew with the rest this process holds while they wait their turn
         # (a replay can wait long, e.g. on a chat lock the dead process left in Redis).
         taken = {int(p["update_id"]) for p in payloads if isinstance(p.get("update_id"), int)}

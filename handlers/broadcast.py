@@ -11,6 +11,8 @@ The sending, the progress and the report are the service's and the outbox's work
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject, StateFilter
@@ -96,6 +98,28 @@ def _role_choice(lang: str) -> Reply:
     ))
 
 
+def _municipalities_prompt(lang: str) -> Reply:
+    return Reply(say(lang, "Napišite nazive opština, odvojene zarezom (npr. Novi Sad, Čačak)."),
+                 (_quit_row(lang),))
+
+
+@dataclass(frozen=True)
+class Segment:
+    """An audience the admin narrows by typing names or tapping one: what is asked, and the
+    prefix that tells the service's audience parser what the typed names are."""
+
+    ask: Callable[[str, BroadcastService], Reply]
+    typed_prefix: str
+
+
+# The audience step, as a table: "Po opštinama", "Po usluzi", "Po ulozi".
+SEGMENTS: dict[str, Segment] = {
+    "mun": Segment(lambda lang, _b: _municipalities_prompt(lang), ""),
+    "svc": Segment(_service_choice, "usluga: "),
+    "role": Segment(lambda lang, _b: _role_choice(lang), "uloga: "),
+}
+
+
 async def _start_text(
     bot: Bot, chat_id: int, state: FSMContext, user: UserProfile, broadcasts: BroadcastService,
     raw: str,
@@ -164,7 +188,8 @@ async def on_audience_typed(
     message: Message, bot: Bot, state: FSMContext, user: UserProfile, broadcasts: BroadcastService
 ) -> None:
     data = await state.get_data()
-    prefix = {"svc": "usluga: ", "role": "uloga: "}.get(str(data.get("kind", "")), "")
+    segment = SEGMENTS.get(str(data.get("kind", "")))
+    prefix = segment.typed_prefix if segment is not None else ""
     try:
         audience = broadcasts.parse_audience(prefix + (message.text or ""))
     except Invalid as error:
@@ -202,17 +227,10 @@ async def on_choice(
     await drop_buttons(callback, bot)
     if step == "aud" and value == "all":
         await _draft(bot, chat_id, state, user, broadcasts, Audience())
-    elif step == "aud" and value in ("mun", "svc", "role"):
+    elif step == "aud" and value in SEGMENTS:
         await state.set_state(NewBroadcast.typed)
         await state.update_data(kind=value)
-        if value == "mun":
-            prompt = Reply(say(lang, "Napišite nazive opština, odvojene zarezom "
-                                     "(npr. Novi Sad, Čačak)."), (_quit_row(lang),))
-        elif value == "svc":
-            prompt = _service_choice(lang, broadcasts)
-        else:
-            prompt = _role_choice(lang)
-        await send_reply(bot, chat_id, prompt)
+        await send_reply(bot, chat_id, SEGMENTS[value].ask(lang, broadcasts))
     elif step == "svc" and value in {s.id for s in broadcasts.services}:
         await _draft(bot, chat_id, state, user, broadcasts, Audience("service", (value,)))
     elif step == "role" and value in ROLES:

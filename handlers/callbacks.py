@@ -1,51 +1,56 @@
-"""The action tokens services put on buttons, parsed by aiogram's CallbackData factories.
+"""The clerk's button tokens in aiogram: a filter that parses callback_data with the one
+`parse` of bot/services/buttons.py and hands the typed value to the handler as
+`callback_data` (as aiogram's own CallbackData filters do).
 
-The services write them as plain strings ("fb:12:up"); each factory here reads one kind back.
 A token that no longer parses (an old message, a removed entry) falls through to the
 "this option is no longer available" handler in handlers/fallback.py.
 """
 
 from __future__ import annotations
 
-from aiogram.filters.callback_data import CallbackData
+from typing import Any
+
+from aiogram.filters import Filter
+from aiogram.types import CallbackQuery
+
+from bot.services.buttons import (
+    AskMentor,
+    ChooseMunicipality,
+    Clarify,
+    Feedback,
+    ServiceList,
+    ServicesMenu,
+    SetLanguage,
+    ShowEntry,
+    pack,
+    parse,
+)
 
 
-class EntryCB(CallbackData, prefix="e"):
-    """Show a KB entry (related link, topic browser)."""
+class Tapped(Filter):
+    """A tap on a button whose token is a `kind` (e.g. `Tapped(Feedback)`)."""
 
-    entry_id: str
+    def __init__(self, kind: type[Any]) -> None:
+        self.kind = kind
 
+    async def __call__(self, event: CallbackQuery) -> bool | dict[str, Any]:
+        token = parse(event.data or "")
+        return {"callback_data": token} if isinstance(token, self.kind) else False
 
-class ClarifyCB(CallbackData, prefix="c"):
-    """A candidate picked from a clarify list for question `question_id`."""
-
-    question_id: int
-    entry_id: str
-
-
-class FeedbackCB(CallbackData, prefix="fb"):
-    question_id: int
-    value: str  # up | down
+    def __str__(self) -> str:
+        return f"Tapped({self.kind.__name__})"
 
 
-class MentorCB(CallbackData, prefix="m"):
-    """'Ask a mentor' about question `question_id`."""
+MENU = pack(ServicesMenu())  # the list of services
 
-    question_id: int
-
-
-class ServiceCB(CallbackData, prefix="svc"):
-    """The questions of one service in the topic browser."""
-
-    service_id: str
-
-
-class LanguageCB(CallbackData, prefix="lang"):
-    code: str  # sr-Latn | sr-Cyrl | en
-
-
-class MunicipalityCB(CallbackData, prefix="mun"):
-    token: str  # a municipality slug, "other" or "skip"
-
-
-MENU = "menu"  # the list of services
+__all__ = [
+    "MENU",
+    "AskMentor",
+    "ChooseMunicipality",
+    "Clarify",
+    "Feedback",
+    "ServiceList",
+    "SetLanguage",
+    "ShowEntry",
+    "Tapped",
+]

@@ -14,33 +14,20 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from bot.services.answering import AnswerService
+from bot.services.buttons import parse
 from bot.services.replies import Reply
 from bot.services.users import UserProfile
 from bot.telegram.metrics import Metrics
 from bot.telegram.ui import send_reply, show_from_button
-from handlers.callbacks import (
-    MENU,
-    ClarifyCB,
-    EntryCB,
-    FeedbackCB,
-    MentorCB,
-    ServiceCB,
-)
+from handlers.callbacks import MENU, AskMentor, Clarify, Feedback, ServiceList, ShowEntry, Tapped
 from handlers.filters import ButtonData, caption_not_command, has_caption, has_text, not_command
 
 log = logging.getLogger(__name__)
 
 
 def decision_of(reply: Reply) -> str:
-    """Which way the service went, read from the buttons it offered (for metrics only)."""
-    actions = [button.action for row in reply.buttons for button in row]
-    if any(action.startswith("fb:") for action in actions):
-        return "answer"
-    if any(action.startswith("c:") for action in actions):
-        return "clarify"
-    if any(action.startswith("m:") for action in actions):
-        return "escalate"
-    return "other"
+    """Which way the service went (for metrics and logs): the reply says so."""
+    return reply.decision or "other"
 
 
 async def answer_question(
@@ -93,7 +80,7 @@ async def on_menu(
 
 async def on_service(
     callback: CallbackQuery,
-    callback_data: ServiceCB,
+    callback_data: ServiceList,
     bot: Bot,
     user: UserProfile,
     answers: AnswerService,
@@ -105,7 +92,7 @@ async def on_service(
 
 async def on_entry(
     callback: CallbackQuery,
-    callback_data: EntryCB,
+    callback_data: ShowEntry,
     bot: Bot,
     user: UserProfile,
     answers: AnswerService,
@@ -125,12 +112,12 @@ def _came_from_browser(callback: CallbackQuery) -> bool:
     actions = [
         button.callback_data or "" for row in message.reply_markup.inline_keyboard for button in row
     ]
-    return MENU in actions and not any(action.startswith("fb:") for action in actions)
+    return MENU in actions and not any(isinstance(parse(a), Feedback) for a in actions)
 
 
 async def on_clarify_choice(
     callback: CallbackQuery,
-    callback_data: ClarifyCB,
+    callback_data: Clarify,
     bot: Bot,
     user: UserProfile,
     answers: AnswerService,
@@ -144,7 +131,7 @@ async def on_clarify_choice(
 
 async def on_feedback(
     callback: CallbackQuery,
-    callback_data: FeedbackCB,
+    callback_data: Feedback,
     bot: Bot,
     user: UserProfile,
     answers: AnswerService,
@@ -161,7 +148,7 @@ async def _drop_feedback_buttons(callback: CallbackQuery, bot: Bot) -> None:
     if not isinstance(message, Message) or message.reply_markup is None:
         return
     rows = [
-        [b for b in row if not (b.callback_data or "").startswith("fb:")]
+        [b for b in row if not isinstance(parse(b.callback_data or ""), Feedback)]
         for row in message.reply_markup.inline_keyboard
     ]
     rows = [row for row in rows if row]
@@ -177,7 +164,7 @@ async def _drop_feedback_buttons(callback: CallbackQuery, bot: Bot) -> None:
 
 async def on_mentor(
     callback: CallbackQuery,
-    callback_data: MentorCB,
+    callback_data: AskMentor,
     bot: Bot,
     user: UserProfile,
     answers: AnswerService,
@@ -202,9 +189,9 @@ def build_router() -> Router:
     router.message.register(on_question, has_text, not_command)
     router.message.register(on_captioned_media, has_caption, caption_not_command)
     router.callback_query.register(on_menu, ButtonData(MENU))
-    router.callback_query.register(on_service, ServiceCB.filter())
-    router.callback_query.register(on_entry, EntryCB.filter())
-    router.callback_query.register(on_clarify_choice, ClarifyCB.filter())
-    router.callback_query.register(on_feedback, FeedbackCB.filter())
-    router.callback_query.register(on_mentor, MentorCB.filter())
+    router.callback_query.register(on_service, Tapped(ServiceList))
+    router.callback_query.register(on_entry, Tapped(ShowEntry))
+    router.callback_query.register(on_clarify_choice, Tapped(Clarify))
+    router.callback_query.register(on_feedback, Tapped(Feedback))
+    router.callback_query.register(on_mentor, Tapped(AskMentor))
     return router

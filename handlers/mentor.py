@@ -28,7 +28,7 @@ from bot.digits import to_int
 from bot.services.mentoring import PARTY_CODES, Attachment, MentoringService
 from bot.services.users import UserProfile
 from bot.telegram.ui import send_reply
-from handlers.callbacks import MentorCB
+from handlers.callbacks import AskMentor, Tapped
 from handlers.filters import is_reply, not_command, private_chat
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ async def in_mentor_group(message: Message, mentoring: MentoringService) -> bool
 
 async def on_ask_mentor(
     callback: CallbackQuery,
-    callback_data: MentorCB,
+    callback_data: AskMentor,
     bot: Bot,
     state: FSMContext,
     user: UserProfile,
@@ -509,7 +509,7 @@ def build_router() -> Router:
     router.callback_query.register(on_compose_button, ComposeCB.filter())
     router.callback_query.register(on_clerk_button, ClerkCB.filter())
     router.callback_query.register(on_rating, RatingCB.filter())
-    router.callback_query.register(on_ask_mentor, MentorCB.filter())
+    router.callback_query.register(on_ask_mentor, Tapped(AskMentor))
     router.callback_query.register(on_own_button, OwnCB.filter())
     router.callback_query.register(on_contact_button, ContactCB.filter())
     router.callback_query.register(on_hand_button, HandCB.filter())

@@ -18,7 +18,7 @@ from bot.services.onboarding import OnboardingService
 from bot.services.users import UserProfile
 from bot.telegram.metrics import Metrics
 from bot.telegram.ui import send_reply, show_from_button
-from handlers.callbacks import LanguageCB, MunicipalityCB
+from handlers.callbacks import ChooseMunicipality, SetLanguage, Tapped
 from handlers.clerk import answer_question
 from handlers.filters import TEXT
 
@@ -59,7 +59,7 @@ async def on_municipality_command(
 
 async def on_language_chosen(
     callback: CallbackQuery,
-    callback_data: LanguageCB,
+    callback_data: SetLanguage,
     bot: Bot,
     state: FSMContext,
     user: UserProfile,
@@ -91,7 +91,7 @@ async def on_municipality_typed(
 
 async def on_municipality_chosen(
     callback: CallbackQuery,
-    callback_data: MunicipalityCB,
+    callback_data: ChooseMunicipality,
     bot: Bot,
     state: FSMContext,
     user: UserProfile,
@@ -109,9 +109,9 @@ def build_router() -> Router:
     router.message.register(on_start, CommandStart())
     router.message.register(on_language_command, Command("jezik", "language"))
     router.message.register(on_municipality_command, Command("opstina"))
-    router.callback_query.register(on_language_chosen, LanguageCB.filter())
+    router.callback_query.register(on_language_chosen, Tapped(SetLanguage))
     router.message.register(
         on_municipality_typed, StateFilter(Onboarding.municipality), *TEXT
     )
-    router.callback_query.register(on_municipality_chosen, MunicipalityCB.filter())
+    router.callback_query.register(on_municipality_chosen, Tapped(ChooseMunicipality))
     return router

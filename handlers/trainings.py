@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -179,24 +181,85 @@ def _invalid(lang: str, error: Invalid) -> Reply:
     return Reply("⚠️ " + error.message(lang), (_quit_row(lang),))
 
 
-async def _ask_audience(
-    bot: Bot, chat_id: int, state: FSMContext, lang: str, trainings: TrainingService
+# -- /obuka_nova: the dialogue as a table of steps -----------------------------------------
+
+Prompt = Callable[[str, TrainingService, dict[str, Any]], Reply]
+Read = Callable[[str, TrainingService], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One typed answer of /obuka_nova: `read` turns it into the draft's fields (the service
+    validates it: Invalid is shown and the step asked again), then `then` is asked."""
+
+    state: State
+    read: Read
+    then: State
+
+
+def _read_place(text: str, _trainings: TrainingService) -> dict[str, Any]:
+    link, address = parse_place(text)
+    return {"link": link, "address": address}
+
+
+def _read_audience(text: str, trainings: TrainingService) -> dict[str, Any]:
+    return _audience_data(trainings.parse_audience(text))
+
+
+def _audience_data(audience: Audience) -> dict[str, Any]:
+    return {"audience_kind": audience.kind, "audience_values": list(audience.values)}
+
+
+WIZARD: tuple[Step, ...] = (
+    Step(NewTraining.title, lambda text, _t: {"title": parse_title(text)}, NewTraining.service),
+    Step(NewTraining.service, lambda text, t: {"service": t.parse_service(text)},
+         NewTraining.when),
+    Step(NewTraining.when, lambda text, t: {"starts_at": t.parse_when(text).isoformat()},
+         NewTraining.duration),
+    Step(NewTraining.duration, lambda text, _t: {"duration_minutes": parse_duration(text)},
+         NewTraining.place),
+    Step(NewTraining.place, _read_place, NewTraining.capacity),
+    Step(NewTraining.capacity, lambda text, _t: {"capacity": parse_capacity(text)},
+         NewTraining.audience),
+    Step(NewTraining.audience, _read_audience, NewTraining.confirm),
+    Step(NewTraining.municipalities, _read_audience, NewTraining.confirm),
+)
+STEP_OF: dict[str | None, Step] = {step.state.state: step for step in WIZARD}
+
+# What each state asks (from the language, the service and the answers so far).
+PROMPTS: dict[str | None, Prompt] = {
+    NewTraining.title.state: lambda lang, _t, _data: _title_prompt(lang),
+    NewTraining.service.state: lambda lang, t, _data: _service_prompt(lang, t),
+    NewTraining.when.state: lambda lang, _t, _data: _when_prompt(lang),
+    NewTraining.duration.state: lambda lang, _t, _data: _duration_prompt(lang),
+    NewTraining.place.state: lambda lang, _t, _data: _place_prompt(lang),
+    NewTraining.capacity.state: lambda lang, _t, _data: _capacity_prompt(lang),
+    NewTraining.audience.state: lambda lang, t, data: _audience_prompt(lang, t, data["service"]),
+    NewTraining.municipalities.state: lambda lang, _t, _data: _municipalities_prompt(lang),
+    NewTraining.confirm.state: lambda lang, t, data: _summary(lang, t, _draft_of(data)),
+}
+
+
+async def _ask(
+    bot: Bot, chat_id: int, state: FSMContext, lang: str, trainings: TrainingService, ask: State
 ) -> None:
-    await state.set_state(NewTraining.audience)
-    data = await state.get_data()
-    await send_reply(bot, chat_id, _audience_prompt(lang, trainings, data["service"]))
+    await state.set_state(ask)
+    prompt = PROMPTS[ask.state]
+    await send_reply(bot, chat_id, prompt(lang, trainings, await state.get_data()))
 
 
-async def _show_summary(
-    bot: Bot, chat_id: int, state: FSMContext, lang: str, trainings: TrainingService,
-    audience: Audience,
+async def _answered(
+    bot: Bot,
+    chat_id: int,
+    state: FSMContext,
+    lang: str,
+    trainings: TrainingService,
+    step: Step,
+    fields: dict[str, Any],
 ) -> None:
-    await state.update_data(audience_kind=audience.kind, audience_values=list(audience.values))
-    await state.set_state(NewTraining.confirm)
-    await send_reply(bot, chat_id, _summary(lang, trainings, _draft_of(await state.get_data())))
-
-
-# -- /obuka_nova: the dialogue ------------------------------------------------------------
+    """Keep the step's fields and ask the next one."""
+    await state.update_data(**fields)
+    await _ask(bot, chat_id, state, lang, trainings, step.then)
 
 
 async def on_new_training(
@@ -207,99 +270,20 @@ async def on_new_training(
         await send_reply(bot, message.chat.id, refused)
         return
     await state.clear()
-    await state.set_state(NewTraining.title)
-    await send_reply(bot, message.chat.id, _title_prompt(user.language))
+    await _ask(bot, message.chat.id, state, user.language, trainings, NewTraining.title)
 
 
-async def on_title(
+async def on_step_answer(
     message: Message, bot: Bot, state: FSMContext, user: UserProfile, trainings: TrainingService
 ) -> None:
-    lang = user.language
+    """A typed answer to whichever step of /obuka_nova is being asked."""
+    step = STEP_OF[await state.get_state()]
     try:
-        title = parse_title(message.text or "")
-    except Invalid as error:
-        await send_reply(bot, message.chat.id, _invalid(lang, error))
-        return
-    await state.update_data(title=title)
-    await state.set_state(NewTraining.service)
-    await send_reply(bot, message.chat.id, _service_prompt(lang, trainings))
-
-
-async def on_service_typed(
-    message: Message, bot: Bot, state: FSMContext, user: UserProfile, trainings: TrainingService
-) -> None:
-    try:
-        service = trainings.parse_service(message.text or "")
+        fields = step.read(message.text or "", trainings)
     except Invalid as error:
         await send_reply(bot, message.chat.id, _invalid(user.language, error))
         return
-    await _service_chosen(bot, message.chat.id, state, user, service)
-
-
-async def _service_chosen(
-    bot: Bot, chat_id: int, state: FSMContext, user: UserProfile, service: str
-) -> None:
-    await state.update_data(service=service)
-    await state.set_state(NewTraining.when)
-    await send_reply(bot, chat_id, _when_prompt(user.language))
-
-
-async def on_when(
-    message: Message, bot: Bot, state: FSMContext, user: UserProfile, trainings: TrainingService
-) -> None:
-    try:
-        when = trainings.parse_when(message.text or "")
-    except Invalid as error:
-        await send_reply(bot, message.chat.id, _invalid(user.language, error))
-        return
-    await state.update_data(starts_at=when.isoformat())
-    await state.set_state(NewTraining.duration)
-    await send_reply(bot, message.chat.id, _duration_prompt(user.language))
-
-
-async def on_duration(message: Message, bot: Bot, state: FSMContext, user: UserProfile) -> None:
-    try:
-        minutes = parse_duration(message.text or "")
-    except Invalid as error:
-        await send_reply(bot, message.chat.id, _invalid(user.language, error))
-        return
-    await state.update_data(duration_minutes=minutes)
-    await state.set_state(NewTraining.place)
-    await send_reply(bot, message.chat.id, _place_prompt(user.language))
-
-
-async def on_place(message: Message, bot: Bot, state: FSMContext, user: UserProfile) -> None:
-    try:
-        link, address = parse_place(message.text or "")
-    except Invalid as error:
-        await send_reply(bot, message.chat.id, _invalid(user.language, error))
-        return
-    await state.update_data(link=link, address=address)
-    await state.set_state(NewTraining.capacity)
-    await send_reply(bot, message.chat.id, _capacity_prompt(user.language))
-
-
-async def on_capacity(
-    message: Message, bot: Bot, state: FSMContext, user: UserProfile, trainings: TrainingService
-) -> None:
-    try:
-        capacity = parse_capacity(message.text or "")
-    except Invalid as error:
-        await send_reply(bot, message.chat.id, _invalid(user.language, error))
-        return
-    await state.update_data(capacity=capacity)
-    await _ask_audience(bot, message.chat.id, state, user.language, trainings)
-
-
-async def on_audience_typed(
-    message: Message, bot: Bot, state: FSMContext, user: UserProfile, trainings: TrainingService
-) -> None:
-    try:
-        audience = trainings.parse_audience(message.text or "")
-    except Invalid as error:
-        await send_reply(bot, message.chat.id, _invalid(user.language, error))
-        return
-    await _show_summary(bot, message.chat.id, state, user.language, trainings, audience)
+    await _answered(bot, message.chat.id, state, user.language, trainings, step, fields)
 
 
 async def on_dialogue_button(
@@ -329,25 +313,24 @@ async def on_dialogue_button(
         return
     if step == "svc" and current == NewTraining.service.state:
         try:
-            service = trainings.parse_service(value)
+            fields = STEP_OF[current].read(value, trainings)
         except Invalid as error:
             await send_reply(bot, chat_id, _invalid(lang, error))
             return
         await drop_buttons(callback, bot)
-        await _service_chosen(bot, chat_id, state, user, service)
+        await _answered(bot, chat_id, state, lang, trainings, STEP_OF[current], fields)
     elif step == "cap" and current == NewTraining.capacity.state:
         await drop_buttons(callback, bot)
-        await state.update_data(capacity=None)
-        await _ask_audience(bot, chat_id, state, lang, trainings)
+        await _answered(bot, chat_id, state, lang, trainings, STEP_OF[current], {"capacity": None})
     elif step == "aud" and current == NewTraining.audience.state:
         await drop_buttons(callback, bot)
         if value == "mun":
-            await state.set_state(NewTraining.municipalities)
-            await send_reply(bot, chat_id, _municipalities_prompt(lang))
+            await _ask(bot, chat_id, state, lang, trainings, NewTraining.municipalities)
             return
         data = await state.get_data()
         audience = Audience("service", (data["service"],)) if value == "svc" else Audience()
-        await _show_summary(bot, chat_id, state, lang, trainings, audience)
+        fields = _audience_data(audience)
+        await _answered(bot, chat_id, state, lang, trainings, STEP_OF[current], fields)
     elif step == "pub" and current == NewTraining.confirm.state:
         data = await state.get_data()
         await state.clear()  # one tap publishes once
@@ -512,14 +495,8 @@ def build_router() -> Router:
     router.message.register(on_trainings_list, Command("obuke"))
     router.message.register(on_attendance_command, Command("prisustvo"))
     router.message.register(on_services_menu, Command("usluge"))
-    router.message.register(on_title, StateFilter(NewTraining.title), *TEXT)
-    router.message.register(on_service_typed, StateFilter(NewTraining.service), *TEXT)
-    router.message.register(on_when, StateFilter(NewTraining.when), *TEXT)
-    router.message.register(on_duration, StateFilter(NewTraining.duration), *TEXT)
-    router.message.register(on_place, StateFilter(NewTraining.place), *TEXT)
-    router.message.register(on_capacity, StateFilter(NewTraining.capacity), *TEXT)
-    router.message.register(on_audience_typed, StateFilter(NewTraining.audience), *TEXT)
-    router.message.register(on_audience_typed, StateFilter(NewTraining.municipalities), *TEXT)
+    steps = StateFilter(*(step.state for step in WIZARD))
+    router.message.register(on_step_answer, steps, *TEXT)
     router.message.register(on_change_when, StateFilter(ChangeTraining.when), *TEXT)
     router.message.register(on_change_place, StateFilter(ChangeTraining.place), *TEXT)
     router.message.register(on_materials, StateFilter(ChangeTraining.materials), *TEXT)

@@ -198,12 +198,6 @@ def build_parser() -> argparse.ArgumentParser:
         "tune", help="fit the decision model on cross-validated KB queries and a dev file"
     )
     tune.add_argument("file", type=Path)
-    from knowledge_base.drafts import add_parser as add_drafts_parser
-
-    add_drafts_parser(sub)
-    from knowledge_base.revisions import add_parser as add_revisions_parser
-
-    add_revisions_parser(sub)
     return parser
 
 
@@ -221,12 +215,4 @@ def main(argv: list[str] | None = None) -> int:
         "crossval": cmd_crossval,
         "semantic": cmd_semantic,
     }
-    if args.command == "drafts":
-        from knowledge_base.drafts import cmd_drafts
-
-        return cmd_drafts(args)
-    if args.command == "revisions":
-        from knowledge_base.revisions import cmd_revisions
-
-        return cmd_revisions(args)
     return commands[args.command](args)

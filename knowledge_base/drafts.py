@@ -1,28 +1,25 @@
-"""KB drafts from mentors' answers: `python -m knowledge_base drafts export DIR`.
+"""KB drafts from mentors' answers as knowledge-base YAML (`python -m bot drafts export DIR`).
 
 Mentors tap "Dodaj u bazu znanja" on an answered request; the question and the answer are stored
 as a draft with personal data already removed (bot/services/pii.py). This writes the drafts as
 knowledge-base YAML, one file per service (``drafts-<service>.yaml``), in the format of
 knowledge_base/content/<service>.yaml, for a curator to edit (alternatives, keywords, sources)
-and move into the content folder through a pull request.
+and move into the content folder through a pull request. The drafts are read from the database
+by bot/services/kb_exports.py; this module only writes them (the KB imports nothing of ours).
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import html
-import os
 import re
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import yaml
-
-from storage.mentor import KnowledgeDraft, MentorRepository
-from storage.uow import Database
 
 HEADER = (
     "# NACRTI iz odgovora mentora – pregledati pre objavljivanja.\n"
@@ -43,6 +40,18 @@ KNOWN_SERVICES = (
     "other",
     "bot",
 )
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A mentor's answer kept for the KB, personal data already removed."""
+
+    id: int
+    service: str | None
+    question: str
+    answer: str
+    request_id: int | None = None
+    alternatives: Sequence[str] = ()
 
 
 class _Dumper(yaml.SafeDumper):
@@ -71,7 +80,7 @@ def _alternatives(question: str, others: list[str]) -> list[str]:
     return found
 
 
-def draft_entry(draft: KnowledgeDraft, today: date) -> dict[str, Any]:
+def draft_entry(draft: Draft, today: date) -> dict[str, Any]:
     service = draft.service if draft.service in KNOWN_SERVICES else "other"
     question = _plain(draft.question)
     number = draft.request_id or draft.id
@@ -81,7 +90,7 @@ def draft_entry(draft: KnowledgeDraft, today: date) -> dict[str, Any]:
         "id": f"draft-{service}-{draft.id}",
         "service": service,
         "question": question,
-        "alternatives": _alternatives(question, list(getattr(draft, "alternatives", None) or [])),
+        "alternatives": _alternatives(question, list(draft.alternatives)),
         "keywords": [],
         "answer": answer + "\n",
         "sources": [f"Odgovor mentora, zahtev #{number}"],
@@ -90,21 +99,13 @@ def draft_entry(draft: KnowledgeDraft, today: date) -> dict[str, Any]:
     }
 
 
-async def export_drafts(database: Database, directory: Path) -> list[Path]:
-    """Write every draft; returns the files written. Drafts are marked exported."""
+def write_drafts(drafts: Iterable[Draft], directory: Path, today: date) -> list[Path]:
+    """Write the drafts as ``drafts-<service>.yaml`` files in ``directory``; returns them."""
+    by_service: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for draft in drafts:
+        entry = draft_entry(draft, today)
+        by_service[entry["service"]].append(entry)
     directory.mkdir(parents=True, exist_ok=True)
-    now = database.clock()
-    today = now.date()
-    async with database.uow() as uow:
-        repo = uow.repository(MentorRepository)
-        drafts = await repo.drafts()
-        by_service: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for draft in drafts:
-            entry = draft_entry(draft, today)
-            by_service[entry["service"]].append(entry)
-            if draft.exported_at is None:
-                draft.exported_at = now
-        await uow.commit()
     written: list[Path] = []
     for service, entries in sorted(by_service.items()):
         path = directory / f"drafts-{service}.yaml"
@@ -112,32 +113,3 @@ async def export_drafts(database: Database, directory: Path) -> list[Path]:
         path.write_text(HEADER + body, encoding="utf-8")
         written.append(path)
     return written
-
-
-def cmd_drafts(args: argparse.Namespace) -> int:
-    """`drafts export DIR`: the database is DATABASE_URL (or --database-url)."""
-    if args.drafts_command != "export":  # pragma: no cover - argparse enforces the choice
-        return 2
-
-    async def run() -> list[Path]:
-        database = Database.from_url(args.database_url or os.environ.get("DATABASE_URL") or None)
-        try:
-            return await export_drafts(database, args.directory)
-        finally:
-            await database.dispose()
-
-    written = asyncio.run(run())
-    for path in written:
-        print(path)
-    if not written:
-        print("no drafts yet")
-    return 0
-
-
-def add_parser(sub: Any) -> None:
-    """Registers `drafts export DIR` on the knowledge_base CLI's subparsers."""
-    drafts = sub.add_parser("drafts", help="KB drafts written from mentors' answers")
-    drafts_sub = drafts.add_subparsers(dest="drafts_command", required=True)
-    export = drafts_sub.add_parser("export", help="write the drafts as KB YAML into DIR")
-    export.add_argument("directory", type=Path, metavar="DIR")
-    export.add_argument("--database-url", default=None, help="default: $DATABASE_URL")

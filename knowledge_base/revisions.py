@@ -1,4 +1,4 @@
-"""KB revisions as YAML for the repository: `python -m knowledge_base revisions export DIR`.
+"""KB revisions as YAML for the repository (`python -m bot revisions export DIR`).
 
 Curators' approved changes live in the database as KB revisions (whole entries as plain data,
 applied over the reviewed YAML base at load; see bot/services/curation.py). This writes each
@@ -7,14 +7,13 @@ place of the old ones (new entries at the end); every other line stays as it was
 a reviewer reads is the change itself. Copy the files over knowledge_base/content/, run
 `python -m knowledge_base check`, open the pull request: once merged, the base has absorbed the
 revisions (a revision equal to its base entry changes nothing, and is not exported again).
+The revisions are read from the database by bot/services/kb_exports.py; this module only writes
+the files (the KB imports nothing of ours).
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import datetime as dt
-import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,8 +23,6 @@ import yaml
 
 from knowledge_base.loader import DEFAULT_CONTENT_DIR, load_knowledge_base
 from knowledge_base.model import Entry
-from storage.curation import CurationRepository
-from storage.uow import Database
 
 FIELDS = (
     "id",
@@ -153,43 +150,3 @@ def export_revisions(
         target.write_text(apply_to_file(text, changes), encoding="utf-8")
         written.append(target)
     return written
-
-
-async def read_revisions(database: Database) -> list[dict[str, Any]]:
-    async with database.uow(read_only=True) as uow:
-        rows = await uow.repository(CurationRepository).revisions()
-        return [dict(row.data) for row in rows]
-
-
-def cmd_revisions(args: argparse.Namespace) -> int:
-    """`revisions export DIR`: the database is DATABASE_URL (or --database-url)."""
-
-    async def run() -> list[dict[str, Any]]:
-        database = Database.from_url(args.database_url or os.environ.get("DATABASE_URL") or None)
-        try:
-            return await read_revisions(database)
-        finally:
-            await database.dispose()
-
-    written = export_revisions(asyncio.run(run()), args.directory)
-    for path in written:
-        print(path)
-    if not written:
-        print("no revisions beyond the content files")
-    else:
-        print(
-            "copy these over knowledge_base/content/, run `python -m knowledge_base check`, "
-            "and open a pull request"
-        )
-    return 0
-
-
-def add_parser(sub: Any) -> None:
-    """Registers `revisions export DIR` on the knowledge_base CLI's subparsers."""
-    revisions = sub.add_parser("revisions", help="KB revisions approved in the console")
-    revisions_sub = revisions.add_subparsers(dest="revisions_command", required=True)
-    export = revisions_sub.add_parser(
-        "export", help="write the content files the revisions change into DIR"
-    )
-    export.add_argument("directory", type=Path, metavar="DIR")
-    export.add_argument("--database-url", default=None, help="default: $DATABASE_URL")

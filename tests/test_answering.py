@@ -44,6 +44,7 @@ async def test_clerk_gets_ezup_access_answer_in_latin_and_cyrillic(services, dat
     assert ACCESS_QUESTION not in cyrillic.text
     stored = await _questions(database)
     assert [(q.decision, q.entry_id) for q in stored] == [("answer", "ezup-access-request")] * 2
+    assert latin.decision == cyrillic.decision == "answer"  # the reply says which way it went
 
 
 async def test_cyrillic_reader_gets_the_answer_in_cyrillic(services):
@@ -70,7 +71,7 @@ async def test_unknown_question_is_escalated_honestly_and_stored(services, datab
     assert any(action.startswith("m:") for action in actions)
     assert "pouzdan odgovor" in reply.text
     [stored] = await _questions(database)
-    assert stored.decision == "escalate"
+    assert stored.decision == "escalate" == reply.decision
 
 
 async def test_user_text_never_reaches_the_reply_unescaped(services):

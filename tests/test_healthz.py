@@ -10,7 +10,7 @@ import subprocess
 from aiogram.utils.backoff import BackoffConfig
 from sqlalchemy import text
 
-from bot.telegram.runner import RuntimeOptions
+from bot.runtime import RuntimeOptions
 from tests.fakes.bot_api import FakeBotAPI, message_update
 from tests.fakes.clock import Clock
 from tests.fakes.harness import FAST_RETRIES, BotUnderTest

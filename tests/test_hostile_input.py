@@ -307,7 +307,7 @@ async def test_unexpected_update_is_answered_or_ignored(bot: BotUnderTest, name:
     status = await post(bot, update)
     assert status == 200
     await asyncio.sleep(0.05)
-    await bot.runtime.guard.wait_idle(REPLY_WITHIN) if bot.runtime else None
+    await bot.runtime.telegram.guard.wait_idle(REPLY_WITHIN) if bot.runtime else None
     assert failed_updates(bot) == errors
     # A message in a private chat always gets a polite word back.
     if "message" in update and update["message"]["chat"]["type"] == "private":
@@ -323,7 +323,7 @@ async def test_redelivered_update_is_handled_once(bot: BotUnderTest) -> None:
     first = len(bot.api.seen_by(chat))
     await post(bot, update)
     await asyncio.sleep(0.2)
-    assert bot.runtime is not None and await bot.runtime.guard.wait_idle(REPLY_WITHIN)
+    assert bot.runtime is not None and await bot.runtime.telegram.guard.wait_idle(REPLY_WITHIN)
     assert len(bot.api.seen_by(chat)) == first
 
 
@@ -379,6 +379,6 @@ async def test_message_without_a_human_sender_is_ignored(
     errors = failed_updates(bot)
     await post(bot, {"update_id": new_update_id(), "message": message})
     await asyncio.sleep(0.05)
-    assert bot.runtime is not None and await bot.runtime.guard.wait_idle(REPLY_WITHIN)
+    assert bot.runtime is not None and await bot.runtime.telegram.guard.wait_idle(REPLY_WITHIN)
     assert failed_updates(bot) == errors
     assert bot.api.seen_by(chat) == []

@@ -106,7 +106,7 @@ async def test_revision_reaches_another_instance_and_is_exported(
         env = {**os.environ, "DATABASE_URL": database_url}
         out = tmp_path / "export"
         run = subprocess.run(
-            [sys.executable, "-m", "knowledge_base", "revisions", "export", str(out)],
+            [sys.executable, "-m", "bot", "revisions", "export", str(out)],
             cwd=ROOT,
             env=env,
             capture_output=True,

@@ -143,7 +143,7 @@ async def test_drafts_export_writes_kb_yaml_without_personal_data(
     out = tmp_path / "drafts"
     env = {**os.environ, "DATABASE_URL": database_url}
     result = subprocess.run(
-        [sys.executable, "-m", "knowledge_base", "drafts", "export", str(out)],
+        [sys.executable, "-m", "bot", "drafts", "export", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stderr

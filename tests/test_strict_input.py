@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.channels.viber import _number
-from bot.services.actions import _int
 from bot.services.audience import AudienceError, parse_audience
 from bot.services.broadcasts import BroadcastService
+from bot.services.buttons import parse
 from bot.services.municipalities import MunicipalityDirectory
 from bot.services.roles import RoleService
 from bot.services.trainings import Invalid, TrainingService, parse_capacity
@@ -23,7 +23,7 @@ UNICODE_DIGITS = ["²", "¹²", "①", "٣", "1²", "߁"]
 
 @pytest.mark.parametrize("text", UNICODE_DIGITS)
 def test_unicode_digits_are_not_numbers(text: str) -> None:
-    assert _int(text) is None
+    assert parse(f"m:{text}") is None and parse(f"fb:{text}:up") is None  # button tokens
     assert _number(text) is None
     try:  # NFKC folding may read "²" as 2; what it must not do is crash with a bare ValueError
         seats = parse_capacity(text)

@@ -24,7 +24,7 @@ from aiogram.types import CallbackQuery, Chat, Message, User
 
 from bot.app import AppServices, build_services
 from bot.config import Settings
-from bot.telegram.runner import TelegramRuntime
+from bot.runtime import Runtime
 from handlers import filters
 
 
@@ -42,13 +42,13 @@ async def services(tmp_path: Path) -> AsyncIterator[AppServices]:
         await built.close()
 
 
-def runtime_of(services: AppServices) -> TelegramRuntime:
+def runtime_of(services: AppServices) -> Runtime:
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,
         telegram_bot_token="123456:TEST",
         database_url=str(services.database.url.render_as_string(hide_password=False)),
     )
-    return TelegramRuntime(settings, services)
+    return Runtime(settings, services)
 
 
 def callables(router: Router) -> Iterator[tuple[str, CallableObject]]:
@@ -92,11 +92,11 @@ async def test_no_synchronous_filter_or_handler_on_the_bots_routers(
 ) -> None:
     runtime = runtime_of(services)
     try:
-        found = list(callables(runtime.dispatcher))
+        found = list(callables(runtime.telegram.dispatcher))
         assert len(found) > 50  # the walk reached the feature routers
-        assert sync_callables(runtime.dispatcher) == []
+        assert sync_callables(runtime.telegram.dispatcher) == []
     finally:
-        await runtime.bot.session.close()
+        await runtime.stop()
 
 
 def test_the_check_catches_magic_and_plain_functions() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from aiogram.utils.backoff import BackoffConfig
 from sqlalchemy import select
 
-from bot.telegram.runner import RuntimeOptions
+from bot.runtime import RuntimeOptions
 from storage.clock import utcnow
 from storage.models import ProcessedUpdate
 from storage.uow import Database

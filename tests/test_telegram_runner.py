@@ -16,9 +16,9 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from bot.config import ConfigError, Settings
+from bot.runtime import run
 from bot.services.messages import reply_to_payload
 from bot.services.replies import Reply
-from bot.telegram.runner import run
 from knowledge_base.translit import to_cyrillic
 from tests.fakes.bot_api import STICKER, FakeBotAPI, message_update
 from tests.fakes.harness import BotUnderTest

@@ -258,11 +258,11 @@ async def test_dialogue_started_on_one_instance_continues_on_the_other(cluster: 
 
 
 def _wired(name: str) -> bool:
-    """Whether the process entry (the runner, the app wiring) uses `name`."""
+    """Whether the process entry (the runtime, the app wiring) uses `name`."""
     import bot.app
-    import bot.telegram.runner
+    import bot.runtime
 
-    return any(name in inspect.getsource(module) for module in (bot.telegram.runner, bot.app))
+    return any(name in inspect.getsource(module) for module in (bot.runtime, bot.app))
 
 
 async def test_outbox_deliveries_are_sent_exactly_once_and_under_the_global_rate(

@@ -496,7 +496,7 @@ async def test_a_message_a_dead_process_left_unfinished_is_handled_again(
     before = len(clerk.chat)
     status, _ = await bot.post(event)  # Viber's own retry is a duplicate now
     assert status == 200 and len(clerk.chat) == before
-    inbox = UpdateInbox(bot.services.database, channel="viber", replay_after=0.001)
+    inbox = UpdateInbox(bot.services.delivery, channel="viber", replay_after=0.001)
     await asyncio.sleep(0.05)
     assert await inbox.replay(bot.channel.replay) == 1
     assert len(clerk.chat) == before + 1

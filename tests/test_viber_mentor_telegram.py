@@ -18,7 +18,7 @@ from bot.channels.telegram_sender import TelegramSender
 from bot.channels.viber import viber_sender
 from bot.outbox import OutboxDispatcher, Sender
 from bot.ratelimit import LocalRateLimiter
-from bot.telegram.runner import RuntimeOptions
+from bot.runtime import RuntimeOptions
 from tests.conftest import BACKENDS, fresh_database_url
 from tests.fakes.bot_api import FakeBotAPI, user_dict
 from tests.fakes.harness import FAST_RETRIES, BotUnderTest
@@ -67,7 +67,7 @@ async def world(
         assert telegram.runtime is not None and viber.channel is not None
         assert telegram.services is not None
         senders: dict[str, Sender] = {
-            "telegram": TelegramSender(telegram.runtime.bot),
+            "telegram": TelegramSender(telegram.runtime.telegram.bot),
             "viber": viber_sender(viber.channel),
         }
         limiter = LocalRateLimiter(per_second=1000, per_chat_interval=0, per_group_interval=0)

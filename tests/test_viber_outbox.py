@@ -22,6 +22,7 @@ from bot.channels.viber_sender import ViberSender
 from bot.config import Settings
 from bot.outbox import OutboxDispatcher
 from bot.ratelimit import LocalRateLimiter
+from bot.services.delivery import DeliveryService
 from bot.services.messages import reply_to_payload
 from bot.services.replies import Button, Reply
 from storage.clock import utcnow
@@ -106,7 +107,7 @@ def _dispatcher(
         per_group_interval=0,
         clock=lambda: clock().timestamp(),
     )
-    sender = ViberSender(client, _settings(api), database)
+    sender = ViberSender(client, _settings(api), DeliveryService(database))
     return OutboxDispatcher(database, {"viber": sender}, limiter, clock=clock)
 
 

@@ -41,6 +41,7 @@ from bot.outbox import OutboxDispatcher, Outgoing, SendOutcome
 from bot.ratelimit import LocalRateLimiter
 from bot.services.actions import perform
 from bot.services.audience import say
+from bot.services.buttons import ChooseMunicipality, SetLanguage, parse
 from bot.services.mentoring import MentoringService
 from bot.services.messages import payload_to_reply
 from bot.services.onboarding import OnboardingService, Step
@@ -447,10 +448,11 @@ class Playground:
         user, services = self._people[who], self._services
         kind, _, rest = token.partition(":")
         stale = services.answers.stale_button(user)
-        if kind == "lang":
-            self._step(who, await self.onboarding.choose_language(user, rest))
-        elif kind == "mun":
-            self._step(who, await self.onboarding.choose_municipality(user, rest))
+        tapped = parse(token)
+        if isinstance(tapped, SetLanguage):
+            self._step(who, await self.onboarding.choose_language(user, tapped.code))
+        elif isinstance(tapped, ChooseMunicipality):
+            self._step(who, await self.onboarding.choose_municipality(user, tapped.token))
         elif kind == "m":
             question_id = to_int(rest, 11)
             question = (

@@ -29,7 +29,7 @@ What the bot is waiting for (a municipality name, a mentor request being written
 travels in the message's `tracking_data`: Viber hands it back with the user's next message, so no
 state is kept in the process and any instance can take the next callback.
 
-Wiring (the runner owns the aiohttp app):
+Wiring (bot/runtime.py owns the aiohttp app and the outbox):
     channel = setup_viber(app, services, senders)      # None when VIBER_AUTH_TOKEN is unset;
                                                        # adds the routes and senders["viber"]
     ... start the HTTP server, OutboxDispatcher(database, senders) ...
@@ -75,15 +75,19 @@ from bot.digits import to_int
 from bot.i18n import normalize_language, tr
 from bot.inbox import UpdateInbox, storable
 from bot.services.actions import perform
+from bot.services.answering import AnswerService
 from bot.services.audience import InterestService
+from bot.services.buttons import ChooseMunicipality, SetLanguage, parse
+from bot.services.delivery import DeliveryService, QueuedReply
 from bot.services.errors import StorageUnavailable
 from bot.services.mentoring import Attachment, MentoringService
 from bot.services.messages import reply_to_payload
 from bot.services.onboarding import OnboardingService, Step
+from bot.services.privacy import PrivacyService
 from bot.services.replies import Button, Reply
-from bot.services.roadmaps import ROADMAP_KINDS
+from bot.services.roadmaps import ROADMAP_KINDS, RoadmapService
 from bot.services.trainings import TrainingService
-from bot.services.users import UserProfile
+from bot.services.users import UserProfile, UserService
 
 log = logging.getLogger(__name__)
 
@@ -244,17 +248,45 @@ class EventNotKept(Exception):
     """A message could not be claimed (the database is unreachable): let Viber resend it."""
 
 
+@dataclass(frozen=True)
+class ViberServices:
+    """What the Viber channel uses of the app's services, and nothing more."""
+
+    users: UserService
+    answers: AnswerService
+    mentoring: MentoringService
+    trainings: TrainingService
+    interests: InterestService
+    privacy: PrivacyService
+    roadmaps: RoadmapService
+    delivery: DeliveryService
+
+    @classmethod
+    def of(cls, services: AppServices) -> ViberServices:
+        return cls(
+            users=services.users,
+            answers=services.answers,
+            mentoring=services.mentoring,
+            trainings=services.trainings,
+            interests=services.interests,
+            privacy=services.privacy,
+            roadmaps=services.roadmaps,
+            delivery=services.delivery,
+        )
+
+
 class ViberChannel:
     """Viber callbacks -> services -> Viber messages."""
 
     def __init__(
         self,
-        services: AppServices,
+        services: ViberServices,
         client: ViberClient,
         settings: ViberSettings,
         *,
+        messages_per_minute: int = 20,  # USER_MESSAGES_PER_MINUTE
+        replay_after: float = 60.0,  # INBOX_REPLAY_AFTER_SECONDS
         onboarding: OnboardingService | None = None,
-        messages_per_minute: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.services = services
@@ -262,12 +294,7 @@ class ViberChannel:
         self.settings = settings
         self.onboarding = onboarding or OnboardingService(services.users)
         self.sender = Sender(settings.bot_name, settings.bot_avatar)
-        per_minute = (
-            messages_per_minute
-            if messages_per_minute is not None
-            else services.settings.user_messages_per_minute
-        )
-        self._limit = _RateLimit(per_minute, clock)
+        self._limit = _RateLimit(messages_per_minute, clock)
         self.in_flight = 0
         self.handled = 0
         self._idle = asyncio.Event()
@@ -275,9 +302,9 @@ class ViberChannel:
         # Each claimed message is kept until its handling ends; a process that died leaves
         # it to be handled again (Viber does not resend what we answered 200 to).
         self.inbox = UpdateInbox(
-            services.database,
+            services.delivery,
             channel=CHANNEL,
-            replay_after=getattr(services.settings, "inbox_replay_after_seconds", 60.0),
+            replay_after=replay_after,
         )
 
     # -- HTTP ---------------------------------------------------------------------------------
@@ -324,16 +351,8 @@ class ViberChannel:
         expected = file_signature(self.settings.token, int(raw_id), name)
         if not hmac.compare_digest(expected, request.match_info["signature"]):
             raise web.HTTPNotFound()
-        async with self.services.database.uow(read_only=True) as uow:
-            row = await uow.outbox.get(int(raw_id))
-            usable = (
-                row is not None
-                and row.channel == CHANNEL
-                and (row.expires_at is None or self.services.database.clock() < row.expires_at)
-            )
-            payload = dict(row.payload) if row is not None and usable else {}
-        document = payload.get("document")
-        if not isinstance(document, dict) or document.get("filename") != name:
+        document = await self.services.delivery.document(CHANNEL, int(raw_id))
+        if document is None or document.get("filename") != name:
             raise web.HTTPNotFound()
         try:
             content = base64.b64decode(str(document.get("content_b64", "")), validate=True)
@@ -433,9 +452,7 @@ class ViberChannel:
         update_id = token_id(token)
         if update_id is None:
             return True
-        async with self.services.database.uow() as uow:
-            claimed = await uow.processed_updates.claim(CHANNEL, update_id, storable(event))
-            await uow.commit()
+        claimed = await self.services.delivery.claim(CHANNEL, update_id, storable(event))
         if claimed:
             self.inbox.started(update_id)
         else:
@@ -551,15 +568,15 @@ class ViberChannel:
 
     @property
     def _mentoring(self) -> MentoringService | None:
-        return getattr(self.services, "mentoring", None)
+        return self.services.mentoring
 
     @property
     def _trainings(self) -> TrainingService | None:
-        return getattr(self.services, "trainings", None)
+        return self.services.trainings
 
     @property
     def _interests(self) -> InterestService | None:
-        return getattr(self.services, "interests", None)
+        return self.services.interests
 
     async def _ask(self, user: UserProfile, text: str) -> None:
         reply = await self.services.answers.ask(user, text)
@@ -640,11 +657,12 @@ class ViberChannel:
             else:
                 await self.send(user, answers.stale_button(user))
             return
-        if kind == "lang":
-            await self._show_step(await self.onboarding.choose_language(user, rest))
+        tapped = parse(token)
+        if isinstance(tapped, SetLanguage):
+            await self._show_step(await self.onboarding.choose_language(user, tapped.code))
             return
-        if kind == "mun":
-            await self._show_step(await self.onboarding.choose_municipality(user, rest))
+        if isinstance(tapped, ChooseMunicipality):
+            await self._show_step(await self.onboarding.choose_municipality(user, tapped.token))
             return
         if kind in ("m", "ms", "mr", "mrt", "mo", "mc") and self._mentoring is not None:
             await self._mentor_action(user, kind, rest, tracking)
@@ -865,17 +883,15 @@ class ViberChannel:
     async def _queue(self, user: UserProfile, reply: Reply, tracking: str | None) -> None:
         extra: dict[str, Any] = {"viber_tracking_data": tracking} if tracking else {}
         try:
-            async with self.services.database.uow() as uow:
-                await uow.outbox.add(
+            await self.services.delivery.queue_reply(
+                QueuedReply(
                     channel=CHANNEL,
                     chat_id=user.external_id,
                     user_id=user.id,
-                    kind="reply",
                     payload=reply_to_payload(reply, **extra),
                     dedupe_key=f"viber:reply:{uuid.uuid4().hex}",
-                    priority=10,
                 )
-                await uow.commit()
+            )
             log.info("viber.reply_queued user_id=%s", user.id)
         except StorageUnavailable:
             log.warning("viber.reply_lost user_id=%s (database unavailable)", user.id)
@@ -891,7 +907,11 @@ def build_viber_channel(
     settings = viber_settings or ViberSettings.from_settings(services.settings)
     if not settings.enabled:
         return None
-    return ViberChannel(services, ViberClient.from_settings(settings), settings, **options)
+    options.setdefault("messages_per_minute", services.settings.user_messages_per_minute)
+    options.setdefault("replay_after", services.settings.inbox_replay_after_seconds)
+    return ViberChannel(
+        ViberServices.of(services), ViberClient.from_settings(settings), settings, **options
+    )
 
 
 def add_viber_routes(app: web.Application, channel: ViberChannel) -> None:
@@ -928,9 +948,9 @@ def viber_sender(channel: ViberChannel) -> ViberSender:
     return ViberSender(
         channel.client,
         channel.settings,
-        channel.services.database,
-        mentor=getattr(channel.services, "mentoring", None) is not None,
-        trainings=getattr(channel.services, "trainings", None) is not None,
+        channel.services.delivery,
+        mentor=True,
+        trainings=True,
     )
 
 

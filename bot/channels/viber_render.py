@@ -20,8 +20,8 @@ from typing import Any
 
 from bot.channels.viber_client import SENDER_NAME_MAX, encode
 from bot.i18n import tr
+from bot.services.buttons import ServicesMenu, pack
 from bot.services.replies import Button, Reply
-from knowledge_base.translit import to_cyrillic
 
 ACTION_PREFIX = "act:"
 PAGE_KIND = "pg"  # act:pg:<page>:<token that produced the list>
@@ -181,9 +181,9 @@ def page_rows(
     page = min(max(page, 0), len(pages) - 1)
     navigation: list[Button] = []
     if page > 0:
-        navigation.append(Button(_say(language, "« Prethodna"), f"{PAGE_KIND}:{page - 1}:{source}"))
+        navigation.append(Button(tr(language, "« Prethodna"), f"{PAGE_KIND}:{page - 1}:{source}"))
     if page < len(pages) - 1:
-        navigation.append(Button(_say(language, "Sledeća »"), f"{PAGE_KIND}:{page + 1}:{source}"))
+        navigation.append(Button(tr(language, "Sledeća »"), f"{PAGE_KIND}:{page + 1}:{source}"))
     return (*pages[page], tuple(navigation), *tail) if navigation else (*pages[page], *tail)
 
 
@@ -194,28 +194,22 @@ def keyboard(rows: Sequence[Sequence[Button]]) -> dict[str, Any] | None:
     return {"Type": "keyboard", "DefaultHeight": False, "Buttons": buttons}
 
 
-def _say(language: str, message: str) -> str:
-    """`tr`, with Cyrillic transliterated from the Latin msgid until the catalogue has it."""
-    text = tr(language, message)
-    return to_cyrillic(text) if language == "sr-Cyrl" and text == message else text
-
-
 def default_rows(
     language: str, *, mentor: bool = False, trainings: bool = False
 ) -> tuple[tuple[Button, ...], ...]:
     """The keyboard under messages that have no buttons of their own: Viber has no command
     menu, and a message without a keyboard hides the previous one."""
-    first = [Button(tr(language, "Pregled tema"), "menu")]
+    first = [Button(tr(language, "Pregled tema"), pack(ServicesMenu()))]
     if trainings:
-        first.append(Button(_say(language, "Obuke"), "cmd:obuke"))
+        first.append(Button(tr(language, "Obuke"), "cmd:obuke"))
     rows: list[tuple[Button, ...]] = [tuple(first)]
     if mentor:
         rows.append((Button(tr(language, "Pitaj mentora"), "cmd:mentor"),))
     rows.append(
         (
-            Button(_say(language, "Pomoć"), "cmd:pomoc"),
-            Button(_say(language, "Jezik"), "cmd:jezik"),
-            Button(_say(language, "Opština"), "cmd:opstina"),
+            Button(tr(language, "Pomoć"), "cmd:pomoc"),
+            Button(tr(language, "Jezik"), "cmd:jezik"),
+            Button(tr(language, "Opština"), "cmd:opstina"),
         )
     )
     return tuple(rows)

@@ -26,9 +26,9 @@ from bot.channels.viber_client import FILES_PATH, ViberClient, ViberSettings
 from bot.channels.viber_render import Sender, default_rows, render
 from bot.i18n import tr
 from bot.outbox import Outgoing, SendOutcome
+from bot.services.delivery import DeliveryService
 from bot.services.messages import payload_to_reply
 from bot.services.replies import Reply
-from storage.uow import Database
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class ViberSender:
         self,
         client: ViberClient,
         settings: ViberSettings,
-        database: Database | None = None,
+        delivery: DeliveryService | None = None,
         *,
         mentor: bool = False,
         trainings: bool = False,
@@ -64,7 +64,7 @@ class ViberSender:
         self._menu = {"mentor": mentor, "trainings": trainings}
         self._settings = settings
         self._sender = Sender(settings.bot_name, settings.bot_avatar)
-        self._database = database
+        self._delivery = delivery
 
     def _file_message(self, message: Outgoing, document: dict[str, Any]) -> dict[str, Any] | None:
         """A "file" message pointing at our file link, or None when Viber could not fetch it."""
@@ -88,11 +88,9 @@ class ViberSender:
 
     async def _language(self, message: Outgoing) -> str:
         """The receiver's language (for the paging buttons and the document note)."""
-        if self._database is None or message.user_id is None:
+        if self._delivery is None or message.user_id is None:
             return str(message.payload.get("language") or "sr-Latn")
-        async with self._database.uow(read_only=True) as uow:
-            user = await uow.users.get(message.user_id)
-            return user.language if user is not None else "sr-Latn"
+        return await self._delivery.language_of(message.user_id)
 
     async def send(self, message: Outgoing) -> SendOutcome:
         payload = message.payload

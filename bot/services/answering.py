@@ -14,6 +14,15 @@ from datetime import datetime, timedelta
 
 from bot.i18n import tr
 from bot.services import signals
+from bot.services.buttons import (
+    AskMentor,
+    Clarify,
+    Feedback,
+    ServiceList,
+    ServicesMenu,
+    ShowEntry,
+    pack,
+)
 from bot.services.desk import DeskService
 from bot.services.privacy import privacy_notice
 from bot.services.replies import Button, Reply
@@ -127,24 +136,29 @@ class AnswerService:
             best = [result.entry_id, *(c.entry_id for c in result.candidates)]
             notice = await self._desk.notice_for(user, question, best)
             if notice is not None:
-                reply = Reply(notice.text + "\n\n" + reply.text, reply.buttons)
+                reply = dataclasses.replace(reply, text=notice.text + "\n\n" + reply.text)
         return reply
 
     def _reply(
         self, user: UserProfile, question: str, result: MatchResult, question_id: int
     ) -> Reply:
+        """The reply to a question, carrying which way it went (`Reply.decision`): a pointer
+        elsewhere or a question too long to match offers the mentor, so both count as
+        "escalate"."""
         if len(question) > LONG_QUESTION:
-            return self._too_long(user, question_id)
+            return dataclasses.replace(self._too_long(user, question_id), decision="escalate")
         if result.decision == "answer" and result.entry_id is not None:
-            return self._answer(user, self._kb.get(result.entry_id), question_id)
+            reply = self._answer(user, self._kb.get(result.entry_id), question_id)
+            return dataclasses.replace(reply, decision="answer")
         # No confident answer: a subject outside the programme gets a pointer to where to go,
         # small talk a friendly word; both before a list of guesses or the mentor.
         referral = self._referrals.find(question)
         if referral is not None:
-            return self._referral(user, referral, question_id)
+            reply = self._referral(user, referral, question_id)
+            return dataclasses.replace(reply, decision="escalate")
         if result.decision == "clarify":
-            return self._clarify(user, result, question_id)
-        return self._escalate(user, question_id)
+            return dataclasses.replace(self._clarify(user, result, question_id), decision="clarify")
+        return dataclasses.replace(self._escalate(user, question_id), decision="escalate")
 
     async def _match(self, question: str) -> MatchResult:
         """Lexical matching on the loop (a few ms); the semantic second opinion, which costs
@@ -207,7 +221,7 @@ class AnswerService:
             related = self._kb.get(related_id)
             if related is not None:
                 label = "↪ " + _short(in_script(user.language, related.question))
-                rows.append((Button(label, f"e:{related.id}"),))
+                rows.append((Button(label, pack(ShowEntry(related.id))),))
         return rows
 
     def _answer(self, user: UserProfile, entry: Entry | None, question_id: int | None) -> Reply:
@@ -219,13 +233,13 @@ class AnswerService:
         if question_id is not None:
             rows.append(
                 (
-                    Button("👍", f"fb:{question_id}:up"),
-                    Button("👎", f"fb:{question_id}:down"),
+                    Button("👍", pack(Feedback(question_id, "up"))),
+                    Button("👎", pack(Feedback(question_id, "down"))),
                 )
             )
         rows.extend(self._action_rows(user, entry, question_id))
         rows.extend(self._related_rows(user, entry))
-        rows.append((Button(tr(user.language, "« Teme"), f"svc:{entry.service}"),))
+        rows.append((Button(tr(user.language, "« Teme"), pack(ServiceList(entry.service))),))
         return Reply(self._entry_text(user, entry), tuple(rows))
 
     def _action_rows(
@@ -235,7 +249,7 @@ class AnswerService:
         if entry.id == "bot-trainings":
             return [(Button(tr(user.language, "Predstojeće obuke"), "tr:l"),)]
         if entry.id == "bot-contact-mentor" and question_id is not None:
-            return [(Button(tr(user.language, "Pitaj mentora"), f"m:{question_id}"),)]
+            return [(Button(tr(user.language, "Pitaj mentora"), pack(AskMentor(question_id))),)]
         return []
 
     def _referral(self, user: UserProfile, group: ReferralGroup, question_id: int) -> Reply:
@@ -245,8 +259,8 @@ class AnswerService:
         return Reply(
             text,
             (
-                (Button(tr(user.language, "Pitaj mentora"), f"m:{question_id}"),),
-                (Button(tr(user.language, "Pregled tema"), "menu"),),
+                (Button(tr(user.language, "Pitaj mentora"), pack(AskMentor(question_id))),),
+                (Button(tr(user.language, "Pregled tema"), pack(ServicesMenu())),),
             ),
         )
 
@@ -256,9 +270,9 @@ class AnswerService:
             entry = self._kb.get(candidate.entry_id)
             if entry is not None:
                 label = _short(in_script(user.language, entry.question))
-                rows.append((Button(label, f"c:{question_id}:{entry.id}"),))
+                rows.append((Button(label, pack(Clarify(question_id, entry.id))),))
         none_of_these = tr(user.language, "Ništa od ovoga – pitaj mentora")
-        rows.append((Button(none_of_these, f"m:{question_id}"),))
+        rows.append((Button(none_of_these, pack(AskMentor(question_id))),))
         text = tr(user.language, "Nisam siguran na šta tačno mislite. Izaberite pitanje:")
         return Reply(text, tuple(rows))
 
@@ -271,8 +285,8 @@ class AnswerService:
         return Reply(
             text,
             (
-                (Button(tr(user.language, "Pitaj mentora"), f"m:{question_id}"),),
-                (Button(tr(user.language, "Pregled tema"), "menu"),),
+                (Button(tr(user.language, "Pitaj mentora"), pack(AskMentor(question_id))),),
+                (Button(tr(user.language, "Pregled tema"), pack(ServicesMenu())),),
             ),
         )
 
@@ -282,7 +296,8 @@ class AnswerService:
             "Poruka je duga, pa je sačuvana u celini. Za brz odgovor napišite pitanje u jednoj ili "
             "dve rečenice, ili je prosledite mentoru.",
         )
-        return Reply(text, ((Button(tr(user.language, "Pitaj mentora"), f"m:{question_id}"),),))
+        ask = Button(tr(user.language, "Pitaj mentora"), pack(AskMentor(question_id)))
+        return Reply(text, ((ask,),))
 
     # -- follow-ups from buttons ----------------------------------------------------------
 
@@ -327,14 +342,14 @@ class AnswerService:
                 "Hvala što ste nam javili. Žao nam je što odgovor nije pomogao – "
                 "mentor može da pogleda Vaš slučaj.",
             ),
-            ((Button(tr(user.language, "Pitaj mentora"), f"m:{question_id}"),),),
+            ((Button(tr(user.language, "Pitaj mentora"), pack(AskMentor(question_id))),),),
         )
 
     # -- browsing -------------------------------------------------------------------------
 
     def services_menu(self, user: UserProfile) -> Reply:
         rows = tuple(
-            (Button(self.service_title(user, service.id), f"svc:{service.id}"),)
+            (Button(self.service_title(user, service.id), pack(ServiceList(service.id))),)
             for service in self._kb.services
             if self._kb.by_service(service.id)
         )
@@ -353,9 +368,10 @@ class AnswerService:
         if not entries:
             return self.stale_button(user)
         rows = [
-            (Button(_short(in_script(user.language, e.question)), f"e:{e.id}"),) for e in entries
+            (Button(_short(in_script(user.language, e.question)), pack(ShowEntry(e.id))),)
+            for e in entries
         ]
-        rows.append((Button(tr(user.language, "« Sve usluge"), "menu"),))
+        rows.append((Button(tr(user.language, "« Sve usluge"), pack(ServicesMenu())),))
         title = html.escape(self.service_title(user, service_id))
         return Reply(f"<b>{title}</b>\n" + tr(user.language, "Izaberite pitanje:"), tuple(rows))
 
@@ -389,7 +405,7 @@ class AnswerService:
                 "• /moji_podaci – podaci koje čuvamo o Vama; /obrisi_me – njihovo brisanje\n"
                 "Posle odgovora ocenite ga sa 👍 ili 👎 – tako učimo šta treba popraviti.",
             ),
-            ((Button(tr(user.language, "Pregled tema"), "menu"),),),
+            ((Button(tr(user.language, "Pregled tema"), pack(ServicesMenu())),),),
         )
 
     def unsupported_input(self, user: UserProfile) -> Reply:

@@ -1,9 +1,9 @@
 """First contact: what the bot is, which script or language, which municipality.
 
-Channel-neutral like every service: the steps return `Reply`s with opaque action tokens
-("lang:<code>", "mun:<slug>", "mun:other", "mun:skip") and say whether the next free text should
-be read as a municipality name. Onboarding is never a gate: a clerk may skip it, or ignore it and
-ask a question straight away.
+Channel-neutral like every service: the steps return `Reply`s with action tokens
+(bot/services/buttons.py: `SetLanguage`, `ChooseMunicipality` with a slug, "other" or
+"skip") and say whether the next free text should be read as a municipality name.
+Onboarding is never a gate: a clerk may skip it, or ignore it and ask a question straight away.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import html
 from dataclasses import dataclass
 
 from bot.i18n import tr
+from bot.services.buttons import ChooseMunicipality, ServicesMenu, SetLanguage, pack
 from bot.services.municipalities import OTHER_INSTITUTION, MunicipalityDirectory, directory
 from bot.services.replies import Button, Reply
 from bot.services.users import UserProfile, UserService
@@ -42,7 +43,7 @@ class OnboardingService:
     def language_prompt(self, user: UserProfile) -> Reply:
         """Asked before the clerk has chosen, so it is written in all three at once."""
         text = "Izaberite pismo / Изаберите писмо / Choose your language:"
-        row = tuple(Button(label, f"lang:{code}") for label, code in LANGUAGE_BUTTONS)
+        row = tuple(Button(label, pack(SetLanguage(code))) for label, code in LANGUAGE_BUTTONS)
         return Reply(text, (row,))
 
     async def choose_language(self, user: UserProfile, language: str) -> Step:
@@ -75,14 +76,22 @@ class OnboardingService:
 
     def _fallback_rows(self, user: UserProfile) -> tuple[tuple[Button, ...], ...]:
         return (
-            (Button(tr(user.language, "Druga institucija"), f"mun:{OTHER_INSTITUTION}"),),
-            (Button(tr(user.language, "Preskoči"), "mun:skip"),),
+            (
+                Button(
+                    tr(user.language, "Druga institucija"),
+                    pack(ChooseMunicipality(OTHER_INSTITUTION)),
+                ),
+            ),
+            (Button(tr(user.language, "Preskoči"), pack(ChooseMunicipality("skip"))),),
         )
 
     def search(self, user: UserProfile, text: str) -> Step:
         found = self._municipalities.search(text, limit=SEARCH_LIMIT)
         if found:
-            rows = tuple((Button(unit.label(user.language), f"mun:{unit.slug}"),) for unit in found)
+            rows = tuple(
+                (Button(unit.label(user.language), pack(ChooseMunicipality(unit.slug))),)
+                for unit in found
+            )
             return Step(
                 Reply(
                     tr(user.language, "Izaberite sa spiska:"),
@@ -137,7 +146,7 @@ class OnboardingService:
                     "<i>kako da dobijem pristup eZUP-u</i>. Spisak tema otvara /teme.",
                     name=html.escape(name),
                 ),
-                ((Button(tr(user.language, "Pregled tema"), "menu"),),),
+                ((Button(tr(user.language, "Pregled tema"), pack(ServicesMenu())),),),
             ),
             user,
         )

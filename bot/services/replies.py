@@ -17,7 +17,9 @@ class Button:
 @dataclass(frozen=True)
 class Reply:
     """Text is Telegram-style HTML (only <b>, <i>, <a href>), with all user text already escaped.
-    Buttons are rows of choices."""
+    Buttons are rows of choices. `decision` says which way a question went ("answer",
+    "clarify", "escalate"), for the channels' metrics and logs; None for other replies."""
 
     text: str
     buttons: tuple[tuple[Button, ...], ...] = field(default_factory=tuple)
+    decision: str | None = None

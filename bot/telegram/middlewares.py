@@ -41,6 +41,7 @@ from aiogram.types import TelegramObject, Update, User
 from bot.i18n import normalize_language, tr
 from bot.inbox import REPLAY, UpdateInbox
 from bot.services.answering import AnswerService
+from bot.services.delivery import DeliveryService
 from bot.services.errors import StorageUnavailable
 from bot.services.users import UserProfile, UserService
 from bot.telegram.metrics import Metrics
@@ -205,9 +206,10 @@ class BatchClaimMiddleware(BaseRequestMiddleware):
 
     TOLD_LIMIT = 10_000  # updates whose senders were told (memory bound)
 
-    def __init__(self, inbox: UpdateInbox, languages: LanguageMemory):
+    def __init__(self, inbox: UpdateInbox, languages: LanguageMemory, delivery: DeliveryService):
         self.inbox = inbox
         self.languages = languages
+        self.delivery = delivery  # says what the waiting clerk hears
         self._told: set[int] = set()
 
     async def __call__(
@@ -241,14 +243,10 @@ class BatchClaimMiddleware(BaseRequestMiddleware):
             ):
                 continue
             self._told.add(update.update_id)
-            language = self.languages.recall(message.from_user)
-            text = tr(
-                language,
-                "Izvinite, trenutno imamo tehničku smetnju. Vaša poruka nije izgubljena: "
-                "odgovoriću čim sistem ponovo proradi.",
-            )
+            reply = self.delivery.kept_for_later(self.languages.recall(message.from_user))
             with contextlib.suppress(Exception):  # best effort: Telegram may be down too
-                await bot.send_message(message.chat.id, text)
+                for chunk in chunks(reply):
+                    await bot.send_message(message.chat.id, chunk.text, reply_markup=chunk.markup)
 
 
 class DedupMiddleware(BaseMiddleware):

@@ -1,26 +1,21 @@
-"""`python -m bot run`: the Telegram channel as a process.
+"""The Telegram channel: aiogram Bot + Dispatcher over the services, its middlewares and its
+update inbox; long polling, or webhook mode when WEBHOOK_URL is set (the route checks
+X-Telegram-Bot-Api-Secret-Token against WEBHOOK_SECRET on every request).
 
-- Long polling by default; webhook mode when WEBHOOK_URL is set (the aiohttp app checks
-  X-Telegram-Bot-Api-Secret-Token against WEBHOOK_SECRET on every request).
 - The Bot API root comes from TELEGRAM_API_BASE (calls go to {base}/bot{token}/{method}).
-- An aiohttp app on HTTP_HOST:HTTP_PORT serves /healthz and /metrics in both modes.
-- SIGTERM / SIGINT: stop taking updates, let those in flight finish, close cleanly.
-- A missing or malformed token or database URL stops start-up with one line (ConfigError).
+- A missing or malformed token stops start-up with one line (ConfigError).
 
-`TelegramRuntime` is the bot itself (dispatcher, session, HTTP app) over already-built services;
-tests and the bench drive it directly against a fake Bot API server.
+The process around it (HTTP app, Viber, outbox, scheduler, signals) is assembled in
+bot/runtime.py; tests and the bench drive that `Runtime` against a fake Bot API server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import json
 import logging
-import signal
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -29,7 +24,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import ClientDecodeError, TelegramAPIError, TelegramUnauthorizedError
+from aiogram.exceptions import TelegramAPIError, TelegramUnauthorizedError
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, BotCommandScopeDefault, Update
@@ -38,17 +33,16 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.token import TokenValidationError, validate_token
 from aiohttp import web
 
-from bot.app import AppServices
-from bot.channels.viber import setup_viber, start_viber
 from bot.config import ConfigError, Settings
-from bot.console import setup_console
 from bot.i18n import N_
 from bot.inbox import REPLAY, UpdateInbox
-from bot.services.console_access import console_base_url
-from bot.services.errors import InvalidDatabaseURL, StorageError, StorageUnavailable
+from bot.services.answering import AnswerService
+from bot.services.delivery import DeliveryService
+from bot.services.errors import StorageError
 from bot.services.onboarding import OnboardingService
+from bot.services.users import UserService
 from bot.telegram.i18n import StoredLanguageI18nMiddleware, build_i18n
-from bot.telegram.metrics import CONTENT_TYPE_LATEST, Metrics
+from bot.telegram.metrics import Metrics
 from bot.telegram.middlewares import (
     CHANNEL,
     BatchClaimMiddleware,
@@ -89,8 +83,9 @@ COMMAND_LANGUAGES: tuple[tuple[str | None, str], ...] = (
 
 
 @dataclass(frozen=True)
-class RuntimeOptions:
-    """Knobs the environment does not set; tests and the bench turn some of them."""
+class TelegramOptions:
+    """The Telegram channel's knobs the environment does not set; tests and the bench turn
+    some of them (bot.runtime.RuntimeOptions adds the process's own)."""
 
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     polling_timeout: int = 10  # seconds a getUpdates long poll may wait
@@ -100,14 +95,11 @@ class RuntimeOptions:
     )
     shutdown_grace: float = 10.0  # seconds to let in-flight updates finish on SIGTERM
     publish_commands: bool = True
-    prune_every: float = 6 * 3600.0  # seconds between processed_updates clean-ups
     # Updates left unfinished by a dead process are looked for at start-up and this often
     # (how old they must be: INBOX_REPLAY_AFTER_SECONDS).
     inbox_scan_every: float = 15.0
-    keep_processed: timedelta = timedelta(days=3)
     fsm_storage: BaseStorage | None = None
     max_concurrent_updates: int = 64  # updates worked on at once (the rest wait their turn)
-    background_work: bool = True  # the scheduler's jobs and the outbox dispatcher
 
 
 def check_settings(settings: Settings) -> str:
@@ -150,28 +142,36 @@ def webhook_path(settings: Settings) -> str:
     return path if path and path != "/" else DEFAULT_WEBHOOK_PATH
 
 
-class TelegramRuntime:
-    """One bot: aiogram Bot + Dispatcher over the app's services, and its HTTP app."""
+class TelegramChannel:
+    """One bot: aiogram Bot + Dispatcher over the services it is handed, its middlewares, the
+    update inbox, and (webhook mode) its route on the process's HTTP app."""
 
     def __init__(
         self,
         settings: Settings,
-        services: AppServices,
-        options: RuntimeOptions | None = None,
+        *,
+        answers: AnswerService,
+        users: UserService,
+        delivery: DeliveryService,
+        handler_services: Mapping[str, Any],
+        metrics: Metrics,
+        options: TelegramOptions | None = None,
     ) -> None:
         self.settings = settings
-        self.services = services
-        self.options = options or RuntimeOptions()
+        self.answers = answers
+        self.users = users
+        self.delivery = delivery
+        self.options = options or TelegramOptions()
         token = check_settings(settings)
         self.mode: Literal["polling", "webhook"] = "webhook" if settings.webhook_url else "polling"
-        self.metrics = Metrics()
+        self.metrics = metrics
         self.i18n: I18n = build_i18n()
-        self.onboarding = OnboardingService(services.users)
+        self.onboarding = OnboardingService(users)
         self.languages = LanguageMemory()
 
         session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
         session.middleware(
-            RetryMiddleware(self.options.retry, on_blocked=self._mark_blocked, metrics=self.metrics)
+            RetryMiddleware(self.options.retry, on_blocked=self._mark_blocked, metrics=metrics)
         )
         self.bot = Bot(
             token=token,
@@ -179,26 +179,19 @@ class TelegramRuntime:
             default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
         )
         self.guard = GuardMiddleware(
-            services.answers,
+            answers,
             self.languages,
-            self.metrics,
+            metrics,
             max_concurrent=self.options.max_concurrent_updates,
         )
         self.inbox = UpdateInbox(
-            services.database,
+            delivery,
             replay_after=settings.inbox_replay_after_seconds,
             scan_every=self.options.inbox_scan_every,
         )
-        self.dispatcher = self._build_dispatcher()
-        self.app = self._build_app()
-        # Viber shares this HTTP app and the outbox; None unless VIBER_AUTH_TOKEN is set.
-        self.extra_senders: dict[str, Any] = {}
-        self.viber = setup_viber(self.app, services, self.extra_senders)
-        self.http_port: int | None = None
-        self._http: web.AppRunner | None = None
+        self.fsm_storage = self._fsm_storage()
+        self.dispatcher = self._build_dispatcher(handler_services)
         self._polling: asyncio.Task[None] | None = None
-        self._pruning: asyncio.Task[None] | None = None
-        self._background: BackgroundWork | None = None
         self._started = False
 
     # -- wiring ---------------------------------------------------------------------------
@@ -213,22 +206,16 @@ class TelegramRuntime:
             return FallbackStorage.from_url(self.settings.redis_url)
         return MemoryStorage()
 
-    def _build_dispatcher(self) -> Dispatcher:
-        services = self.services
-        # Every service is handed to the handlers by name (`answers`, `users`, `mentoring`,
-        # `trainings`, ...); the database and the matcher stay behind the services.
-        handed = {
-            item.name: getattr(services, item.name)
-            for item in dataclasses.fields(services)
-            if item.name not in ("database", "matcher")
-        }
-        storage = self.fsm_storage = self._fsm_storage()
+    def _build_dispatcher(self, handler_services: Mapping[str, Any]) -> Dispatcher:
+        storage = self.fsm_storage
         # With Redis, one user's updates are handled one at a time across all instances.
         isolation = storage.create_isolation() if hasattr(storage, "create_isolation") else None
+        # The services are handed to the handlers by name (`answers`, `users`, `mentoring`,
+        # `trainings`, ...): the runtime says which (bot.runtime.handler_services).
         dispatcher = Dispatcher(
             storage=storage,
             events_isolation=isolation,
-            **handed,
+            **handler_services,
             onboarding=self.onboarding,
             metrics=self.metrics,
         )
@@ -236,36 +223,33 @@ class TelegramRuntime:
         update.outer_middleware(self.guard)
         update.outer_middleware(
             RateLimitMiddleware(
-                services.answers,
+                self.answers,
                 self.languages,
                 self.metrics,
                 per_minute=self.settings.user_messages_per_minute,
             )
         )
         update.outer_middleware(DedupMiddleware(self.metrics, self.inbox))
-        update.outer_middleware(UserMiddleware(services.users, self.languages))
+        update.outer_middleware(UserMiddleware(self.users, self.languages))
         update.outer_middleware(StoredLanguageI18nMiddleware(self.i18n))
         dispatcher.include_router(build_router())
         return dispatcher
 
-    def _build_app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/healthz", self._healthz)
-        app.router.add_get("/metrics", self._metrics)
-        setup_console(app, self.services)  # the curators' web console at /console
-        if self.mode == "webhook":
-            secret = self.settings.webhook_secret
-            handler = CheckedRequestHandler(
-                self.dispatcher,
-                self.bot,
-                self.inbox,
-                handle_in_background=True,
-                secret_token=secret.get_secret_value() if secret else None,
-            )
-            # Registered by hand: the handler's own register() would close the bot session
-            # on app shutdown, and stop() does that itself, after in-flight updates finish.
-            app.router.add_post(webhook_path(self.settings), handler.handle)
-        return app
+    def add_routes(self, app: web.Application) -> None:
+        """Webhook mode: the update endpoint on the process's HTTP app."""
+        if self.mode != "webhook":
+            return
+        secret = self.settings.webhook_secret
+        handler = CheckedRequestHandler(
+            self.dispatcher,
+            self.bot,
+            self.inbox,
+            handle_in_background=True,
+            secret_token=secret.get_secret_value() if secret else None,
+        )
+        # Registered by hand: the handler's own register() would close the bot session
+        # on app shutdown, and stop() does that itself, after in-flight updates finish.
+        app.router.add_post(webhook_path(self.settings), handler.handle)
 
     async def _replay(self, payload: dict[str, Any]) -> None:
         """An update a dead process had taken but not finished goes through the whole
@@ -275,65 +259,32 @@ class TelegramRuntime:
 
     async def _mark_blocked(self, chat_id: int) -> None:
         log.info("user.blocked_bot telegram_id=%s", chat_id)
-        await self.services.users.mark_inactive(CHANNEL, str(chat_id))
+        await self.users.mark_inactive(CHANNEL, str(chat_id))
 
-    # -- HTTP endpoints -------------------------------------------------------------------
+    # -- health ---------------------------------------------------------------------------
 
-    async def _healthz(self, request: web.Request) -> web.Response:
-        """200 only when the bot can do its work: the database and Redis (if configured)
-        answer, polling runs, the outbox dispatcher is claiming, and no update waits longer
-        than the replay window for a replay that does not come. 503 otherwise, naming it."""
-        status: dict[str, Any] = {"status": "ok", "mode": self.mode}
-        code = 200
-
-        def problem(key: str, value: Any, level: str = "degraded") -> None:
-            nonlocal code
-            status[key] = value
-            if status["status"] != "down":
-                status["status"] = level
-            code = 503
-
+    async def health(self) -> dict[str, str]:
+        """The inbox's part of /healthz: {name: problem}, empty when all is well (the
+        database itself and polling are the runtime's to check)."""
+        problems: dict[str, str] = {}
         try:
-            await asyncio.wait_for(self.services.database.ping(), 3)
-            status["database"] = "ok"
+            async with asyncio.timeout(3):
+                overdue = await self.inbox.overdue()
         except (StorageError, TimeoutError):
-            problem("database", "unavailable")
+            problems["database"] = "unavailable"
         else:
-            try:
-                overdue = await asyncio.wait_for(self.inbox.overdue(), 3)
-            except (StorageError, TimeoutError):
-                problem("database", "unavailable")
-            else:
-                if overdue:
-                    problem("inbox", f"{overdue} updates older than the replay window")
-        ping = getattr(self.fsm_storage, "ping", None)
-        if ping is not None:
-            from bot.telegram.fsm import REDIS_ERRORS
+            if overdue:
+                problems["inbox"] = f"{overdue} updates older than the replay window"
+        return problems
 
-            try:
-                await asyncio.wait_for(ping(), 3)
-                status["redis"] = "ok"
-            except REDIS_ERRORS:
-                problem("redis", "unavailable")
-        if self._background is not None:
-            outbox = self._background.health()
-            if outbox == "ok":
-                status["outbox"] = "ok"
-            else:
-                problem("outbox", outbox)
-        if self.mode == "polling" and (self._polling is None or self._polling.done()):
-            problem("polling", "stopped", "down")
-        return web.Response(text=json.dumps(status), status=code, content_type="application/json")
-
-    async def _metrics(self, request: web.Request) -> web.Response:
-        return web.Response(
-            body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
+    def polling_stopped(self) -> bool:
+        """Polling mode and the polling loop is not running (the bot hears nothing)."""
+        return self.mode == "polling" and (self._polling is None or self._polling.done())
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Check the token with Telegram, publish the command menu, start serving."""
+    async def check(self) -> None:
+        """Check the token with Telegram and publish the command menu (before serving)."""
         try:
             me = await self.bot.get_me()
         except TelegramUnauthorizedError:
@@ -345,9 +296,10 @@ class TelegramRuntime:
         log.info("telegram.start mode=%s bot=@%s id=%s", self.mode, me.username, me.id)
         if self.options.publish_commands:
             await self.publish_commands()
-        await self._start_http()
-        if self.viber is not None:
-            await start_viber(self.viber)
+
+    async def start(self) -> None:
+        """Start taking updates (set the webhook, or start polling) and the inbox's replays;
+        the HTTP server must already listen."""
         if self.mode == "webhook":
             await self.dispatcher.emit_startup(bot=self.bot, dispatcher=self.dispatcher)
             secret = self.settings.webhook_secret
@@ -360,7 +312,9 @@ class TelegramRuntime:
         else:
             # A webhook left over from an earlier deployment would make getUpdates fail (409).
             await self.bot.delete_webhook(drop_pending_updates=False)
-            self.bot.session.middleware(BatchClaimMiddleware(self.inbox, self.languages))
+            self.bot.session.middleware(
+                BatchClaimMiddleware(self.inbox, self.languages, self.delivery)
+            )
             self._polling = asyncio.create_task(
                 self.dispatcher.start_polling(
                     self.bot,
@@ -371,14 +325,7 @@ class TelegramRuntime:
                 ),
                 name="telegram-polling",
             )
-        self._pruning = asyncio.create_task(self._prune_loop(), name="prune-processed-updates")
         self.inbox.start(self._replay)
-        if self.options.background_work:
-            self._background = BackgroundWork(
-                self.settings, self.services, self.metrics, self.extra_senders
-            )
-            await self._background.start()
-        self.metrics.up.set(1)
         self._started = True
 
     async def publish_commands(self) -> None:
@@ -395,48 +342,15 @@ class TelegramRuntime:
             except TelegramAPIError as exc:  # the menu is a nicety; never block start-up
                 log.warning("telegram.set_commands_failed language=%s error=%s", language_code, exc)
 
-    async def _start_http(self) -> None:
-        self._http = web.AppRunner(self.app, handle_signals=False, access_log=None)
-        await self._http.setup()
-        site = web.TCPSite(self._http, self.settings.http_host, self.settings.http_port)
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.http_port = sockets[0].getsockname()[1] if sockets else self.settings.http_port
-        if not self.settings.console_url:  # /konzola links point at the port actually bound
-            self.services.console.base_url = console_base_url(
-                None, self.settings.http_host, self.http_port
-            )
-        log.info("http.listening host=%s port=%s", self.settings.http_host, self.http_port)
-
-    async def _prune_loop(self) -> None:
-        while True:
-            try:
-                async with self.services.database.uow() as uow:
-                    older_than = self.services.database.clock() - self.options.keep_processed
-                    removed = await uow.processed_updates.prune(older_than)
-                    await uow.commit()
-                if removed:
-                    log.info("processed_updates.pruned count=%s", removed)
-            except StorageUnavailable as exc:
-                log.warning("processed_updates.prune_failed error=%s", exc)
-            await asyncio.sleep(self.options.prune_every)
-
     @property
     def polling_task(self) -> asyncio.Task[None] | None:
         return self._polling
 
-    async def stop(self) -> None:
-        """Stop taking updates, let in-flight ones finish (bounded), then close everything."""
+    async def stop_taking(self) -> None:
+        """Stop polling and let in-flight updates finish (bounded); the inbox writes what
+        ended. The HTTP server and the session are closed by `close`."""
         if not self._started:
-            await self.bot.session.close()
             return
-        self._started = False
-        self.metrics.up.set(0)
-        if self._pruning is not None:
-            self._pruning.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pruning
         if self._polling is not None:
             with contextlib.suppress(RuntimeError):  # polling already over
                 await self.dispatcher.stop_polling()
@@ -445,153 +359,10 @@ class TelegramRuntime:
         if not await self.guard.wait_idle(self.options.shutdown_grace):
             log.warning("telegram.stop in_flight=%s gave up waiting", self.guard.in_flight)
         await self.inbox.stop()
-        if self.viber is not None:
-            await self.viber.wait_idle(self.options.shutdown_grace)
-        if self._background is not None:
-            await self._background.stop(self.options.shutdown_grace)
-            self._background = None
-        if self.viber is not None:
-            await self.viber.close()
-        if self._http is not None:
-            await self._http.cleanup()
-            self._http = None
-        if self.mode == "webhook":
+
+    async def close(self) -> None:
+        if self._started and self.mode == "webhook":
             await self.dispatcher.emit_shutdown(bot=self.bot, dispatcher=self.dispatcher)
+        self._started = False
         await self.bot.session.close()
         log.info("telegram.stopped")
-
-
-# The outbox loop tries to claim every idle period (0.5 s) or finishes a message; a minute of
-# neither is a dispatcher that stopped claiming.
-OUTBOX_STALL_SECONDS = 60.0
-
-
-class BackgroundWork:
-    """What the process does besides answering updates: the scheduler's periodic jobs
-    (bot.app.schedule_jobs) and the outbox dispatcher that delivers messages which must arrive
-    (mentor answers, reminders, broadcasts). The dispatcher gets a Bot of its own, without the
-    retry middleware: it paces, retries and marks 403s itself."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        services: AppServices,
-        metrics: Metrics,
-        extra_senders: dict[str, Any] | None = None,
-    ) -> None:
-        from bot.app import schedule_jobs
-        from bot.channels.telegram_sender import TelegramSender
-        from bot.outbox import OutboxDispatcher
-        from bot.ratelimit import LocalRateLimiter, SendRateLimiter
-        from bot.scheduler import Scheduler
-
-        token = check_settings(settings)
-        self.delivery_bot = Bot(
-            token=token,
-            session=AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base)),
-            default=DefaultBotProperties(link_preview_is_disabled=True),
-        )
-        limiter: SendRateLimiter
-        if settings.redis_url:  # one send budget shared by every instance
-            from redis.asyncio import Redis
-
-            from bot.redis_ratelimit import RedisRateLimiter
-
-            limiter = RedisRateLimiter(Redis.from_url(settings.redis_url))
-        else:
-            limiter = LocalRateLimiter()
-        senders: dict[str, Any] = {CHANNEL: TelegramSender(self.delivery_bot)}
-        senders.update(extra_senders or {})
-        self.outbox = OutboxDispatcher(services.database, senders, limiter)
-        self.outbox.on_delivered.append(
-            lambda _message, outcome: metrics.outbox.labels(status=outcome.status).inc()
-        )
-        # Services that follow their deliveries (the mentor queue remembers card message ids).
-        for item in dataclasses.fields(services):
-            hook = getattr(getattr(services, item.name), "on_delivered", None)
-            if callable(hook):
-                self.outbox.on_delivered.append(hook)
-        self.scheduler = Scheduler(settings.timezone)
-        schedule_jobs(services, self.scheduler)
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self.scheduler.start()
-        self._task = asyncio.create_task(self.outbox.run_forever(self._stop), name="outbox")
-
-    def health(self) -> str:
-        """"ok", "stopped" (the dispatcher's loop ended) or "stalled" (it has neither claimed
-        nor delivered for `OUTBOX_STALL_SECONDS`)."""
-        if self._task is None or self._task.done():
-            return "stopped"
-        if self.outbox.stalled_for() > OUTBOX_STALL_SECONDS:
-            return "stalled"
-        return "ok"
-
-    async def stop(self, grace: float) -> None:
-        self.scheduler.shutdown()
-        self._stop.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, grace)  # batches already claimed finish
-            except TimeoutError:
-                log.warning("outbox.stop gave up waiting; leased rows become due again")
-            except Exception:
-                log.exception("outbox.stopped_with_error")
-        await self.delivery_bot.session.close()
-
-
-async def run(settings: Settings) -> int:
-    """The `python -m bot run` entry: build services, start, wait for SIGTERM/SIGINT, stop."""
-    from storage.db import validate_database_url
-
-    check_settings(settings)
-    try:
-        validate_database_url(settings.database_url)
-    except InvalidDatabaseURL as exc:
-        raise ConfigError(str(exc)) from None
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    handled: list[signal.Signals] = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-            handled.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, Windows
-            pass
-    try:
-        return await _serve(settings, stop)
-    finally:
-        for sig in handled:
-            loop.remove_signal_handler(sig)
-
-
-async def _serve(settings: Settings, stop: asyncio.Event) -> int:
-    from bot.app import build_services
-
-    try:
-        services = await build_services(settings)
-    except StorageUnavailable as exc:
-        raise ConfigError(
-            f"Cannot reach the database given by DATABASE_URL: {exc}. Is it running?"
-        ) from None
-    except InvalidDatabaseURL as exc:
-        raise ConfigError(str(exc)) from None
-    runtime: TelegramRuntime | None = None
-    try:
-        runtime = TelegramRuntime(settings, services)
-        try:
-            await runtime.start()
-        except (TelegramAPIError, ClientDecodeError) as exc:
-            raise ConfigError(
-                f"Cannot use the Bot API at {settings.telegram_api_base}: {exc}"
-            ) from None
-        await stop.wait()
-        log.info("telegram.signal stopping")
-        return 0
-    finally:
-        if runtime is not None:
-            await runtime.stop()
-        await services.close()

@@ -7,7 +7,7 @@
         await ana.tap("👍")
 
 `BotUnderTest` builds Settings from the fake server's address and the test database, wires the
-services with bot.app.build_services (migrations included) and starts TelegramRuntime in polling
+services with bot.app.build_services (migrations included) and starts bot.runtime.Runtime in polling
 mode (updates go through getUpdates) or webhook mode (updates are POSTed to the bot's aiohttp
 app with the secret header). `Clerk` says things and taps buttons and returns what the chat shows
 afterwards, once the bot has finished handling the update.
@@ -25,7 +25,8 @@ from aiogram.utils.backoff import BackoffConfig
 
 from bot.app import AppServices, build_services
 from bot.config import Settings
-from bot.telegram.runner import RuntimeOptions, TelegramRuntime, webhook_path
+from bot.runtime import Runtime, RuntimeOptions
+from bot.telegram.runner import webhook_path
 from bot.telegram.session import RetryPolicy
 from storage.clock import Clock, utcnow
 from tests.fakes.bot_api import FakeBotAPI, SentMessage, callback_update, message_update
@@ -79,7 +80,7 @@ class BotUnderTest:
         )
         self.extra_settings = settings
         self.services: AppServices | None = None
-        self.runtime: TelegramRuntime | None = None
+        self.runtime: Runtime | None = None
         self._http: aiohttp.ClientSession | None = None
         self._update_ids = itertools.count(1)
 
@@ -101,7 +102,7 @@ class BotUnderTest:
     async def start(self) -> BotUnderTest:
         settings = self.settings()
         self.services = await build_services(settings, clock=self.clock)
-        self.runtime = TelegramRuntime(settings, self.services, self.options)
+        self.runtime = Runtime(settings, self.services, self.options)
         await self.runtime.start()
         self._http = aiohttp.ClientSession()
         return self
@@ -138,7 +139,7 @@ class BotUnderTest:
     @property
     def completed(self) -> int:
         assert self.runtime is not None
-        return self.runtime.guard.completed
+        return self.runtime.telegram.guard.completed
 
     async def wait_completed(self, count: int, timeout: float = 30.0) -> None:
         """Until `count` updates in total have been fully handled (answered or skipped)."""

@@ -52,10 +52,10 @@ class MentorBot(BotUnderTest):
         services = self.services
         # The runner hands these to handlers once it is wired; harmless when it already does.
         for name in ("mentoring", "roles", "reports"):
-            self.runtime.dispatcher.workflow_data.setdefault(name, getattr(services, name))
+            self.runtime.telegram.dispatcher.workflow_data.setdefault(name, getattr(services, name))
         limiter = LocalRateLimiter(per_second=1000, per_chat_interval=0, per_group_interval=0)
         self.outbox = OutboxDispatcher(
-            services.database, {"telegram": TelegramSender(self.runtime.bot)}, limiter
+            services.database, {"telegram": TelegramSender(self.runtime.telegram.bot)}, limiter
         )
         self.outbox.on_delivered.append(services.mentoring.on_delivered)
         return self

@@ -28,7 +28,7 @@ from bot.app import build_services
 from bot.channels.telegram_sender import TelegramSender
 from bot.outbox import OutboxDispatcher
 from bot.ratelimit import LocalRateLimiter
-from bot.telegram.runner import RuntimeOptions, TelegramRuntime
+from bot.runtime import Runtime, RuntimeOptions
 from tests.fakes.bot_api import FakeBotAPI, SentMessage
 from tests.fakes.clock import BELGRADE, Clock  # noqa: F401  (re-exported for the tests)
 from tests.fakes.harness import FAST_RETRIES, BotUnderTest, Clerk
@@ -79,8 +79,8 @@ class TrainingsBot(BotUnderTest):
         settings = self.settings()
         services = await build_services(settings, clock=self.clock)  # all on the test's clock
         self.services = services
-        self.runtime = TelegramRuntime(settings, services, self.options)
-        dispatcher = self.runtime.dispatcher
+        self.runtime = Runtime(settings, services, self.options)
+        dispatcher = self.runtime.telegram.dispatcher
         # What the runner passes as Dispatcher(...) keyword arguments once wired.
         dispatcher.workflow_data["trainings"] = services.trainings
         dispatcher.workflow_data["broadcasts"] = services.broadcasts
@@ -88,7 +88,7 @@ class TrainingsBot(BotUnderTest):
         wire_routers(dispatcher)
         await self.runtime.start()
         self._http = aiohttp.ClientSession()
-        # As BackgroundWork does: a Bot of its own, without the retry middleware (the
+        # As bot.runtime.BackgroundWork does: a Bot of its own, without the retry middleware (the
         # dispatcher paces, retries and marks 403s itself).
         self.delivery_bot = Bot(
             token=self.api.token,

@@ -31,8 +31,8 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from bot.app import AppServices, build_services
-from bot.channels.viber import ViberChannel, build_viber_app, viber_sender
-from bot.channels.viber_client import ViberClient, ViberSettings
+from bot.channels.viber import ViberChannel, build_viber_app, build_viber_channel, viber_sender
+from bot.channels.viber_client import ViberSettings
 from bot.config import Settings
 from bot.outbox import OutboxDispatcher
 from bot.ratelimit import LocalRateLimiter
@@ -419,9 +419,8 @@ class ViberBotUnderTest:
             )
             self.services = await build_services(settings)
         settings_v = self.viber_settings()
-        self.channel = ViberChannel(
-            self.services, ViberClient.from_settings(settings_v), settings_v
-        )
+        self.channel = build_viber_channel(self.services, settings_v)
+        assert self.channel is not None  # the test's Viber settings carry a token
         self._runner = web.AppRunner(
             build_viber_app(self.channel), handle_signals=False, access_log=None
         )

@@ -1,5 +1,5 @@
 """Revizije: the approved changes (KB revisions) the bot uses on top of the YAML files, and
-which of them the repository's files have absorbed (`python -m knowledge_base revisions export`)."""
+which of them the repository's files have absorbed (`python -m bot revisions export`)."""
 
 from __future__ import annotations
 

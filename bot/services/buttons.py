@@ -1,0 +1,162 @@
+"""The clerk's button tokens as typed values: one `pack`, one `parse`.
+
+A `Button.action` is a short string every channel hands back verbatim (Telegram's
+callback_data holds 64 bytes): `<kind>:<field>:<field>`. Services build the typed value and
+`pack` it; the Telegram handlers (handlers/callbacks.py), the action router
+(bot/services/actions.py), the Viber channel and the playground `parse` it back. A token that
+does not parse (an old message, a changed format) is None: the caller answers "this option
+is no longer available".
+
+Other features' tokens (trainings `tr:`, interests `int:`, privacy `pd:`, mentors' `ms:`,
+`mo:`, ...) are still written and read as plain strings by their own modules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeAlias
+
+from bot.digits import to_int
+
+SEPARATOR = ":"
+
+
+@dataclass(frozen=True)
+class ShowEntry:
+    """Show a KB entry (a related link, the topic browser)."""
+
+    KIND: ClassVar[str] = "e"
+    entry_id: str
+
+
+@dataclass(frozen=True)
+class Clarify:
+    """A candidate picked from the short list offered for question `question_id`."""
+
+    KIND: ClassVar[str] = "c"
+    question_id: int
+    entry_id: str
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """👍 / 👎 under an answer."""
+
+    KIND: ClassVar[str] = "fb"
+    question_id: int
+    value: str  # up | down
+
+
+@dataclass(frozen=True)
+class AskMentor:
+    """'Ask a mentor' about question `question_id`."""
+
+    KIND: ClassVar[str] = "m"
+    question_id: int
+
+
+@dataclass(frozen=True)
+class ServiceList:
+    """The questions of one service in the topic browser."""
+
+    KIND: ClassVar[str] = "svc"
+    service_id: str
+
+
+@dataclass(frozen=True)
+class ServicesMenu:
+    """The list of services."""
+
+    KIND: ClassVar[str] = "menu"
+
+
+@dataclass(frozen=True)
+class SetLanguage:
+    KIND: ClassVar[str] = "lang"
+    code: str  # sr-Latn | sr-Cyrl | en
+
+
+@dataclass(frozen=True)
+class ChooseMunicipality:
+    KIND: ClassVar[str] = "mun"
+    token: str  # a municipality slug, "other" or "skip"
+
+
+@dataclass(frozen=True)
+class MentorResolved:
+    """Under a mentor's answer: "Rešeno, hvala" (`ok`) or "Imam dodatno pitanje" (`more`)."""
+
+    KIND: ClassVar[str] = "mr"
+    number: int
+    value: str  # ok | more
+
+
+@dataclass(frozen=True)
+class MentorRating:
+    """The clerk's stars for a mentor's answer."""
+
+    KIND: ClassVar[str] = "mrt"
+    number: int
+    rating: int
+
+
+Token: TypeAlias = (
+    ShowEntry
+    | Clarify
+    | Feedback
+    | AskMentor
+    | ServiceList
+    | ServicesMenu
+    | SetLanguage
+    | ChooseMunicipality
+    | MentorResolved
+    | MentorRating
+)
+KINDS: dict[str, type[Any]] = {
+    kind.KIND: kind
+    for kind in (
+        ShowEntry,
+        Clarify,
+        Feedback,
+        AskMentor,
+        ServiceList,
+        ServicesMenu,
+        SetLanguage,
+        ChooseMunicipality,
+        MentorResolved,
+        MentorRating,
+    )
+}
+
+
+def pack(token: Token) -> str:
+    """`kind:field:field`; a text field may not hold the separator (ids and slugs never do)."""
+    values = [str(getattr(token, f.name)) for f in dataclasses.fields(token)]
+    if any(SEPARATOR in value for value in values):
+        raise ValueError(f"a button token field holds {SEPARATOR!r}: {token!r}")
+    return SEPARATOR.join([token.KIND, *values])
+
+
+def parse(action: str) -> Token | None:
+    """The typed value of a token, or None when it is not one of these kinds or is malformed."""
+    kind, *parts = action.split(SEPARATOR)
+    cls = KINDS.get(kind)
+    if cls is None:
+        return None
+    fields = dataclasses.fields(cls)
+    if len(parts) != len(fields):
+        return None
+    values: dict[str, object] = {}
+    for field, raw in zip(fields, parts, strict=True):
+        if field.type == "int":
+            number = to_int(raw, 11)
+            if number is None:
+                return None
+            values[field.name] = number
+        elif raw:
+            values[field.name] = raw
+        else:
+            return None
+    token: Token = cls(**values)
+    return token
