@@ -18,7 +18,7 @@ from aiogram.utils.backoff import BackoffConfig
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.telegram.runner import RuntimeOptions
+from bot.runtime import RuntimeOptions
 from storage.errors import StorageUnavailable
 from storage.models import ProcessedUpdate
 from tests.fakes.bot_api import FakeBotAPI, message_update
