@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, null, or_, select, update
+from sqlalchemy import Select, and_, delete, func, insert, null, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -219,6 +219,39 @@ class QuestionRepository(Repository):
         self.session.add(question)
         await self.session.flush()
         return question
+
+    @guarded
+    async def insert(
+        self,
+        *,
+        user_id: int,
+        text: str,
+        decision: str,
+        entry_id: str | None = None,
+        score: float = 0.0,
+        candidates: Iterable[str] = (),
+        roadmap_step: str | None = None,
+    ) -> int:
+        """`add` for the hot path (every clerk's question): one Core INSERT ... RETURNING id,
+        without the ORM's object and flush; returns the new question's id."""
+        _check(decision, DECISIONS, "decision")
+        table = Question.__table__
+        stmt = (
+            insert(table)
+            .values(
+                user_id=user_id,
+                text=text,
+                decision=decision,
+                entry_id=entry_id,
+                score=float(score),
+                candidates=list(candidates),
+                created_at=self.now(),
+                roadmap_step=roadmap_step,
+            )
+            .returning(table.c.id)
+        )
+        connection = await self.session.connection()  # Core: no ORM execution machinery
+        return int((await connection.execute(stmt)).scalar_one())
 
     @guarded
     async def get(self, question_id: int) -> Question | None:

@@ -22,6 +22,7 @@ from knowledge_base.matcher import Matcher, MatchResult
 from knowledge_base.model import Entry, KnowledgeBase, ReferralGroup
 from knowledge_base.referrals import ReferralFinder
 from knowledge_base.translit import to_cyrillic
+from storage.desk import Incident
 from storage.uow import Database, UnitOfWork
 
 # Telegram allows 4,096 characters; we keep the whole text but match on a bounded prefix.
@@ -119,15 +120,19 @@ class AnswerService:
         if not question:
             return Reply(tr(user.language, "Napišite pitanje rečima, na primer: kako do eZUP-a?"))
         result = await self._match(question)
-        question_id = await self._record(user, question[:MAX_STORED_QUESTION], result)
+        # The services the question concerns: an open incident on one of them is said first.
+        services: set[str] = set()
+        if self._desk is not None:
+            best = [result.entry_id, *(c.entry_id for c in result.candidates)]
+            services = self._desk.services_of_question(question, best)
+        question_id, incidents = await self._record(
+            user, question[:MAX_STORED_QUESTION], result, services
+        )
         user = reader_for(user, question, result)
         reply = self._reply(user, question, result, question_id)
-        if self._desk is not None:
-            # An open incident on the service the question concerns is said first.
-            best = [result.entry_id, *(c.entry_id for c in result.candidates)]
-            notice = await self._desk.notice_for(user, question, best)
-            if notice is not None:
-                reply = Reply(notice.text + "\n\n" + reply.text, reply.buttons)
+        notice = self._desk.notice(user.language, incidents) if self._desk is not None else None
+        if notice is not None:
+            reply = Reply(notice.text + "\n\n" + reply.text, reply.buttons)
         return reply
 
     def _reply(
@@ -156,7 +161,11 @@ class AnswerService:
             result = await asyncio.to_thread(matcher.second_opinion, assessment, result)
         return result
 
-    async def _record(self, user: UserProfile, text: str, result: MatchResult) -> int:
+    async def _record(
+        self, user: UserProfile, text: str, result: MatchResult, services: set[str]
+    ) -> tuple[int, list[Incident]]:
+        """The question and its decision, in one transaction with what else it touches: the
+        clerk recorded on open incidents of its services (returned, for the notice)."""
         best = result.entry_id or (result.candidates[0].entry_id if result.candidates else None)
         entry = self._kb.get(best) if best else None
         async with self._database.uow() as uow:
@@ -166,7 +175,7 @@ class AnswerService:
                 if self.step_of is not None and entry is not None
                 else None
             )
-            row = await uow.questions.add(
+            question_id = await uow.questions.insert(
                 roadmap_step=step,
                 user_id=user.id,
                 text=text,
@@ -177,9 +186,12 @@ class AnswerService:
             )
             down_at = self._recent_down.pop(user.id, None)
             if down_at is not None and uow.clock() - down_at <= REASK_WINDOW:
-                await signals.asked_again(uow, user.id, row.id)
+                await signals.asked_again(uow, user.id, question_id)
+            incidents: list[Incident] = []
+            if self._desk is not None and services:
+                incidents = await self._desk.attach_to_open(uow, user.id, services)
             await uow.commit()
-            return int(row.id)
+            return question_id, incidents
 
     # -- replies --------------------------------------------------------------------------
 
