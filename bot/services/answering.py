@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import html
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
@@ -38,6 +39,11 @@ DEFAULT_PLACEHOLDERS = {
     "training_reminders": "24 sata i 1 sat",
 }
 
+
+# Matches of recently asked texts: the same words asked again (clerks of one programme ask the
+# same things) are not scored again. A match depends only on the text and the matcher, and the
+# cache is dropped with the matcher (`use`).
+MATCH_CACHE_SIZE = 2048
 
 StepOf = Callable[[UnitOfWork, str | None, str | None], Awaitable[str | None]]
 
@@ -81,8 +87,11 @@ class AnswerService:
         retention_months: int = 12,
         placeholders: dict[str, str] | None = None,
         desk: DeskService | None = None,
+        match_cache_size: int = MATCH_CACHE_SIZE,
     ):
         self._desk = desk
+        self._matches: OrderedDict[str, MatchResult] = OrderedDict()
+        self._match_cache_size = match_cache_size
         self._kb = knowledge_base
         self._matcher = matcher
         self._database = database
@@ -111,6 +120,7 @@ class AnswerService:
         the matcher it started with."""
         self._kb, self._matcher = knowledge_base, matcher
         self._referrals = ReferralFinder(knowledge_base.referrals)
+        self._matches = OrderedDict()  # matched by the previous matcher
 
     # -- asking ---------------------------------------------------------------------------
 
@@ -154,11 +164,27 @@ class AnswerService:
     async def _match(self, question: str) -> MatchResult:
         """Lexical matching on the loop (a few ms); the semantic second opinion, which costs
         tens of ms of CPU in native code, only for unsure questions and in a worker thread."""
-        matcher = self._matcher
+        matcher, matches = self._matcher, self._matches
+        known = matches.get(question)
+        if known is not None:
+            matches.move_to_end(question)
+            return known
         assessment = matcher.assess(question)
         result = matcher.decide(assessment)
         if matcher.wants_second_opinion(result):
             result = await asyncio.to_thread(matcher.second_opinion, assessment, result)
+        semantic = matcher.semantic
+        # Kept unless the semantic second opinion is still loading (its answer could differ
+        # once it is there), or the matcher changed meanwhile (`use` emptied the cache).
+        if (
+            self._match_cache_size > 0
+            and len(question) <= LONG_QUESTION
+            and matches is self._matches
+            and (semantic is None or semantic.available)
+        ):
+            matches[question] = result
+            if len(matches) > self._match_cache_size:
+                matches.popitem(last=False)
         return result
 
     async def _record(

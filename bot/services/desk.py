@@ -343,6 +343,8 @@ class DeskService:
         if not services:
             return []
         repo = uow.repository(DeskRepository)
+        if not await repo.any_open(services):  # the usual case
+            return []
         incidents = await repo.open_incidents(services)
         for incident in incidents:
             await repo.attach(incident.id, user_id, "question")
@@ -372,6 +374,8 @@ class DeskService:
         if not services:
             return 0
         repo = uow.repository(DeskRepository)
+        if not await repo.any_open(services):  # the usual case
+            return 0
         incidents = await repo.open_incidents(services)
         for incident in incidents:
             await repo.attach(incident.id, user_id, "request", request_id)
