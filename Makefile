@@ -46,9 +46,16 @@ eval: install
 	$(PY) -m knowledge_base eval knowledge_base/eval/blind.jsonl
 	$(PY) -m knowledge_base crossval
 
+## With TEST_POSTGRES_URL set, also two webhook instances on PostgreSQL + Redis (BENCH_REDIS),
+## as behind a load balancer; that run empties the database's public schema first.
+BENCH_REDIS ?= redis://127.0.0.1:6379/9
 bench: install
 	$(PY) bench/bench_matcher.py
 	$(PY) bench/bench_telegram.py
+	if [ -n "$$TEST_POSTGRES_URL" ]; then \
+	  $(PY) bench/bench_telegram.py --database-url "$$TEST_POSTGRES_URL" --reset --instances 2 \
+	    --redis-url $(BENCH_REDIS) --modes webhook --rate 150; \
+	fi
 	$(PY) bench/bench_broadcast.py
 
 ## Fault injection (slow, not in CI's budget): kill -9 during a burst of 500 questions with

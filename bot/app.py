@@ -117,6 +117,7 @@ async def build_services(
         retention_months=retention_months_from(settings),
         placeholders=kb_placeholders(settings),
         desk=desk,
+        match_cache_size=settings.match_cache_size,
     )
     mentoring = MentoringService(
         database,

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # changes made in this process are seen at once, other processes' within this time. Unset:
     # 30 s on a single instance, off with REDIS_URL (several instances share the database).
     user_cache_seconds: float | None = Field(default=None, ge=0)
+    # Matches of this many recently asked texts are remembered (the same words asked again are
+    # not scored again; bot.services.answering). 0: off.
+    match_cache_size: int = Field(default=2048, ge=0)
     # Roadmaps: a municipality with no step changed for this many weeks is listed to its mentor
     # (weekly); with ROADMAP_REMIND_CLERKS its clerks also get a reminder of the next steps.
     roadmap_nudge_weeks: int = Field(default=2, ge=1, le=52)

@@ -73,14 +73,50 @@ class UpdateInbox:
         # replay scan (claims older than `replay_after`) never takes one still waiting here.
         self._touch_every = max(0.5, replay_after / 3)
         self._task: asyncio.Task[None] | None = None
+        # Claims waiting to be written together (see `claim`), and the task writing them.
+        self._claims: list[tuple[int, dict[str, Any], asyncio.Future[bool]]] = []
+        self._claimer: asyncio.Task[None] | None = None
 
     async def claim(self, update_id: int, payload: dict[str, Any]) -> bool:
         """Claim an update and keep it; True only the first time. Raises StorageUnavailable
-        when the database cannot take it (the caller lets the sender retry)."""
-        claimed = await self._ledger.claim(self._channel, update_id, storable(payload))
-        if claimed:
-            self._kept.add(update_id)
-        return claimed
+        when the database cannot take it (the caller lets the sender retry).
+
+        Claims that arrive while another claim is being written go together into the next
+        transaction (a webhook burst: one INSERT for many updates instead of one each); each
+        caller still returns only once its update is committed."""
+        turn: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._claims.append((int(update_id), payload, turn))
+        if self._claimer is None or self._claimer.done():
+            self._claimer = asyncio.create_task(self._write_claims(), name="inbox-claims")
+        return await asyncio.shield(turn)
+
+    async def _write_claims(self) -> None:
+        """Write the waiting claims, many per transaction, until none wait."""
+        while self._claims:
+            waiting, self._claims = self._claims, []
+            first: dict[int, asyncio.Future[bool]] = {}  # a repeated id: the first one claims
+            payloads = []
+            for update_id, payload, turn in waiting:
+                if update_id in first:
+                    continue
+                first[update_id] = turn
+                payloads.append(payload)
+            try:
+                claimed = await self.claim_batch(payloads)
+            except BaseException as error:
+                for _, _, turn in waiting:
+                    if not turn.done():
+                        turn.set_exception(
+                            error if isinstance(error, Exception) else StorageUnavailable(
+                                "the claim was interrupted"
+                            )
+                        )
+                if not isinstance(error, Exception):
+                    raise
+                continue
+            for update_id, _, turn in waiting:
+                if not turn.done():
+                    turn.set_result(update_id in claimed and first[update_id] is turn)
 
     async def claim_batch(self, payloads: list[dict[str, Any]]) -> set[int]:
         """Claim and keep a whole getUpdates batch in one transaction; returns the ids claimed
@@ -182,6 +218,9 @@ class UpdateInbox:
 
     async def stop(self) -> None:
         """After in-flight updates have finished: write what is done, stop the loop."""
+        if self._claimer is not None:
+            with contextlib.suppress(Exception):
+                await self._claimer
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -95,6 +95,19 @@ class DeskRepository(Repository):
         return await self.session.scalar(stmt, execution_options={"populate_existing": True})
 
     @guarded
+    async def any_open(self, services: set[str]) -> bool:
+        """Is an incident open on one of these services? (Asked for every clerk's question:
+        a Core statement, no ORM rows in the usual case of none.)"""
+        table = Incident.__table__
+        stmt = (
+            select(table.c.id)
+            .where(table.c.closed_at.is_(None), table.c.service.in_(sorted(services)))
+            .limit(1)
+        )
+        connection = await self.session.connection()
+        return (await connection.execute(stmt)).first() is not None
+
+    @guarded
     async def open_incidents(self, services: set[str] | None = None) -> list[Incident]:
         stmt = select(Incident).where(Incident.closed_at.is_(None))
         if services is not None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, and_, delete, func, null, or_, select, update
+from sqlalchemy import Select, Table, and_, delete, func, insert, null, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -221,6 +221,39 @@ class QuestionRepository(Repository):
         return question
 
     @guarded
+    async def insert(
+        self,
+        *,
+        user_id: int,
+        text: str,
+        decision: str,
+        entry_id: str | None = None,
+        score: float = 0.0,
+        candidates: Iterable[str] = (),
+        roadmap_step: str | None = None,
+    ) -> int:
+        """`add` for the hot path (every clerk's question): one Core INSERT ... RETURNING id,
+        without the ORM's object and flush; returns the new question's id."""
+        _check(decision, DECISIONS, "decision")
+        table = cast(Table, Question.__table__)
+        stmt = (
+            insert(table)
+            .values(
+                user_id=user_id,
+                text=text,
+                decision=decision,
+                entry_id=entry_id,
+                score=float(score),
+                candidates=list(candidates),
+                created_at=self.now(),
+                roadmap_step=roadmap_step,
+            )
+            .returning(table.c.id)
+        )
+        connection = await self.session.connection()  # Core: no ORM execution machinery
+        return int((await connection.execute(stmt)).scalar_one())
+
+    @guarded
     async def get(self, question_id: int) -> Question | None:
         return await self.session.get(Question, question_id)
 
@@ -367,7 +400,8 @@ class ProcessedUpdateRepository(Repository):
             .on_conflict_do_nothing(index_elements=["channel", "update_id"])
             .returning(table.c.update_id)
         )
-        result = await self.session.execute(stmt)
+        connection = await self.session.connection()  # Core: no ORM execution machinery
+        result = await connection.execute(stmt)
         return {int(update_id) for update_id in result.scalars()}
 
     @guarded
@@ -391,12 +425,14 @@ class ProcessedUpdateRepository(Repository):
         ids = [int(i) for i in update_ids]
         if not ids:
             return
+        table = cast(Table, ProcessedUpdate.__table__)
         stmt = (
-            update(ProcessedUpdate)
-            .where(ProcessedUpdate.channel == channel, ProcessedUpdate.update_id.in_(ids))
+            update(table)
+            .where(table.c.channel == channel, table.c.update_id.in_(ids))
             .values(done_at=self.now(), payload=null())  # SQL NULL, not JSON null
         )
-        await self.session.execute(stmt, execution_options={"synchronize_session": False})
+        connection = await self.session.connection()  # Core: written for every update
+        await connection.execute(stmt)
 
     @guarded
     async def take_unfinished(

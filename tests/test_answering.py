@@ -139,3 +139,27 @@ async def test_admins_from_config_are_admins_from_the_first_message(services):
     admin = await users.get_or_register("telegram", "900", "Admin")
     clerk = await users.get_or_register("telegram", "901", "Clerk")
     assert admin.is_admin and not clerk.is_admin
+
+
+async def test_a_text_asked_again_is_stored_again_and_a_new_kb_matches_it_anew(
+    services, database, knowledge
+):
+    """Matches of repeated texts are remembered (AnswerService's match cache), but every
+    question is still stored, and a KB revision taken into use is matched by its own entries."""
+    import dataclasses
+
+    users, answers = services
+    clerk = await users.get_or_register("telegram", "21", "Milica")
+    first = await answers.ask(clerk, "kako da dobijem pristup ezupu")
+    again = await answers.ask(clerk, "kako da dobijem pristup ezupu")
+    assert ACCESS_QUESTION in first.text and again.text == first.text
+    kb, _matcher = knowledge
+    without = dataclasses.replace(
+        kb, entries={k: v for k, v in kb.entries.items() if k != "ezup-access-request"}
+    )
+    answers.use(without, Matcher.from_knowledge_base(without, semantic=False))
+    after = await answers.ask(clerk, "kako da dobijem pristup ezupu")
+    assert ACCESS_QUESTION not in after.text
+    stored = await _questions(database)
+    assert [q.entry_id for q in stored][:2] == ["ezup-access-request"] * 2
+    assert len(stored) == 3 and stored[2].entry_id != "ezup-access-request"

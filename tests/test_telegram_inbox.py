@@ -187,3 +187,27 @@ async def test_a_burst_fetched_but_waiting_when_the_process_is_killed_is_all_ans
                 second.kill()
                 await second.wait()
         assert [chat for chat in chats if len(api.sent_to(chat)) != 1] == []
+
+
+async def test_claims_arriving_together_are_each_kept_and_each_id_claimed_once(
+    database: Database,
+) -> None:
+    """Webhook claims that arrive while one is being written share the next transaction
+    (bot.inbox): each caller still learns of its own update, a repeated id wins once, and every
+    update is kept before its caller returns."""
+    from bot.inbox import UpdateInbox
+
+    inbox = UpdateInbox(database)
+    updates = [message_update(91_000 + n, 7500 + n, "kako do ezupa") for n in range(40)]
+    results = await asyncio.gather(
+        *(inbox.claim(u["update_id"], u) for u in updates),
+        *(inbox.claim(u["update_id"], u) for u in updates[:10]),  # redelivered at once
+    )
+    assert results[:40] == [True] * 40 and results[40:] == [False] * 10
+    async with database.uow(read_only=True) as uow:
+        kept = list(await uow.session.scalars(
+            select(ProcessedUpdate).where(ProcessedUpdate.update_id >= 91_000)))
+    assert sorted(row.update_id for row in kept) == [91_000 + n for n in range(40)]
+    assert all(row.payload is not None and row.done_at is None for row in kept)
+    assert [await inbox.claim(91_000, updates[0])] == [False]  # a later redelivery
+    await inbox.stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import html
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
@@ -31,6 +32,7 @@ from knowledge_base.matcher import Matcher, MatchResult
 from knowledge_base.model import Entry, KnowledgeBase, ReferralGroup
 from knowledge_base.referrals import ReferralFinder
 from knowledge_base.translit import to_cyrillic
+from storage.desk import Incident
 from storage.uow import Database, UnitOfWork
 
 # Telegram allows 4,096 characters; we keep the whole text but match on a bounded prefix.
@@ -46,6 +48,11 @@ DEFAULT_PLACEHOLDERS = {
     "training_reminders": "24 sata i 1 sat",
 }
 
+
+# Matches of recently asked texts: the same words asked again (clerks of one programme ask the
+# same things) are not scored again. A match depends only on the text and the matcher, and the
+# cache is dropped with the matcher (`use`).
+MATCH_CACHE_SIZE = 2048
 
 StepOf = Callable[[UnitOfWork, str | None, str | None], Awaitable[str | None]]
 
@@ -89,8 +96,11 @@ class AnswerService:
         retention_months: int = 12,
         placeholders: dict[str, str] | None = None,
         desk: DeskService | None = None,
+        match_cache_size: int = MATCH_CACHE_SIZE,
     ):
         self._desk = desk
+        self._matches: OrderedDict[str, MatchResult] = OrderedDict()
+        self._match_cache_size = match_cache_size
         self._kb = knowledge_base
         self._matcher = matcher
         self._database = database
@@ -119,6 +129,7 @@ class AnswerService:
         the matcher it started with."""
         self._kb, self._matcher = knowledge_base, matcher
         self._referrals = ReferralFinder(knowledge_base.referrals)
+        self._matches = OrderedDict()  # matched by the previous matcher
 
     # -- asking ---------------------------------------------------------------------------
 
@@ -128,15 +139,19 @@ class AnswerService:
         if not question:
             return Reply(tr(user.language, "Napišite pitanje rečima, na primer: kako do eZUP-a?"))
         result = await self._match(question)
-        question_id = await self._record(user, question[:MAX_STORED_QUESTION], result)
+        # The services the question concerns: an open incident on one of them is said first.
+        services: set[str] = set()
+        if self._desk is not None:
+            best = [result.entry_id, *(c.entry_id for c in result.candidates)]
+            services = self._desk.services_of_question(question, best)
+        question_id, incidents = await self._record(
+            user, question[:MAX_STORED_QUESTION], result, services
+        )
         user = reader_for(user, question, result)
         reply = self._reply(user, question, result, question_id)
-        if self._desk is not None:
-            # An open incident on the service the question concerns is said first.
-            best = [result.entry_id, *(c.entry_id for c in result.candidates)]
-            notice = await self._desk.notice_for(user, question, best)
-            if notice is not None:
-                reply = dataclasses.replace(reply, text=notice.text + "\n\n" + reply.text)
+        notice = self._desk.notice(user.language, incidents) if self._desk is not None else None
+        if notice is not None:
+            reply = dataclasses.replace(reply, text=notice.text + "\n\n" + reply.text)
         return reply
 
     def _reply(
@@ -163,14 +178,34 @@ class AnswerService:
     async def _match(self, question: str) -> MatchResult:
         """Lexical matching on the loop (a few ms); the semantic second opinion, which costs
         tens of ms of CPU in native code, only for unsure questions and in a worker thread."""
-        matcher = self._matcher
+        matcher, matches = self._matcher, self._matches
+        known = matches.get(question)
+        if known is not None:
+            matches.move_to_end(question)
+            return known
         assessment = matcher.assess(question)
         result = matcher.decide(assessment)
         if matcher.wants_second_opinion(result):
             result = await asyncio.to_thread(matcher.second_opinion, assessment, result)
+        semantic = matcher.semantic
+        # Kept unless the semantic second opinion is still loading (its answer could differ
+        # once it is there), or the matcher changed meanwhile (`use` emptied the cache).
+        if (
+            self._match_cache_size > 0
+            and len(question) <= LONG_QUESTION
+            and matches is self._matches
+            and (semantic is None or semantic.available)
+        ):
+            matches[question] = result
+            if len(matches) > self._match_cache_size:
+                matches.popitem(last=False)
         return result
 
-    async def _record(self, user: UserProfile, text: str, result: MatchResult) -> int:
+    async def _record(
+        self, user: UserProfile, text: str, result: MatchResult, services: set[str]
+    ) -> tuple[int, list[Incident]]:
+        """The question and its decision, in one transaction with what else it touches: the
+        clerk recorded on open incidents of its services (returned, for the notice)."""
         best = result.entry_id or (result.candidates[0].entry_id if result.candidates else None)
         entry = self._kb.get(best) if best else None
         async with self._database.uow() as uow:
@@ -180,7 +215,7 @@ class AnswerService:
                 if self.step_of is not None and entry is not None
                 else None
             )
-            row = await uow.questions.add(
+            question_id = await uow.questions.insert(
                 roadmap_step=step,
                 user_id=user.id,
                 text=text,
@@ -191,9 +226,12 @@ class AnswerService:
             )
             down_at = self._recent_down.pop(user.id, None)
             if down_at is not None and uow.clock() - down_at <= REASK_WINDOW:
-                await signals.asked_again(uow, user.id, row.id)
+                await signals.asked_again(uow, user.id, question_id)
+            incidents: list[Incident] = []
+            if self._desk is not None and services:
+                incidents = await self._desk.attach_to_open(uow, user.id, services)
             await uow.commit()
-            return int(row.id)
+            return question_id, incidents
 
     # -- replies --------------------------------------------------------------------------
 

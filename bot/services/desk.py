@@ -80,6 +80,9 @@ class DeskService:
         self._kb = knowledge_base
         self._zone = ZoneInfo(timezone)
         self.clock = clock or database.clock  # the program's one clock
+        # The services' folded names, per KB revision (folding them costs more than the
+        # question's whole match; every question asks for them).
+        self._keys: tuple[KnowledgeBase | None, list[tuple[str, set[str]]]] | None = None
 
     def use_knowledge_base(self, knowledge_base: KnowledgeBase) -> None:
         """A newer KB revision (CurationService.refresh): entries map to services by it."""
@@ -88,12 +91,14 @@ class DeskService:
     # ================================================================ services by name
 
     def _service_keys(self) -> list[tuple[str, set[str]]]:
-        if self._kb is None:
-            return []
+        kb = self._kb
+        if self._keys is not None and self._keys[0] is kb:
+            return self._keys[1]
         keys = []
-        for service in self._kb.services:
+        for service in kb.services if kb is not None else ():
             names = {fold(service.id).replace(" ", ""), fold(service.title_sr).replace(" ", "")}
             keys.append((service.id, {n for n in names if n}))
+        self._keys = (kb, keys)
         return keys
 
     def service_named(self, word: str) -> str | None:
@@ -308,26 +313,48 @@ class DeskService:
         """The notice of an open incident on the service a clerk's question concerns (the
         matcher's best candidate's service, or one named in the text); the clerk is recorded
         on the incident so that closing it tells them. None when nothing is open."""
-        services = self.services_in(question)
-        for entry_id in entry_ids:
-            service = self.service_of_entry(entry_id)
-            if service is not None:
-                services.add(service)
-                break
+        services = self.services_of_question(question, entry_ids)
         if not services:
             return None
         async with self._database.uow(read_only=True) as uow:  # the usual case: none open
             if not await uow.repository(DeskRepository).open_incidents(services):
                 return None
         async with self._database.uow() as uow:
-            repo = uow.repository(DeskRepository)
-            incidents = await repo.open_incidents(services)
-            if not incidents:
-                return None
-            for incident in incidents:
-                await repo.attach(incident.id, user.id, "question")
+            incidents = await self.attach_to_open(uow, user.id, services)
             await uow.commit()
-        return Reply("\n\n".join(self._notice_text(user.language, i) for i in incidents))
+        return self.notice(user.language, incidents)
+
+    def services_of_question(self, question: str, entry_ids: Iterable[str | None]) -> set[str]:
+        """The services a question concerns: named in its text, and the service of the
+        matcher's first candidate that has one."""
+        services = self.services_in(question)
+        for entry_id in entry_ids:
+            service = self.service_of_entry(entry_id)
+            if service is not None:
+                services.add(service)
+                break
+        return services
+
+    async def attach_to_open(
+        self, uow: UnitOfWork, user_id: int, services: set[str]
+    ) -> list[Incident]:
+        """Inside the caller's unit of work (the question's own, on the hot path): the open
+        incidents on these services, with the clerk recorded on each."""
+        if not services:
+            return []
+        repo = uow.repository(DeskRepository)
+        if not await repo.any_open(services):  # the usual case
+            return []
+        incidents = await repo.open_incidents(services)
+        for incident in incidents:
+            await repo.attach(incident.id, user_id, "question")
+        return incidents
+
+    def notice(self, language: str, incidents: list[Incident]) -> Reply | None:
+        """What the clerk reads first about these incidents (None: nothing open)."""
+        if not incidents:
+            return None
+        return Reply("\n\n".join(self._notice_text(language, i) for i in incidents))
 
     def _notice_text(self, language: str, incident: Incident) -> str:
         return tr(
@@ -347,6 +374,8 @@ class DeskService:
         if not services:
             return 0
         repo = uow.repository(DeskRepository)
+        if not await repo.any_open(services):  # the usual case
+            return 0
         incidents = await repo.open_incidents(services)
         for incident in incidents:
             await repo.attach(incident.id, user_id, "request", request_id)
