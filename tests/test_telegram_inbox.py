@@ -196,8 +196,9 @@ async def test_claims_arriving_together_are_each_kept_and_each_id_claimed_once(
     (bot.inbox): each caller still learns of its own update, a repeated id wins once, and every
     update is kept before its caller returns."""
     from bot.inbox import UpdateInbox
+    from bot.services.delivery import DeliveryService
 
-    inbox = UpdateInbox(database)
+    inbox = UpdateInbox(DeliveryService(database))
     updates = [message_update(91_000 + n, 7500 + n, "kako do ezupa") for n in range(40)]
     results = await asyncio.gather(
         *(inbox.claim(u["update_id"], u) for u in updates),
