@@ -21,3 +21,9 @@ class Reply:
 
     text: str
     buttons: tuple[tuple[Button, ...], ...] = field(default_factory=tuple)
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` on one line, cut to `limit` characters with an ellipsis (cards, lists, previews)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

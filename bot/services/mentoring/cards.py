@@ -15,10 +15,9 @@ from bot.services.mentoring.common import (
     PARTIES,
     REDACTED_TEXT,
     STATE_LABELS,
-    shorten,
 )
 from bot.services.messages import reply_to_payload
-from bot.services.replies import Button, Reply
+from bot.services.replies import Button, Reply, shorten
 from storage.mentor import (
     CARD_KIND,
     MentorFollower,

@@ -15,11 +15,10 @@ from bot.services.mentoring.common import (
     Attachment,
     Created,
     log,
-    shorten,
 )
 from bot.services.mentoring.followers import MentorFollowers
 from bot.services.messages import reply_to_payload
-from bot.services.replies import Button, Reply
+from bot.services.replies import Button, Reply, shorten
 from bot.services.users import UserProfile
 from storage.mentor import (
     MentorRepository,

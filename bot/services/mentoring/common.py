@@ -135,7 +135,4 @@ def strip_tags(text: str) -> str:
     return re.sub(r"<[^>]+>", "", text)
 
 
-def shorten(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 

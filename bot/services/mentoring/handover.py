@@ -19,11 +19,10 @@ from bot.services.mentoring.common import (
     REDACTED_TEXT,
     Result,
     log,
-    shorten,
     to_int_or_none,
 )
 from bot.services.messages import reply_to_payload
-from bot.services.replies import Button, Reply
+from bot.services.replies import Button, Reply, shorten
 from bot.services.roles import refusal
 from bot.services.users import UserProfile
 from storage.mentor import (

@@ -12,9 +12,8 @@ from bot.services.mentoring.common import (
     STATE_LABELS,
     Attachment,
     Result,
-    shorten,
 )
-from bot.services.replies import Button, Reply
+from bot.services.replies import Button, Reply, shorten
 from bot.services.roles import refusal
 from bot.services.users import UserProfile
 from storage.mentor import (

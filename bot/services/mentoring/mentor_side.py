@@ -23,10 +23,9 @@ from bot.services.mentoring.common import (
     Attachment,
     Result,
     log,
-    shorten,
 )
 from bot.services.pii import scrub
-from bot.services.replies import Button, Reply
+from bot.services.replies import Button, Reply, shorten
 from bot.services.roles import refusal
 from bot.services.users import UserProfile
 from storage.mentor import (

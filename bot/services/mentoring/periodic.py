@@ -11,11 +11,10 @@ from bot.services.mentoring.common import (
     CLERK_KINDS,
     GROUP_LANGUAGE,
     log,
-    shorten,
 )
 from bot.services.mentoring.handover import MentorHandover
 from bot.services.messages import reply_to_payload
-from bot.services.replies import Button, Reply
+from bot.services.replies import Button, Reply, shorten
 from storage.mentor import (
     CARD_KIND,
     MentorRepository,
