@@ -3,12 +3,11 @@ desk action (the reply, and a short notice for a button toast)."""
 
 from __future__ import annotations
 
-import html
 import logging
 import re
 from dataclasses import dataclass
 
-from bot.services.replies import Reply
+from bot.services.replies import Reply, toast
 
 log = logging.getLogger(__name__)
 
@@ -26,5 +25,5 @@ class DeskResult:
 
     @property
     def notice(self) -> str:
-        return html.unescape(re.sub(r"<[^>]+>", "", self.reply.text))[:190]
+        return toast(self.reply)
 

@@ -3,7 +3,6 @@ text helpers every part uses."""
 
 from __future__ import annotations
 
-import html
 import logging
 import re
 from dataclasses import dataclass, field
@@ -11,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.i18n import N_
-from bot.services.replies import Reply
+from bot.services.replies import Reply, toast
 from bot.services.working_hours import WorkingHours, parse_holidays
 from storage.mentor import (
     CARD_KIND,
@@ -123,16 +122,12 @@ class Result:
 
     @property
     def notice(self) -> str:
-        return html.unescape(strip_tags(self.reply.text))[:190]
+        return toast(self.reply)
 
 
 def to_int_or_none(text: str) -> int | None:
     text = text.strip()
     return int(text) if text.isdigit() and len(text) < 11 else None
-
-
-def strip_tags(text: str) -> str:
-    return re.sub(r"<[^>]+>", "", text)
 
 
 

@@ -153,13 +153,10 @@ class MentorHandover(MentorCards):
         now = self.clock()
         note = " ".join(note.split())[:MAX_NOTE]
         async with self._database.uow() as uow:
-            found = await self._locked_request(uow, actor, number, "mentor.forward")
+            found = await self._to_hand_over(uow, actor, number)
             if isinstance(found, Result):
                 return found
             mentor, request = found
-            refused = self._cannot_hand_over(actor, mentor, request)
-            if refused is not None:
-                return refused
             other = await self._find_mentor(uow, target)
             if other is None or not other.active:
                 return Result(
@@ -238,13 +235,10 @@ class MentorHandover(MentorCards):
         now = self.clock()
         note = " ".join((note or "").split())[:MAX_NOTE]
         async with self._database.uow() as uow:
-            found = await self._locked_request(uow, actor, number, "mentor.forward")
+            found = await self._to_hand_over(uow, actor, number)
             if isinstance(found, Result):
                 return found
             mentor, request = found
-            refused = self._cannot_hand_over(actor, mentor, request)
-            if refused is not None:
-                return refused
             if not note:
                 return Result(self.note_prompt(actor, number, party), False, number)
             if request.handed_to == party and request.handover_note == note:
@@ -282,6 +276,17 @@ class MentorHandover(MentorCards):
             True,
             number,
         )
+
+    async def _to_hand_over(
+        self, uow: UnitOfWork, actor: UserProfile, number: int
+    ) -> tuple[User, MentorRequest] | Result:
+        """The mentor and the request locked for a hand-over, or why it cannot be handed over."""
+        found = await self._locked_request(uow, actor, number, "mentor.forward")
+        if isinstance(found, Result):
+            return found
+        mentor, request = found
+        refused = self._cannot_hand_over(actor, mentor, request)
+        return found if refused is None else refused
 
     def _cannot_hand_over(
         self, actor: UserProfile, mentor: User, request: MentorRequest

@@ -137,10 +137,9 @@ class TrainingAdmin(TrainingSignUp):
             return Reply(say(lang, "Taj datum je prošao. Unesite datum i vreme u budućnosti."))
         async with self._database.uow() as uow:
             repo = uow.repository(TrainingRepository)
-            row = await repo.get(training_id, for_update=True)
-            problem = self._not_open(row, lang, now)
-            if problem is not None or row is None:
-                return problem or Reply(say(lang, "Ta obuka ne postoji."))
+            row = await self._open_training(repo, training_id, lang, now)
+            if isinstance(row, Reply):
+                return row
             before = view_of(row)
             if starts_at is not None:
                 row.starts_at = starts_at

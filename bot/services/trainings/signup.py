@@ -79,10 +79,9 @@ class TrainingSignUp(TrainingReminders):
         now = self._clock()
         async with self._database.uow() as uow:
             repo = uow.repository(TrainingRepository)
-            row = await repo.get(training_id, for_update=True)
-            problem = self._not_open(row, lang, now)
-            if problem is not None or row is None:
-                return problem or Reply(say(lang, "Ta obuka ne postoji."))
+            row = await self._open_training(repo, training_id, lang, now)
+            if isinstance(row, Reply):
+                return row
             current = await repo.registration(training_id, user.id)
             member = await uow.users.get(user.id)
             if member is None or not self._may_join(row, member, current):
@@ -142,6 +141,16 @@ class TrainingSignUp(TrainingReminders):
             return say(lang, "Obuka uskoro počinje; podsetnik ne stiže.")
         return say(lang, "Podsetićemo vas {when} pre početka.", when=", ".join(
             relative_time(lang, o).replace("za ", "").replace("in ", "") for o in upcoming))
+
+    async def _open_training(
+        self, repo: TrainingRepository, training_id: int, lang: str, now: datetime
+    ) -> Training | Reply:
+        """The training locked for change while it is open, or the reply saying why not."""
+        row = await repo.get(training_id, for_update=True)
+        problem = self._not_open(row, lang, now)
+        if problem is not None or row is None:
+            return problem or Reply(say(lang, "Ta obuka ne postoji."))
+        return row
 
     def _not_open(self, row: Training | None, lang: str, now: datetime) -> Reply | None:
         if row is None:
