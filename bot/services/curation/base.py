@@ -4,6 +4,7 @@ swapped into the answering service when a newer one appears; and the curator's r
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,13 +16,14 @@ from bot.services.curation.common import (
     Swap,
     build_knowledge,
     latest_per_entry,
-    log,
 )
 from bot.services.users import UserProfile
 from knowledge_base.matcher import Matcher
 from knowledge_base.model import Entry, KnowledgeBase, KnowledgeBaseError
 from storage.curation import CurationRepository
 from storage.uow import Database, UnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 class CurationBase:

@@ -3,7 +3,6 @@ groups, signals, drafts, revisions, trials), and building a KB and matcher from 
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,8 +15,6 @@ from knowledge_base.loader import (
 from knowledge_base.matcher import Matcher, MatchResult
 from knowledge_base.model import Entry, KnowledgeBase
 from knowledge_base.revisions import FIELDS
-
-log = logging.getLogger(__name__)
 
 QUEUE_DAYS = 90  # questions older than this leave the review queue
 QUEUE_DECISIONS = ("escalate", "clarify")

@@ -3,13 +3,10 @@ desk action (the reply, and a short notice for a button toast)."""
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 
 from bot.services.replies import Reply, toast
-
-log = logging.getLogger(__name__)
 
 MAX_INCIDENT_TEXT = 500
 MAX_CANNED_TEXT = 3000

@@ -4,6 +4,7 @@ hear the notice first and, when it is closed, that it works again."""
 from __future__ import annotations
 
 import html
+import logging
 from collections.abc import Iterable
 
 from bot.i18n import tr
@@ -16,7 +17,6 @@ from bot.services.desk.base import DeskBase
 from bot.services.desk.common import (
     MAX_INCIDENT_TEXT,
     DeskResult,
-    log,
 )
 from bot.services.messages import reply_to_payload
 from bot.services.replies import Button, Reply
@@ -24,6 +24,8 @@ from bot.services.roles import refusal
 from bot.services.users import UserProfile
 from storage.desk import DeskRepository, Incident
 from storage.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 class DeskIncidents(DeskBase):

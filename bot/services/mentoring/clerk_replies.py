@@ -4,6 +4,7 @@ questions (a follower's follow-up opens their own request)."""
 from __future__ import annotations
 
 import html
+import logging
 import re
 from collections.abc import Iterable
 
@@ -16,7 +17,6 @@ from bot.services.mentoring.common import (
     MAX_TEXT,
     Attachment,
     Result,
-    log,
 )
 from bot.services.messages import reply_to_payload
 from bot.services.replies import Button, Reply
@@ -26,6 +26,8 @@ from storage.mentor import (
     MentorRepository,
     MentorRequest,
 )
+
+log = logging.getLogger(__name__)
 
 
 class ClerkReplies(ClerkSide):

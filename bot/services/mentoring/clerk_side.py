@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import html
+import logging
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -14,7 +15,6 @@ from bot.services.mentoring.common import (
     MAX_TEXT,
     Attachment,
     Created,
-    log,
 )
 from bot.services.mentoring.followers import MentorFollowers
 from bot.services.messages import reply_to_payload
@@ -24,6 +24,8 @@ from storage.mentor import (
     MentorRepository,
     MentorRequest,
 )
+
+log = logging.getLogger(__name__)
 
 
 class ClerkSide(MentorFollowers):

@@ -3,7 +3,6 @@ text helpers every part uses."""
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -15,8 +14,6 @@ from bot.services.working_hours import WorkingHours, parse_holidays
 from storage.mentor import (
     CARD_KIND,
 )
-
-log = logging.getLogger(__name__)
 
 GROUP_LANGUAGE = "sr-Latn"
 MAX_TEXT = 3500

@@ -3,6 +3,7 @@ when the clerk opens their own after all."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from bot.i18n import tr
@@ -10,7 +11,6 @@ from bot.services.mentoring.cards import MentorCards
 from bot.services.mentoring.common import (
     MAX_TEXT,
     REDACTED_TEXT,
-    log,
 )
 from bot.services.replies import Button, Reply
 from bot.services.users import UserProfile
@@ -20,6 +20,8 @@ from storage.mentor import (
     MentorRequest,
 )
 from storage.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 class MentorFollowers(MentorCards):

@@ -4,6 +4,7 @@ with a note; the clerk hears who handles it and when, and the mentor is reminded
 from __future__ import annotations
 
 import html
+import logging
 from datetime import datetime, timedelta
 
 from bot.i18n import tr
@@ -18,7 +19,6 @@ from bot.services.mentoring.common import (
     PARTY_WORDS,
     REDACTED_TEXT,
     Result,
-    log,
     to_int_or_none,
 )
 from bot.services.messages import reply_to_payload
@@ -31,6 +31,8 @@ from storage.mentor import (
 )
 from storage.models import User
 from storage.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 class MentorHandover(MentorCards):

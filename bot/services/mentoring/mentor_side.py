@@ -4,6 +4,7 @@ one transaction) and turn the answer into a knowledge-base draft."""
 from __future__ import annotations
 
 import html
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 
 from bot.i18n import tr
@@ -22,7 +23,6 @@ from bot.services.mentoring.common import (
     STATE_LABELS,
     Attachment,
     Result,
-    log,
 )
 from bot.services.pii import scrub
 from bot.services.replies import Button, Reply, shorten
@@ -32,6 +32,8 @@ from storage.mentor import (
     KnowledgeDraft,
     MentorRepository,
 )
+
+log = logging.getLogger(__name__)
 
 
 class MentorSide(MentorCards):

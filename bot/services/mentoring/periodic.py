@@ -4,13 +4,13 @@ clerks who blocked the bot, and auto-closing answered requests."""
 from __future__ import annotations
 
 import html
+import logging
 from typing import Any
 
 from bot.i18n import tr
 from bot.services.mentoring.common import (
     CLERK_KINDS,
     GROUP_LANGUAGE,
-    log,
 )
 from bot.services.mentoring.handover import MentorHandover
 from bot.services.messages import reply_to_payload
@@ -22,6 +22,8 @@ from storage.mentor import (
 )
 from storage.models import User
 from storage.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 class MentorPeriodic(MentorHandover):

@@ -3,7 +3,6 @@ and deletion result values, and the tokens and constants the parts share."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -13,8 +12,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.i18n import tr
 from bot.services.users import UserProfile
-
-log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = "euprava-bot/licni-podaci"
 CONFIRM_SECONDS = 15 * 60  # a deletion button older than this asks again

@@ -3,6 +3,7 @@ audited unit of work, their trainings places and pending messages cancelled."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime
 from typing import Any
@@ -18,13 +19,14 @@ from bot.services.privacy.common import (
     TOMBSTONE_PREFIX,
     DeletionResult,
     is_tombstone,
-    log,
 )
 from bot.services.privacy.mentor_requests import PrivacyMentorRequests
 from bot.services.replies import Button, Reply
 from bot.services.users import UserProfile, profile_of
 from storage.operations import PrivacyRepository
 from storage.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 class PrivacyDeletion(PrivacyMentorRequests):

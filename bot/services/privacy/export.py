@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -17,13 +18,14 @@ from bot.services.privacy.common import (
     EXPORT_KIND,
     EXPORT_LINK_SECONDS,
     ExportFile,
-    log,
 )
 from bot.services.replies import Reply
 from bot.services.users import UserProfile
 from storage.models import OutboxMessage
 from storage.operations import PrivacyRepository
 from storage.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 class PrivacyExport(PrivacyBase):

@@ -3,12 +3,13 @@ injected clock."""
 
 from __future__ import annotations
 
+import logging
+
 from bot.services.audit import RETENTION_RUN, record_in
-from bot.services.privacy.common import (
-    log,
-)
 from bot.services.privacy.export import PrivacyExport
 from storage.operations import PrivacyRepository
+
+log = logging.getLogger(__name__)
 
 
 class PrivacyRetention(PrivacyExport):

@@ -3,6 +3,7 @@ words, who may act (the clerk's own municipality, a mentor) and the message to t
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -14,7 +15,6 @@ from bot.services.municipalities import directory
 from bot.services.replies import Reply
 from bot.services.roadmaps.common import (
     SERVICE_ORDER,
-    log,
 )
 from bot.services.users import UserProfile
 from knowledge_base.model import KnowledgeBase
@@ -22,6 +22,8 @@ from knowledge_base.roadmaps import Roadmap, Step
 from storage.models import User
 from storage.roadmaps import RoadmapMunicipality, RoadmapRepository
 from storage.uow import Database, UnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 class RoadmapBase:

@@ -4,6 +4,7 @@ and "Zapeli smo" (a blocker, and a mentor request tagged with the step)."""
 from __future__ import annotations
 
 import html
+import logging
 from collections import defaultdict
 
 from bot.i18n import tr
@@ -18,10 +19,11 @@ from bot.services.roadmaps.common import (
     OTHER_BLOCKER,
     STATUS_LABELS,
     STEP_CHANGE,
-    log,
 )
 from bot.services.users import UserProfile
 from storage.roadmaps import RoadmapRepository
+
+log = logging.getLogger(__name__)
 
 
 class RoadmapClerkSide(RoadmapBase):

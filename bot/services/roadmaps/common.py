@@ -3,13 +3,10 @@ report is made of."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from bot.i18n import N_
-
-log = logging.getLogger(__name__)
 
 ROADMAP_KINDS = ("rp", "rd", "rz", "rb", "rk", "rv", "ro", "rm")
 STEP_CHANGE = "roadmap.step"

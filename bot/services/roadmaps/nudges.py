@@ -4,6 +4,7 @@ enabled, their clerks are reminded of the step to work on)."""
 from __future__ import annotations
 
 import html
+import logging
 from collections import defaultdict
 from datetime import timedelta
 
@@ -14,10 +15,11 @@ from bot.services.replies import Button, Reply
 from bot.services.roadmaps.base import RoadmapBase
 from bot.services.roadmaps.common import (
     GROUP_LANGUAGE,
-    log,
 )
 from storage.roadmaps import RoadmapMunicipality, RoadmapRepository
 from storage.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 class RoadmapNudges(RoadmapBase):

@@ -4,6 +4,7 @@ changed, reminders follow the new time) and cancel it."""
 from __future__ import annotations
 
 import html
+import logging
 from datetime import datetime
 
 from bot.i18n import tr
@@ -19,12 +20,13 @@ from bot.services.trainings.common import (
     TrainingDraft,
     TrainingView,
     format_when,
-    log,
     view_of,
 )
 from bot.services.trainings.signup import TrainingSignUp
 from bot.services.users import UserProfile
 from storage.trainings import Training, TrainingRepository
+
+log = logging.getLogger(__name__)
 
 
 class TrainingAdmin(TrainingSignUp):

@@ -4,6 +4,7 @@ helpers the admin's dialogue validates answers with, and the role check."""
 from __future__ import annotations
 
 import html
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -26,7 +27,6 @@ from bot.services.trainings.common import (
     TrainingDraft,
     TrainingView,
     format_when,
-    log,
     parse_service,
     parse_when,
     view_of,
@@ -35,6 +35,8 @@ from bot.services.users import UserProfile
 from storage.clock import Clock
 from storage.trainings import TrainingRepository
 from storage.uow import Database
+
+log = logging.getLogger(__name__)
 
 
 class TrainingBase:

@@ -3,7 +3,6 @@ message), dates and times in words, and the draft and view values the service wo
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -21,8 +20,6 @@ from bot.services.audience import (
 from bot.services.municipalities import fold
 from knowledge_base.translit import to_latin
 from storage.trainings import Training
-
-log = logging.getLogger(__name__)
 
 BELGRADE = ZoneInfo("Europe/Belgrade")
 DEFAULT_REMINDER_OFFSETS: tuple[timedelta, ...] = (timedelta(hours=24), timedelta(hours=1))

@@ -4,6 +4,7 @@ first on the waiting list taking a freed place."""
 from __future__ import annotations
 
 import html
+import logging
 from datetime import datetime
 
 from bot.services.audience import (
@@ -14,7 +15,6 @@ from bot.services.replies import Button, Reply
 from bot.services.trainings.common import (
     TrainingView,
     format_when,
-    log,
     relative_time,
     view_of,
 )
@@ -23,6 +23,8 @@ from bot.services.users import UserProfile
 from storage.models import User
 from storage.trainings import Registration, Training, TrainingRepository
 from storage.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 class TrainingSignUp(TrainingReminders):
