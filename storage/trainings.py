@@ -355,6 +355,23 @@ class TrainingRepository(Repository):
         return bool(getattr(result, "rowcount", 0))
 
     # ---- attendance and feedback -----------------------------------------------------------
+    async def _update_registration(
+        self, training_id: int, user_id: int, *conditions: Any, **values: Any
+    ) -> bool:
+        """One conditional UPDATE of a clerk's registration (attendance, rating, comment):
+        True when the row matched, so two taps at once change it once."""
+        result = await self.session.execute(
+            update(Registration)
+            .where(
+                Registration.training_id == training_id,
+                Registration.user_id == user_id,
+                *conditions,
+            )
+            .values(**{"updated_at": self.now(), **values})
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
     @guarded
     async def mark_attended(
         self, training_id: int, user_id: int, marked_by: int | None
@@ -362,33 +379,25 @@ class TrainingRepository(Repository):
         """Record attendance of a registered clerk; False when it was already recorded (or the
         clerk is not registered). A single conditional UPDATE: two taps at once count once."""
         now = self.now()
-        result = await self.session.execute(
-            update(Registration)
-            .where(
-                Registration.training_id == training_id,
-                Registration.user_id == user_id,
-                Registration.status == "registered",
-                Registration.attended_at.is_(None),
-            )
-            .values(attended_at=now, attendance_marked_by=marked_by, updated_at=now)
-            .execution_options(synchronize_session=False)
+        return await self._update_registration(
+            training_id,
+            user_id,
+            Registration.status == "registered",
+            Registration.attended_at.is_(None),
+            attended_at=now,
+            attendance_marked_by=marked_by,
+            updated_at=now,
         )
-        return bool(getattr(result, "rowcount", 0))
 
     @guarded
     async def unmark_attended(self, training_id: int, user_id: int) -> bool:
-        now = self.now()
-        result = await self.session.execute(
-            update(Registration)
-            .where(
-                Registration.training_id == training_id,
-                Registration.user_id == user_id,
-                Registration.attended_at.is_not(None),
-            )
-            .values(attended_at=None, attendance_marked_by=None, updated_at=now)
-            .execution_options(synchronize_session=False)
+        return await self._update_registration(
+            training_id,
+            user_id,
+            Registration.attended_at.is_not(None),
+            attended_at=None,
+            attendance_marked_by=None,
         )
-        return bool(getattr(result, "rowcount", 0))
 
     @guarded
     async def record_rating(self, training_id: int, user_id: int, rating: int) -> bool:
@@ -396,34 +405,22 @@ class TrainingRepository(Repository):
         if not 1 <= rating <= 5:
             raise ValueError(f"rating {rating} outside 1..5")
         now = self.now()
-        result = await self.session.execute(
-            update(Registration)
-            .where(
-                Registration.training_id == training_id,
-                Registration.user_id == user_id,
-                Registration.attended_at.is_not(None),
-                Registration.rating.is_(None),
-            )
-            .values(rating=rating, rated_at=now, updated_at=now)
-            .execution_options(synchronize_session=False)
+        return await self._update_registration(
+            training_id,
+            user_id,
+            Registration.attended_at.is_not(None),
+            Registration.rating.is_(None),
+            rating=rating,
+            rated_at=now,
+            updated_at=now,
         )
-        return bool(getattr(result, "rowcount", 0))
 
     @guarded
     async def record_comment(self, training_id: int, user_id: int, comment: str) -> bool:
         """The optional comment, once the attendee has rated."""
-        now = self.now()
-        result = await self.session.execute(
-            update(Registration)
-            .where(
-                Registration.training_id == training_id,
-                Registration.user_id == user_id,
-                Registration.rating.is_not(None),
-            )
-            .values(comment=comment, updated_at=now)
-            .execution_options(synchronize_session=False)
+        return await self._update_registration(
+            training_id, user_id, Registration.rating.is_not(None), comment=comment
         )
-        return bool(getattr(result, "rowcount", 0))
 
     @guarded
     async def reminders(self, training_id: int) -> list[OutboxMessage]:

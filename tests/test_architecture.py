@@ -146,3 +146,32 @@ def test_every_service_that_follows_its_deliveries_is_hooked_to_the_outbox() -> 
     assert {hook.__self__ for hook in hooks} == {  # type: ignore[attr-defined]
         getattr(services, name) for name in following
     }
+# Small modules with one job: a service that outgrows this is split by responsibility into a
+# package (see bot/services/mentoring/), not left to grow.
+MAX_SERVICE_LINES = 500
+
+
+def oversized(root: Path = ROOT, limit: int = MAX_SERVICE_LINES) -> list[tuple[str, int]]:
+    found: list[tuple[str, int]] = []
+    for path in sorted((root / "bot" / "services").rglob("*.py")):
+        count = len(path.read_text(encoding="utf-8").splitlines())
+        if count > limit:
+            found.append((path.relative_to(root).as_posix(), count))
+    return found
+
+
+def test_no_service_module_is_over_the_size_limit() -> None:
+    found = oversized()
+    assert not found, (
+        f"files in bot/services/ over {MAX_SERVICE_LINES} lines (split them by responsibility "
+        f"into a package, as bot/services/mentoring/ is): "
+        + ", ".join(f"{path} ({count} lines)" for path, count in found)
+    )
+
+
+def test_the_size_limit_catches_a_long_module(tmp_path: Path) -> None:
+    services = tmp_path / "bot" / "services" / "big"
+    services.mkdir(parents=True)
+    (services / "small.py").write_text("x = 1\n" * MAX_SERVICE_LINES, encoding="utf-8")
+    (services / "long.py").write_text("x = 1\n" * (MAX_SERVICE_LINES + 1), encoding="utf-8")
+    assert oversized(tmp_path) == [("bot/services/big/long.py", MAX_SERVICE_LINES + 1)]

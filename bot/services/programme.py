@@ -26,7 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot import csv_safe
-from bot.services.reports import Report, ReportService, percentile
+from bot.services.reports import AnswerFigures, Report, ReportService
 from bot.services.users import UserProfile
 from storage.clock import Clock
 from storage.mentor import MentorRepository
@@ -66,7 +66,7 @@ def parse_month(text: str | None, today: date) -> date:
 
 
 @dataclass
-class ProgrammeRow:
+class ProgrammeRow(AnswerFigures):
     municipality: str
     clerks_active: int = 0
     questions: int = 0
@@ -77,18 +77,6 @@ class ProgrammeRow:
     attended: int = 0
     ratings: list[int] = field(default_factory=list)
     incidents: int = 0
-
-    @property
-    def bot_share(self) -> float | None:
-        return self.answered_by_bot / self.questions if self.questions else None
-
-    @property
-    def median_first_answer_minutes(self) -> float | None:
-        return percentile(self.first_answer_minutes, 50)
-
-    @property
-    def average_rating(self) -> float | None:
-        return sum(self.ratings) / len(self.ratings) if self.ratings else None
 
 
 # (key, column title) in the order of the page and the downloads.
@@ -110,7 +98,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 def row_values(row: ProgrammeRow) -> dict[str, Any]:
     """A row as the downloads and the page show it (None where there is nothing to show)."""
     share = row.bot_share
-    median = row.median_first_answer_minutes
+    median = row.median_minutes
     average = row.average_rating
     return {
         "municipality": row.municipality,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass, field
 
 
@@ -23,3 +25,14 @@ class Reply:
     text: str
     buttons: tuple[tuple[Button, ...], ...] = field(default_factory=tuple)
     decision: str | None = None
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` on one line, cut to `limit` characters with an ellipsis (cards, lists, previews)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def toast(reply: Reply) -> str:
+    """A reply's text as a short plain notice (tags removed), for a button's toast."""
+    return html.unescape(re.sub(r"<[^>]+>", "", reply.text))[:190]

@@ -55,8 +55,30 @@ class QuestionGroup:
     examples: tuple[str, ...]
 
 
+class AnswerFigures:
+    """The figures a period's report and a municipality's programme row both derive from their
+    counts: the bot's share of answers, the median first mentor answer, the average rating."""
+
+    questions: int
+    answered_by_bot: int
+    first_answer_minutes: list[float]
+    ratings: list[int]
+
+    @property
+    def bot_share(self) -> float | None:
+        return self.answered_by_bot / self.questions if self.questions else None
+
+    @property
+    def median_minutes(self) -> float | None:
+        return percentile(self.first_answer_minutes, 50)
+
+    @property
+    def average_rating(self) -> float | None:
+        return sum(self.ratings) / len(self.ratings) if self.ratings else None
+
+
 @dataclass
-class PeriodStats:
+class PeriodStats(AnswerFigures):
     days: int
     start: datetime
     end: datetime
@@ -73,20 +95,8 @@ class PeriodStats:
     incident_clerks: int = 0
 
     @property
-    def bot_share(self) -> float | None:
-        return self.answered_by_bot / self.questions if self.questions else None
-
-    @property
-    def median_minutes(self) -> float | None:
-        return percentile(self.first_answer_minutes, 50)
-
-    @property
     def p90_minutes(self) -> float | None:
         return percentile(self.first_answer_minutes, 90)
-
-    @property
-    def average_rating(self) -> float | None:
-        return sum(self.ratings) / len(self.ratings) if self.ratings else None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ commit with the change and a redelivered update adds nothing: one signal per kin
 - `mentor_matched_entry`: the mentor's answer to an escalation says what an existing entry says
   (the KB had it; the matcher missed the phrasing).
 
-The console's review queue (bot/services/curation.py) shows them; storage keeps them channel-
+The console's review queue (bot/services/curation/) shows them; storage keeps them channel-
 neutral in `kb_signals`.
 """
 
