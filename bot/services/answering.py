@@ -27,11 +27,11 @@ from bot.services.buttons import (
 from bot.services.desk import DeskService
 from bot.services.privacy import privacy_notice
 from bot.services.replies import Button, Reply
+from bot.services.script import in_script, reader_for
 from bot.services.users import UserProfile
 from knowledge_base.matcher import Matcher, MatchResult
 from knowledge_base.model import Entry, KnowledgeBase, ReferralGroup
 from knowledge_base.referrals import ReferralFinder
-from knowledge_base.translit import to_cyrillic
 from storage.desk import Incident
 from storage.uow import Database, UnitOfWork
 
@@ -59,30 +59,6 @@ StepOf = Callable[[UnitOfWork, str | None, str | None], Awaitable[str | None]]
 
 def _short(label: str, limit: int = BUTTON_LABEL_MAX) -> str:
     return label if len(label) <= limit else label[: limit - 1].rstrip() + "…"
-
-
-def in_script(language: str, text: str) -> str:
-    """KB text is Serbian Latin; Cyrillic readers get it transliterated."""
-    return to_cyrillic(text) if language == "sr-Cyrl" else text
-
-
-def reader_for(user: UserProfile, question: str, result: MatchResult) -> UserProfile:
-    """The reply follows the question: a Cyrillic question from a clerk on the default Latin
-    script is answered in Cyrillic, an English one gets English guidance (the entries themselves
-    are Serbian, and the reply says so). A clerk who chose Cyrillic or English keeps it."""
-    if user.language != "sr-Latn":
-        return user
-    if result.english:
-        return dataclasses.replace(user, language="en")
-    if is_cyrillic(question):
-        return dataclasses.replace(user, language="sr-Cyrl")
-    return user
-
-
-def is_cyrillic(text: str) -> bool:
-    letters = [ch for ch in text if ch.isalpha()]
-    cyrillic = sum(1 for ch in letters if "\u0400" <= ch <= "\u04ff")
-    return bool(letters) and cyrillic * 2 > len(letters)
 
 
 class AnswerService:
@@ -495,17 +471,6 @@ class AnswerService:
                 language,
                 "Trenutno imamo tehničku smetnju i ne mogu da obradim poruku. "
                 "Molim Vas, pokušajte ponovo za nekoliko trenutaka.",
-            )
-        )
-
-    def kept_for_later(self, user: UserProfile | None = None) -> Reply:
-        """The database failed while a message was handled: it is kept and handled again."""
-        language = user.language if user else "sr-Latn"
-        return Reply(
-            tr(
-                language,
-                "Izvinite, trenutno imamo tehničku smetnju. Vaša poruka nije izgubljena: "
-                "odgovoriću čim sistem ponovo proradi.",
             )
         )
 

@@ -132,11 +132,13 @@ class GuardMiddleware(BaseMiddleware):
     def __init__(
         self,
         answers: AnswerService,
+        delivery: DeliveryService,
         languages: LanguageMemory,
         metrics: Metrics,
         max_concurrent: int = 64,
     ):
         self.answers = answers
+        self.delivery = delivery
         self.languages = languages
         self.metrics = metrics
         # At most this many updates are worked on at once; a burst waits here (cheaply) rather
@@ -197,7 +199,7 @@ class GuardMiddleware(BaseMiddleware):
         # A message is kept and answered once the database is back (DedupMiddleware leaves
         # it unfinished); a button tap is not replayed, so the clerk is asked to tap again.
         if update.callback_query is None:
-            reply = self.answers.kept_for_later(profile)
+            reply = self.delivery.kept_for_later(profile.language)
         else:
             reply = self.answers.try_again_later(profile)
         if update.callback_query is not None:

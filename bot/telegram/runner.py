@@ -180,6 +180,7 @@ class TelegramChannel:
         )
         self.guard = GuardMiddleware(
             answers,
+            delivery,
             self.languages,
             metrics,
             max_concurrent=self.options.max_concurrent_updates,
