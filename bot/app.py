@@ -18,7 +18,7 @@ from bot.services.curation import CurationService
 from bot.services.delivery import DeliveryService
 from bot.services.desk import DeskService
 from bot.services.mentoring import MentorConfig, MentoringService
-from bot.services.privacy import PrivacyService, retention_months_from
+from bot.services.privacy import PrivacyService
 from bot.services.programme import ProgrammeService
 from bot.services.reports import ReportService
 from bot.services.roadmaps import RoadmapService
@@ -114,7 +114,7 @@ async def build_services(
         knowledge_base,
         matcher,
         database,
-        retention_months=retention_months_from(settings),
+        retention_months=settings.retention_months,
         placeholders=kb_placeholders(settings),
         desk=desk,
         match_cache_size=settings.match_cache_size,
@@ -155,7 +155,7 @@ async def build_services(
         broadcasts=BroadcastService(database, channels=channels),
         interests=InterestService(database),
         privacy=PrivacyService(
-            database, retention_months=retention_months_from(settings), trainings=trainings
+            database, retention_months=settings.retention_months, trainings=trainings
         ),
         audit=AuditService(database, timezone=settings.timezone),
         desk=desk,

@@ -2,7 +2,7 @@
 (/sablon_novi, /sabloni, /sablon_obrisi; "Šablon" on a request card lists them in the mentor's
 private chat, choosing one gives a draft to send as it is or to replace by replying with the
 final text). Mentors and admins use the commands in private or in the mentors' group; all rules
-(roles included) are in bot/services/desk.py and bot/services/mentoring.py, this module only
+(roles included) are in bot/services/desk/ and bot/services/mentoring/, this module only
 translates."""
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ aiogram 3 runs every synchronous filter - `F.…` magic filters included - in a 
 (`asyncio.to_thread`), so a question that passed the private-chat check of eight routers and the
 handlers' text checks cost some twenty thread hops, more CPU than the answer itself. These do
 the same checks on the event loop. Each one matches exactly what the magic filter it replaces
-matched (tests/telegram/test_telegram_filters.py compares them); tests/telegram/test_telegram_filters.py also fails
+matched (tests/telegram/test_telegram_filters.py compares them); that test also fails
 when a synchronous filter or handler is registered on the routers the bot builds.
 
 The checked object is the handler's event, passed positionally (the parameter is called `event`,

@@ -8,7 +8,7 @@ Prilozi / Prosledi); answer by replying to the card, or `/odgovori <broj> <tekst
 /red, /moji; `/prosledi <broj> <mentor | ITE | ministarstvo> [napomena]` hands a request over.
 A follower ("the same question is already with a mentor") may tap "Pošalji kao novo pitanje";
 out of hours the clerk may leave a call-back contact ("Ostavi kontakt").
-All rules (roles included) are in bot/services/mentoring.py; this module only translates.
+All rules (roles included) are in bot/services/mentoring/; this module only translates.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Roadmaps in Telegram: the clerk's /plan with "Urađeno" and "Zapeli smo", the mentors'
 /opstine matrix with a timeline per municipality and the confirmation buttons, the admins'
-/opstina_dodaj and /opstina_ukloni. All rules (roles included) are in bot/services/roadmaps.py;
+/opstina_dodaj and /opstina_ukloni. All rules (roles included) are in bot/services/roadmaps/;
 this module only translates."""
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ reminders through the outbox. /usluge toggles the services a clerk works on (`in
 Admins: /obuka_nova asks title, service, date and time (Europe/Belgrade), duration, link or
 address, capacity, audience, then shows a summary with "Objavi" / "Otkaži". Under a training
 (`tr:s:<id>`): "Promeni vreme" (`tr:t`), "Promeni mesto/link" (`tr:p`), "Otkaži obuku" (`tr:c`).
-Every answer is validated by bot/services/trainings.py, which also checks the roles; this
+Every answer is validated by bot/services/trainings/, which also checks the roles; this
 module only asks, shows and passes answers on.
 """
 

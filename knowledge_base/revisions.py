@@ -1,7 +1,7 @@
 """KB revisions as YAML for the repository (`python -m bot revisions export DIR`).
 
 Curators' approved changes live in the database as KB revisions (whole entries as plain data,
-applied over the reviewed YAML base at load; see bot/services/curation.py). This writes each
+applied over the reviewed YAML base at load; see bot/services/curation/). This writes each
 content file that a revision changes into DIR, as the base file with the revised entries put in
 place of the old ones (new entries at the end); every other line stays as it was, so the diff
 a reviewer reads is the change itself. Copy the files over knowledge_base/content/, run

@@ -444,7 +444,8 @@ class ViberChannel:
         viber_id = str(person.get("id") or "")
         if viber_id and event.get("event") == "message":
             profile = stand_in(viber_id, normalize_language(person.get("language")))
-            await self.send(profile, self.services.delivery.kept_for_later(profile.language), queue=False)
+            reply = self.services.delivery.kept_for_later(profile.language)
+            await self.send(profile, reply, queue=False)
 
     async def _claim(self, event: dict[str, Any]) -> bool:
         """Claim the message once, keeping it (the inbox) until its handling ends."""

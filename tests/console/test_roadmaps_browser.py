@@ -16,10 +16,10 @@ import pytest
 
 from bot.services.users import UserProfile
 from tests.conftest import fresh_database_url
+from tests.console.test_console import LINK
 from tests.fakes.bot_api import FakeBotAPI
 from tests.fakes.clock import Clock, ordinary_wednesday
 from tests.fakes.mentor_harness import ADMIN_ID, MentorBot
-from tests.console.test_console import LINK
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FAKETIME_VARS = ("LD_PRELOAD", "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC")

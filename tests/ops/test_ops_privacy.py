@@ -15,8 +15,6 @@ from bot.services.audit import PRIVACY_DELETE, RETENTION_RUN
 from bot.services.privacy import (
     REDACTED,
     PrivacyService,
-    RetentionSettings,
-    retention_months_from,
 )
 from bot.services.users import UserProfile, UserService
 from storage.mentor import MentorMessage, MentorRequest
@@ -559,14 +557,10 @@ async def test_retention_period_follows_the_clock(database: Database, clock: Clo
 
 
 def test_retention_months_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.config import Settings
+
     monkeypatch.setenv("RETENTION_MONTHS", "6")
-    assert RetentionSettings(_env_file=None).retention_months == 6  # type: ignore[call-arg]
-    assert retention_months_from(object()) == 6
-
-    class WithSetting:
-        retention_months = 24
-
-    assert retention_months_from(WithSetting()) == 24
+    assert Settings(_env_file=None).retention_months == 6  # type: ignore[call-arg]
 
 
 def test_months_before_clamps_to_the_shorter_month() -> None:

@@ -17,10 +17,10 @@ from storage.mentor import MentorRequest
 from storage.models import Question
 from storage.roadmaps import RoadmapEvent, RoadmapRepository
 from tests.conftest import BACKENDS, fresh_database_url
+from tests.console.test_console import link_for, sign_in
 from tests.fakes.bot_api import FakeBotAPI
 from tests.fakes.clock import Clock
 from tests.fakes.mentor_harness import ADMIN_ID, MentorBot
-from tests.console.test_console import link_for, sign_in
 
 _ids = itertools.count(61_001)
 MENTOR_ID = 2601

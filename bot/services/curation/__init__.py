@@ -7,7 +7,7 @@ revision of each entry is applied over the base (`load_knowledge_base(overrides=
 instance polls the highest revision id (`refresh`, every few seconds) and, when it grew, builds
 the new KB and matcher off the event loop and swaps them into the answering service at once. A
 change that fails `knowledge_base check` is refused with the check's messages.
-`python -m knowledge_base revisions export DIR` writes the revisions as YAML for the repository.
+`python -m bot revisions export DIR` writes the revisions as YAML for the repository.
 
 Every change re-checks the curator's role against the database and is written to the audit
 trail in the same unit of work. Channel-neutral: the console (bot/console/) only translates.

@@ -34,10 +34,8 @@ from bot.services.privacy.common import (
     DeletionResult,
     ExportFile,
     RegistrationCanceller,
-    RetentionSettings,
     is_tombstone,
     privacy_notice,
-    retention_months_from,
 )
 from bot.services.privacy.deletion import PrivacyDeletion
 from bot.services.privacy.retention import PrivacyRetention
@@ -58,10 +56,8 @@ __all__ = [
     "ExportFile",
     "PrivacyService",
     "RegistrationCanceller",
-    "RetentionSettings",
     "is_tombstone",
     "privacy_notice",
-    "retention_months_from",
 ]
 
 

@@ -7,9 +7,6 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from bot.i18n import tr
 from bot.services.users import UserProfile
 
@@ -24,23 +21,6 @@ EXPORT_LINK_SECONDS = 15 * 60  # how long such a row may be sent and its file fe
 # Action tokens on the confirmation buttons (channel-neutral; the handler parses them).
 ACTION_CONFIRM = "pd:yes"
 ACTION_CANCEL = "pd:no:0"
-
-
-class RetentionSettings(BaseSettings):
-    """RETENTION_MONTHS: months after which question texts and request threads are anonymised.
-    (Read here until bot.config.Settings carries it.)"""
-
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
-
-    retention_months: int = Field(default=12, ge=1, le=120)
-
-
-def retention_months_from(settings: object | None = None) -> int:
-    """The app Settings' ``retention_months`` if it has one, else RETENTION_MONTHS / 12."""
-    value = getattr(settings, "retention_months", None)
-    if isinstance(value, int) and value >= 1:
-        return value
-    return RetentionSettings().retention_months
 
 
 def privacy_notice(language: str, months: int = 12) -> str:
