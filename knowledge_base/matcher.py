@@ -38,7 +38,7 @@ from typing import Literal
 from rapidfuzz import fuzz, process
 
 from knowledge_base.analysis import MAX_TERMS, Analyzer, close, content_words
-from knowledge_base.decision import SIGNALS, DecisionModel
+from knowledge_base.decision import SIGNALS, DecisionModel, semantic_signals
 from knowledge_base.english import Glossary, is_english, load_glossary, to_serbian
 from knowledge_base.focus import focus, is_failure_report
 from knowledge_base.model import Entry, KnowledgeBase, Service
@@ -668,23 +668,56 @@ class Matcher:
         )
 
     def second_opinion(self, assessment: Assessment, result: MatchResult) -> MatchResult:
-        """When the embedding picks the same first entry closely, a choice becomes an answer
-        and an escalation becomes a choice (the clerk still picks; a mentor stays offered)."""
+        """The meaning of the question, weighed with the lexical evidence by the decision
+        model's second stage (`DecisionModel.semantic`): an unsure choice may become an answer,
+        an escalation a choice (the clerk still picks; a mentor stays offered)."""
         if self.semantic is None:
             return result
-        text = assessment.question if assessment.english else assessment.asked
-        found = self.semantic.best(text[: MAX_FUZZY_CHARS * 2])
-        if found is None or found[0] != result.entry_id or found[1] < AGREE_MIN_SIMILARITY:
-            return result
-        if result.decision == "escalate":
-            offered = [c for c in result.candidates if not is_chitchat(c.entry_id)]
-            if not offered:
+        second = self.model.semantic
+        text = self.semantic_text(assessment)
+        if second is None:  # a model fitted without the embedding: the agreement rule
+            found = self.semantic.best(text)
+            agree = found is not None and found[0] == result.entry_id
+            if not (agree and found is not None and found[1] >= AGREE_MIN_SIMILARITY):
                 return result
-            return dataclasses.replace(
-                result, decision="clarify", candidates=offered, reason="semantic"
-            )
-        best = next(c for c in result.candidates if c.entry_id == result.entry_id)
-        return dataclasses.replace(result, decision="answer", score=best.score, reason="semantic")
+            return self._settled(result, "answer" if result.decision == "clarify" else "", "clarify")
+        similarity = self.semantic.entry_similarities(text)
+        if similarity is None:
+            return result
+        ranked_ids = [self.entries[i].id for _, i in assessment.ranked]
+        signals = (*assessment.signals, *semantic_signals(ranked_ids, similarity))
+        confidence = second.probability(signals)
+        tie = assessment.signals[SIGNALS.index("margin")] < TIE
+        if confidence >= second.answer_at and not tie:
+            return self._settled(result, "answer", "", confidence)
+        if confidence >= second.clarify_at:
+            return self._settled(result, "", "clarify", confidence)
+        return result
+
+    def semantic_text(self, assessment: Assessment) -> str:
+        """What the embedding reads: the English question as written (it is multilingual),
+        otherwise the part that asks something."""
+        text = assessment.question if assessment.english else assessment.asked
+        return text[: MAX_FUZZY_CHARS * 2]
+
+    def _settled(
+        self, result: MatchResult, answer: str, clarify: str, confidence: float | None = None
+    ) -> MatchResult:
+        """`result` after the second opinion: answered (`answer`), an escalation turned into a
+        choice (`clarify`), or unchanged."""
+        changes: dict[str, object] = {"reason": "semantic"}
+        if confidence is not None:
+            changes["confidence"] = round(max(confidence, result.confidence), 4)
+        if answer and result.decision in ("clarify", "escalate"):
+            best = next(c for c in result.candidates if c.entry_id == result.entry_id)
+            return dataclasses.replace(result, decision="answer", score=best.score, **changes)
+        if clarify and result.decision == "escalate":
+            offered = [c for c in result.candidates if not is_chitchat(c.entry_id)]
+            if offered:
+                return dataclasses.replace(
+                    result, decision="clarify", candidates=offered, **changes
+                )
+        return result
 
     def similarity(self, first: str, second: str) -> float:
         """How alike two clerks' questions are, in [0, 1], by the evidence and weights this
