@@ -559,7 +559,7 @@ class Matcher:
         """Everything the decision needs about a question: what is asked (courtesy dropped,
         English carried into Serbian), the ranked candidates and the signals of the best one."""
         text = question[:MAX_QUESTION_CHARS]
-        english = is_english(text)
+        english = is_english(text, self.glossary)
         readings = [focus(text)]
         best: tuple[str, list[tuple[float, Features]]] | None = None
         for reading in readings:
@@ -758,7 +758,7 @@ class Matcher:
         if found is not None:
             return found
         text = focus(question[:MAX_QUESTION_CHARS])
-        if is_english(text):
+        if is_english(text, self.glossary):
             text = to_serbian(text, self.glossary)
         words = content_words(text)[: MAX_TERMS * 2]
         if not words:
