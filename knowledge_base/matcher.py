@@ -657,6 +657,9 @@ class Matcher:
     def wants_second_opinion(self, result: MatchResult) -> bool:
         """An unsure choice, or an unsure escalation with candidates, that the meaning of the
         question could settle (see `semantic`)."""
+        second = self.model.semantic
+        if second is not None and min(second.answer_at, second.clarify_at) >= 1.0:
+            return False  # fitted, and found to settle nothing: spare the embedding's cost
         return (
             self.semantic is not None
             and self.semantic.available
