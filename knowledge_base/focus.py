@@ -111,7 +111,8 @@ def focus(message: str) -> str:
 
 _FAILURE = re.compile(
     r"\b("
-    r"ne radi|ne rade|nece da radi|van funkcije|ne funkcionis\w*|ne funkcionira|ne ide|nije u funkciji|"
+    r"ne radi|ne rade|nece da radi|van funkcije|ne funkcionis\w*|ne funkcionira|ne ide|"
+    r"nije u funkciji|"
     r"ne prolazi|ne prolaze|ne prihvata|odbija|odbio|odbijen\w*|izbacuje|izbaci|"
     r"pao|pala|palo|pada|puca|zabagova\w*|zaglavi\w*|zablokira\w*|blokiran\w*|"
     r"ne ucitava|ne otvara se|nece da se otvori|ne prima|ne primaju|ne stize|ne stizu|"

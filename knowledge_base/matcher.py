@@ -683,7 +683,9 @@ class Matcher:
             agree = found is not None and found[0] == result.entry_id
             if not (agree and found is not None and found[1] >= AGREE_MIN_SIMILARITY):
                 return result
-            return self._settled(result, "answer" if result.decision == "clarify" else "", "clarify")
+            return self._settled(
+                result, "answer" if result.decision == "clarify" else "", "clarify"
+            )
         similarity = self.semantic.entry_similarities(text)
         if similarity is None:
             return result
@@ -708,18 +710,20 @@ class Matcher:
     ) -> MatchResult:
         """`result` after the second opinion: answered (`answer`), an escalation turned into a
         choice (`clarify`), or unchanged."""
-        changes: dict[str, object] = {"reason": "semantic"}
-        if confidence is not None:
-            changes["confidence"] = round(max(confidence, result.confidence), 4)
+        settled = dataclasses.replace(
+            result,
+            reason="semantic",
+            confidence=result.confidence
+            if confidence is None
+            else round(max(confidence, result.confidence), 4),
+        )
         if answer and result.decision in ("clarify", "escalate"):
             best = next(c for c in result.candidates if c.entry_id == result.entry_id)
-            return dataclasses.replace(result, decision="answer", score=best.score, **changes)
+            return dataclasses.replace(settled, decision="answer", score=best.score)
         if clarify and result.decision == "escalate":
             offered = [c for c in result.candidates if not is_chitchat(c.entry_id)]
             if offered:
-                return dataclasses.replace(
-                    result, decision="clarify", candidates=offered, **changes
-                )
+                return dataclasses.replace(settled, decision="clarify", candidates=offered)
         return result
 
     def similarity(self, first: str, second: str) -> float:

@@ -67,7 +67,9 @@ def _open_model() -> Any | None:
 
 
 def best_per_entry(
-    phrasings: Sequence[tuple[str, str]], similarities: np.ndarray, present: np.ndarray | None = None
+    phrasings: Sequence[tuple[str, str]],
+    similarities: np.ndarray,
+    present: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Each entry's best similarity over its phrasings (only the `present` ones, if given)."""
     found: dict[str, float] = {}

@@ -289,9 +289,7 @@ def choose_cutoffs(
     rows: Sequence[Row], first: Sequence[float], second: Sequence[float] | None = None
 ) -> Cutoffs:
     none = [0.0] * len(rows)
-    answer_at = next(
-        (a for a in _GRID if _safe(rows, first, none, Cutoffs(a, a))), _GRID[-1]
-    )
+    answer_at = next((a for a in _GRID if _safe(rows, first, none, Cutoffs(a, a))), _GRID[-1])
     clarify_at = _clarify_cut(rows, first, answer_at)
     cutoffs = Cutoffs(answer_at, clarify_at)
     if second is None:
