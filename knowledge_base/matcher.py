@@ -560,7 +560,8 @@ class Matcher:
         English carried into Serbian), the ranked candidates and the signals of the best one."""
         text = question[:MAX_QUESTION_CHARS]
         english = is_english(text, self.glossary)
-        readings = [focus(text)]
+        focused = focus(text)
+        readings = [focused] if focused == text else [focused, text]
         best: tuple[str, list[tuple[float, Features]]] | None = None
         for reading in readings:
             asked = to_serbian(reading, self.glossary) if english else reading
