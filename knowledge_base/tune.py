@@ -28,6 +28,7 @@ without them), so they are not flattered by the fit:
 
 from __future__ import annotations
 
+import random
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -45,9 +46,11 @@ from knowledge_base.decision import (
 from knowledge_base.evaluation import TARGET_OOS_ANSWERED, TARGET_WRONG, Example
 from knowledge_base.matcher import TIE, Assessment, Matcher
 from knowledge_base.model import KnowledgeBase
+from knowledge_base.normalize import normalize
 from knowledge_base.semantic import SemanticIndex, best_per_entry
 
 FOLDS = 5
+TYPO_COPIES = True  # each dev question also misspelt (`misspelt`), to fit on, never to report
 DEV_WEIGHT = 2.0  # a real clerk's question counts for more than a phrasing from the KB
 DEV_WRONG = TARGET_WRONG + 0.005
 DEV_OOS = TARGET_OOS_ANSWERED / 2
@@ -66,7 +69,7 @@ class Row:
     label: int  # the first entry is right
     in_top3: bool  # the right entry is among the first three
     covered: bool
-    source: str  # "phrasing", "entry", "dev"
+    source: str  # "phrasing", "entry", "dev", "typo" (a dev question misspelt: fitted on only)
     fold: int
     failure: bool
     semantic: tuple[float, ...] | None = None  # SEMANTIC_SIGNALS, when the embedding ran
@@ -75,6 +78,20 @@ class Row:
     def held(self) -> bool:
         """Never answered outright, whatever the probability (a tie, an uncovered subject)."""
         return self.signals[_MARGIN] < TIE or bool(self.signals[_UNCOVERED])
+
+
+def misspelt(question: str, seed: int) -> str:
+    """The question as a hurried clerk types it: Latin without diacritics, and one letter
+    dropped or doubled in up to two longer words (deterministic for a seed)."""
+    rng = random.Random(seed)
+    words = normalize(question).split()
+    long_words = [k for k, w in enumerate(words) if len(w) >= 5]
+    for k in rng.sample(long_words, min(2, len(long_words))):
+        word = words[k]
+        at = rng.randrange(1, len(word) - 1)
+        dropped = rng.random() < 0.6
+        words[k] = word[:at] + word[at + 1 :] if dropped else word[: at + 1] + word[at:]
+    return " ".join(words)
 
 
 def _dev_fold(example: Example) -> int:
@@ -143,11 +160,18 @@ def collect(kb: KnowledgeBase, dev: Sequence[Example], semantic: bool = True) ->
         )
         if row is not None:
             rows.append(row)
-    for example in dev:
+    for number, example in enumerate(dev):
         assessment = matcher.assess(example.question)
         row = _row(assessment, matcher, example.expected, "dev", _dev_fold(example), embedding)
         if row is not None:
             rows.append(row)
+        if TYPO_COPIES and "english" not in example.tags:  # learn how typos look, too
+            typed = misspelt(example.question, number)
+            row = _row(
+                matcher.assess(typed), matcher, example.expected, "typo", _dev_fold(example), None
+            )
+            if row is not None:
+                rows.append(row)
     return rows
 
 
@@ -322,7 +346,9 @@ def tune(kb: KnowledgeBase, dev: Sequence[Example], write: bool = True) -> str:
         )
     if write:
         model.save(MODEL_FILE)
-    counts = {s: sum(1 for r in rows if r.source == s) for s in ("phrasing", "entry", "dev")}
+    counts = {
+        s: sum(1 for r in rows if r.source == s) for s in ("phrasing", "entry", "dev", "typo")
+    }
     lines = [
         f"rows: {counts}" + ("" if with_semantic else " (no embedding: lexical only)"),
         f"answer_at {cutoffs.answer_at:.2f}, clarify_at {cutoffs.clarify_at:.2f}"
@@ -341,8 +367,10 @@ def tune(kb: KnowledgeBase, dev: Sequence[Example], write: bool = True) -> str:
         if extra is None and chosen is cutoffs:
             continue
         lines.append(f"out of fold, {name}:")
-        for source in ("phrasing", "entry", "dev"):
+        for source in ("phrasing", "entry", "dev", "typo"):
             part = [k for k, r in enumerate(rows) if r.source == source]
+            if not part:
+                continue
             lines.append(
                 f"  {source:9}: "
                 + str(
