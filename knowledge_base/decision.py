@@ -52,10 +52,17 @@ SEMANTIC_SIGNALS = (
     "sem_lead",  # when they agree: the lead of that entry over the embedding's second
     "sem_over_second",  # similarity of the matcher's first entry minus that of its second
     "sem_rank",  # log(1 + rank of the matcher's first entry among the embedding's)
+    # the same for an English question, which the embedding reads as written while the lexical
+    # matcher sees only what the glossary carries over: agreement means more there
+    "sem_agree_english",
+    "sem_first_english",
+    "sem_gap_english",
 )
 
 
-def semantic_signals(ranked_ids: Sequence[str], similarity: dict[str, float]) -> tuple[float, ...]:
+def semantic_signals(
+    ranked_ids: Sequence[str], similarity: dict[str, float], english: bool = False
+) -> tuple[float, ...]:
     """SEMANTIC_SIGNALS of the matcher's first entry, from each entry's best similarity."""
     if not ranked_ids or not similarity:
         return (0.0,) * len(SEMANTIC_SIGNALS)
@@ -65,7 +72,19 @@ def semantic_signals(ranked_ids: Sequence[str], similarity: dict[str, float]) ->
     best = order[0]
     rank = sum(1 for v in order if v > first)
     lead = best - order[1] if rank == 0 and len(order) > 1 else 0.0
-    return (first, best - first, 1.0 if rank == 0 else 0.0, lead, first - second, math.log1p(rank))
+    agree = 1.0 if rank == 0 else 0.0
+    e = 1.0 if english else 0.0
+    return (
+        first,
+        best - first,
+        agree,
+        lead,
+        first - second,
+        math.log1p(rank),
+        e * agree,
+        e * first,
+        e * (best - first),
+    )
 
 
 @dataclass(frozen=True)

@@ -691,7 +691,10 @@ class Matcher:
         if similarity is None:
             return result
         ranked_ids = [self.entries[i].id for _, i in assessment.ranked]
-        signals = (*assessment.signals, *semantic_signals(ranked_ids, similarity))
+        signals = (
+            *assessment.signals,
+            *semantic_signals(ranked_ids, similarity, assessment.english),
+        )
         confidence = second.probability(signals)
         tie = assessment.signals[SIGNALS.index("margin")] < TIE
         if confidence >= second.answer_at and not tie:

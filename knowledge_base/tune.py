@@ -120,7 +120,7 @@ class _Embedding:
             self._present[id(matcher)] = present
         per_entry = best_per_entry(self.index.phrasings, similarities, present)
         ranked_ids = [matcher.entries[i].id for _, i in assessment.ranked]
-        return semantic_signals(ranked_ids, per_entry)
+        return semantic_signals(ranked_ids, per_entry, assessment.english)
 
 
 def _row(
