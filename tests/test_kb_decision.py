@@ -344,3 +344,24 @@ def test_cutoffs_never_answer_a_failure_report_a_tie_or_an_uncovered_subject() -
     assert not cutoffs.answered(row(uncovered), 0.99, 0.99)
     assert cutoffs.offered(row(uncovered), 0.0, 0.0)
     assert cutoffs.offered(row(sure), 0.1, 0.5) and not cutoffs.offered(row(sure), 0.1, 0.3)
+
+
+def test_a_subject_named_only_in_the_introduction_still_counts(matcher: Matcher) -> None:
+    message = (
+        "nova sam u opstinskoj upravi i kolege stalno pominju ezup, "
+        "sta je to zapravo i za sta se koristi"
+    )
+    assert "ezup" not in focus(message)  # the introduction is dropped...
+    result = matcher.match(message)
+    assert result.decision != "escalate"  # ...but the whole message is matched too
+    assert result.candidates[0].entry_id == "ezup-what-is"
+
+
+def test_misspelt_dev_questions_are_typed_in_latin_with_a_letter_off() -> None:
+    from knowledge_base.tune import misspelt
+
+    typed = misspelt("Kako opština šalje rešenje građaninu u eSanduče?", 3)
+    assert typed == misspelt("Kako opština šalje rešenje građaninu u eSanduče?", 3)
+    assert typed.isascii() and typed != "kako opstina salje resenje gradjaninu u esanduce?"
+    assert abs(len(typed) - len("kako opstina salje resenje gradjaninu u esanduce")) <= 2
+    assert misspelt("Како грађанин да направи налог?", 1).isascii()
