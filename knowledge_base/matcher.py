@@ -52,6 +52,9 @@ MAX_FUZZY_CHARS = 200
 TIE = 0.03  # two entries this close are a choice for the clerk, whatever the model says
 _E_NAME = re.compile(r"\be[A-ZŠČĆŽĐ]\w*")
 MAX_TYPO_SEARCHES = 8  # per question; further unknown words count as unknown
+# A message with courtesy around its question is matched whole as well (a subject may be named
+# only in the introduction), unless its focused question already scores this much.
+WHOLE_MESSAGE_BELOW = 0.45
 
 
 @lru_cache(maxsize=1)
@@ -564,6 +567,8 @@ class Matcher:
         readings = [focused] if focused == text else [focused, text]
         best: tuple[str, list[tuple[float, Features]]] | None = None
         for reading in readings:
+            if best is not None and best[1] and best[1][0][0] >= WHOLE_MESSAGE_BELOW:
+                break  # the focused question found its entry: spare the second matching
             asked = to_serbian(reading, self.glossary) if english else reading
             features, _ = self.features(asked, everything=True)
             ranked = sorted(((self.score(f), f) for f in features), key=lambda sf: -sf[0])
