@@ -7,7 +7,8 @@ logistic regression fitted by `python -m knowledge_base tune` on cross-validated
 phrasing matched with itself and its near-duplicates removed from the index, each entry's
 phrasings matched with the whole entry removed, and the dev set), never on the test or blind
 sets. Answer / clarify / escalate then follow from the probability; the two cut-offs are chosen
-on the same data so that wrong answers stay under the target.
+on the same data so that wrong answers stay under the target. For what it leaves unsure, an
+optional second model adds the embedding's similarities (SEMANTIC_SIGNALS; see `semantic`).
 
 The fitted numbers live in `decision_model.json` beside this file, so a change of behaviour is
 visible in review. Plain numpy: a dozen weights need no machine-learning framework.
@@ -18,8 +19,9 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +44,48 @@ SIGNALS = (
     "uncovered",  # the question names a subject the KB does not cover
     "english",  # the question was written in English (matched through the glossary)
 )
+# The second opinion by meaning (`semantic`), added to SIGNALS for the questions the first model
+# leaves unsure: a right first entry is usually also the embedding's closest, and by a margin.
+SEMANTIC_SIGNALS = (
+    "sem_first",  # the embedding's similarity with the matcher's first entry
+    "sem_gap",  # how much closer the embedding's own closest entry is (0 when they agree)
+    "sem_agree",  # the embedding's closest entry is the matcher's first
+    "sem_lead",  # when they agree: the lead of that entry over the embedding's second
+    "sem_over_second",  # similarity of the matcher's first entry minus that of its second
+    "sem_rank",  # log(1 + rank of the matcher's first entry among the embedding's)
+    # the same for an English question, which the embedding reads as written while the lexical
+    # matcher sees only what the glossary carries over: agreement means more there
+    "sem_agree_english",
+    "sem_first_english",
+    "sem_gap_english",
+)
+
+
+def semantic_signals(
+    ranked_ids: Sequence[str], similarity: dict[str, float], english: bool = False
+) -> tuple[float, ...]:
+    """SEMANTIC_SIGNALS of the matcher's first entry, from each entry's best similarity."""
+    if not ranked_ids or not similarity:
+        return (0.0,) * len(SEMANTIC_SIGNALS)
+    order = sorted(similarity.values(), reverse=True)
+    first = similarity.get(ranked_ids[0], -1.0)
+    second = similarity.get(ranked_ids[1], -1.0) if len(ranked_ids) > 1 else -1.0
+    best = order[0]
+    rank = sum(1 for v in order if v > first)
+    lead = best - order[1] if rank == 0 and len(order) > 1 else 0.0
+    agree = 1.0 if rank == 0 else 0.0
+    e = 1.0 if english else 0.0
+    return (
+        first,
+        best - first,
+        agree,
+        lead,
+        first - second,
+        math.log1p(rank),
+        e * agree,
+        e * first,
+        e * (best - first),
+    )
 
 
 @dataclass(frozen=True)
@@ -52,6 +96,9 @@ class DecisionModel:
     scales: tuple[float, ...]
     answer_at: float  # answer when the probability reaches this
     clarify_at: float  # offer a choice when it reaches this; escalate below
+    # for the questions this model leaves unsure: a model of SIGNALS + SEMANTIC_SIGNALS (its
+    # `answer_at` answers, its `clarify_at` turns an escalation into a choice); None: lexical only
+    semantic: DecisionModel | None = None
 
     def probability(self, signals: Sequence[float]) -> float:
         z = self.bias
@@ -62,15 +109,24 @@ class DecisionModel:
     def save(self, path: Path = MODEL_FILE) -> None:
         data = asdict(self)
         data["signals"] = list(SIGNALS)
+        if data["semantic"] is not None:
+            data["semantic"]["signals"] = [*SIGNALS, *SEMANTIC_SIGNALS]
+            del data["semantic"]["semantic"]
         path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, path: Path = MODEL_FILE) -> DecisionModel:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if tuple(data.pop("signals", SIGNALS)) != SIGNALS:
+        return cls._from_dict(json.loads(path.read_text(encoding="utf-8")), SIGNALS, path)
+
+    @classmethod
+    def _from_dict(
+        cls, data: dict[str, Any], signals: tuple[str, ...], path: Path
+    ) -> DecisionModel:
+        if tuple(data.get("signals", signals)) != signals:
             raise ValueError(
                 f"{path}: fitted for other signals; run `python -m knowledge_base tune`"
             )
+        second = data.get("semantic")
         return cls(
             weights=tuple(data["weights"]),
             bias=float(data["bias"]),
@@ -78,6 +134,9 @@ class DecisionModel:
             scales=tuple(data["scales"]),
             answer_at=float(data["answer_at"]),
             clarify_at=float(data["clarify_at"]),
+            semantic=(
+                cls._from_dict(second, (*SIGNALS, *SEMANTIC_SIGNALS), path) if second else None
+            ),
         )
 
     @classmethod
@@ -87,9 +146,10 @@ class DecisionModel:
         return cls((0.0,) * n, 0.0, (0.0,) * n, (1.0,) * n, 0.5, 0.5)
 
     def with_cutoffs(self, answer_at: float, clarify_at: float) -> DecisionModel:
-        return DecisionModel(
-            self.weights, self.bias, self.means, self.scales, answer_at, clarify_at
-        )
+        return replace(self, answer_at=answer_at, clarify_at=clarify_at)
+
+    def with_semantic(self, semantic: DecisionModel | None) -> DecisionModel:
+        return replace(self, semantic=semantic)
 
 
 def fit(

@@ -32,7 +32,7 @@ _SERBIAN = frozenset(
     zasto koliko moze mozemo mogu treba nas nasa nase vas ili ali pa kao jer bi biti sam smo
     ste nije nisu ne nema ima""".split()  # noqa: SIM905
 )
-_WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
+_WORD = re.compile(r"[^\W_]+(?:[-'][^\W_]+)*")  # letters of any script: eSanduče, eGrađanin
 
 
 @dataclass(frozen=True)
@@ -55,13 +55,22 @@ def load_glossary(path: Path = GLOSSARY_FILE) -> Glossary:
     return Glossary(phrases, words)
 
 
-def is_english(text: str) -> bool:
-    """More English function words than Serbian ones, at least two, and no Cyrillic."""
+def is_english(text: str, glossary: Glossary | None = None) -> bool:
+    """More English words than Serbian ones, at least two, and no Cyrillic. English words are
+    the function words, and (with a glossary) the words it translates: "Who issues qualified
+    electronic certificates?" has only one function word."""
     if any("\u0400" <= ch <= "\u04ff" for ch in text):
         return False
     tokens = _WORD.findall(text.lower().replace("’", "'"))
-    english = sum(1 for t in tokens if t in _ENGLISH or t.endswith("n't"))
+    function = sum(1 for t in tokens if t in _ENGLISH or t.endswith("n't"))
     serbian = sum(1 for t in tokens if t in _SERBIAN)
+    english = function
+    if glossary is not None and function:
+        english += sum(
+            1
+            for t in tokens
+            if t not in _ENGLISH and t not in _SERBIAN and glossary.words.get(t, t) != t
+        )
     return english >= 2 and english > serbian
 
 

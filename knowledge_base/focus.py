@@ -111,7 +111,8 @@ def focus(message: str) -> str:
 
 _FAILURE = re.compile(
     r"\b("
-    r"ne radi|ne rade|nece da radi|ne funkcionis\w*|ne funkcionira|ne ide|nije u funkciji|"
+    r"ne radi|ne rade|nece da radi|van funkcije|ne funkcionis\w*|ne funkcionira|ne ide|"
+    r"nije u funkciji|"
     r"ne prolazi|ne prolaze|ne prihvata|odbija|odbio|odbijen\w*|izbacuje|izbaci|"
     r"pao|pala|palo|pada|puca|zabagova\w*|zaglavi\w*|zablokira\w*|blokiran\w*|"
     r"ne ucitava|ne otvara se|nece da se otvori|ne prima|ne primaju|ne stize|ne stizu|"
@@ -124,7 +125,11 @@ _FAILURE = re.compile(
     r"gresk\w*|greska|gresci|error\w*|bug|kvar\w*|otkaz\w*|"
     r"doesn t work|does not work|isn t working|is not working|not working|won t|wont|"
     r"can t log|cannot log|can t sign|cannot sign|is down|went down|broken|fails|failed|failing|"
-    r"crash\w*|rejected|rejects|refuses|refused"
+    r"crash\w*|rejected|rejects|refuses|refused|"
+    r"ne ocitava|ne ocitavaju|ne cita|ne vidi (karticu|licnu|citac|sertifikat)\w*|"
+    r"nije isporucen\w*|(prikazuje|izbacuje|javlja|pokazuje) (nam |mi )?poruku|"
+    r"out of order|not accepted|is not accepted|isn t accepted|doesn t accept|does not accept|"
+    r"won t accept|not recogni[sz]ed|keeps (saying|showing)"
     r")\b"
 )
 # A how-to question that merely mentions a failure ("šta da radimo ako stranka ne može da otvori

