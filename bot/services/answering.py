@@ -413,6 +413,7 @@ class AnswerService:
                 "• Napišite pitanje svojim rečima, npr. <i>kako da dobijem pristup eZUP-u</i>.\n"
                 "• /teme – pregled pitanja po uslugama\n"
                 "• /mentor – pitanje za mentora Tima za digitalnu transformaciju\n"
+                "• /plan – plan uvođenja usluga u Vašoj opštini\n"
                 "• /obuke – predstojeće obuke\n"
                 "• /jezik – latinica, ćirilica ili engleski\n"
                 "• /opstina – promena opštine\n"

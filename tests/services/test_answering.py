@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from sqlalchemy import select
 
@@ -163,3 +165,15 @@ async def test_a_text_asked_again_is_stored_again_and_a_new_kb_matches_it_anew(
     stored = await _questions(database)
     assert [q.entry_id for q in stored][:2] == ["ezup-access-request"] * 2
     assert len(stored) == 3 and stored[2].entry_id != "ezup-access-request"
+
+
+async def test_the_help_lists_every_command_of_the_menu(services) -> None:
+    from bot.telegram.runner import COMMANDS
+
+    users, answers = services
+    clerk = await users.get_or_register("telegram", "91", "Ana")
+    for language in ("sr-Latn", "sr-Cyrl", "en"):
+        text = answers.help(dataclasses.replace(clerk, language=language)).text
+        missing = [name for name, _ in COMMANDS
+                   if name not in ("start", "pomoc") and f"/{name} " not in text]
+        assert not missing, f"/pomoc ({language}) does not list {missing}"
