@@ -50,13 +50,6 @@ class ViberReplies:
         log.info("viber.question user_id=%s", user.id)
         await self.send(user, reply)
 
-    async def _on_municipality_typed(self, user: UserProfile, text: str) -> None:
-        step = self.onboarding.search(user, text)
-        if step.is_question:
-            await self._ask(user, text)
-            return
-        await self._show_step(step)
-
     async def _show_step(self, step: Step) -> None:
         tracking = AWAIT_MUNICIPALITY if step.awaiting_municipality else None
         await self.send(step.user, step.reply, tracking=tracking)
