@@ -34,9 +34,9 @@ from aiogram.utils.token import TokenValidationError, validate_token
 from aiohttp import web
 
 from bot.config import ConfigError, Settings
-from bot.i18n import N_
 from bot.inbox import REPLAY, UpdateInbox
 from bot.services.answering import AnswerService
+from bot.services.commands import CLERK_COMMANDS
 from bot.services.delivery import DeliveryService
 from bot.services.errors import StorageError
 from bot.services.onboarding import OnboardingService
@@ -60,18 +60,12 @@ log = logging.getLogger(__name__)
 
 DEFAULT_WEBHOOK_PATH = "/telegram/webhook"
 
-# The command menu: (command, description msgid). Telegram commands are ASCII only.
-COMMANDS: tuple[tuple[str, str], ...] = (
-    ("start", N_("Početak: jezik i opština")),
-    ("teme", N_("Pregled tema")),
-    ("pomoc", N_("Šta bot ume i kako se koristi")),
-    ("mentor", N_("Pitanje za mentora")),
-    ("plan", N_("Plan uvođenja usluga u Vašoj opštini")),
-    ("obuke", N_("Predstojeće obuke")),
-    ("jezik", N_("Latinica, ćirilica ili engleski")),
-    ("opstina", N_("Promena opštine")),
-    ("moji_podaci", N_("Podaci koje čuvamo o Vama")),
-    ("obrisi_me", N_("Brisanje Vaših podataka")),
+# The command menu: (command, description msgid), from the channel-neutral list of the clerk's
+# commands. Telegram commands are ASCII only.
+COMMANDS: tuple[tuple[str, str], ...] = tuple(
+    (command.name, command.description)
+    for command in CLERK_COMMANDS
+    if command.description is not None
 )
 # Telegram shows the menu by the client's language: no code = default (Serbian Latin),
 # "sr" = Serbian clients (Cyrillic is their usual script), "en" = English.
