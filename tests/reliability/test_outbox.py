@@ -394,6 +394,13 @@ async def test_a_cancelled_dispatcher_always_stops(database: Database, hops: int
     assert done, "the dispatcher ignored the cancel and kept running"
 
 
+def _all_sent(database: Database):
+    async def check() -> bool:
+        return set(await _statuses(database)) == {"sent"}
+
+    return check
+
+
 async def test_a_database_error_at_any_write_of_a_delivery_sends_it_once(database: Database):
     """Each write the dispatcher makes for one message (its claim, its "sent" mark, whatever
     else) fails in turn, at the driver; with a lease short enough to run out meanwhile, the
@@ -419,12 +426,15 @@ async def test_a_database_error_at_any_write_of_a_delivery_sends_it_once(databas
                 injected: list[str] = []
                 while writes < 0 or k <= writes:
                     text_k = f"W{k}"
+                    # Armed before the message is queued (the dispatcher may claim it at once);
+                    # write 1 is this test's own insert, so the dispatcher's k-th write is k + 1.
+                    faults.arm(k + 1 if k else 0)
                     await _queue(database, user_id, 531, text_k, f"faults:{k}")
-                    faults.arm(k)
                     assert await _wait_for(lambda t=text_k: _sent_count(api, t, 1), timeout=15)
+                    assert await _wait_for(_all_sent(database), timeout=15)
                     await asyncio.sleep(1.5)  # a lost "sent" mark would let the lease run out
                     if k == 0:
-                        writes = faults.count  # what one delivery writes, learnt fault-free
+                        writes = faults.count - 1  # one delivery's writes, learnt fault-free
                         assert writes >= 2
                     injected += faults.failed
                     faults.arm(0)
