@@ -7,8 +7,10 @@ callback_data holds 64 bytes): `<kind>:<field>:<field>`. Services build the type
 does not parse (an old message, a changed format) is None: the caller answers "this option
 is no longer available".
 
-Other features' tokens (trainings `tr:`, interests `int:`, privacy `pd:`, mentors' `ms:`,
-`mo:`, ...) are still written and read as plain strings by their own modules.
+The other features' kinds sit in small sibling modules (bot/services/buttons_trainings.py:
+`tr:<verb>:...`, whose KIND holds two segments; bot/services/buttons_mentoring.py: `ms:`,
+`mo:`, `mc:`, `mh:`, `sab:`, `int:`, `pd:`); `parse` dispatches over all of them. The
+roadmaps' tokens (`rp:`, `rd:`, ...) are still parsed by bot/services/roadmaps/.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias
 
 from bot.digits import to_int
+from bot.services.buttons_mentoring import FEATURE_KINDS, FeatureToken
+from bot.services.buttons_trainings import TRAINING_KINDS, TrainingToken
 
 SEPARATOR = ":"
 
@@ -112,21 +116,23 @@ Token: TypeAlias = (
     | ChooseMunicipality
     | MentorResolved
     | MentorRating
+    | TrainingToken
+    | FeatureToken
+)
+CLERK_KINDS: tuple[type[Any], ...] = (
+    ShowEntry,
+    Clarify,
+    Feedback,
+    AskMentor,
+    ServiceList,
+    ServicesMenu,
+    SetLanguage,
+    ChooseMunicipality,
+    MentorResolved,
+    MentorRating,
 )
 KINDS: dict[str, type[Any]] = {
-    kind.KIND: kind
-    for kind in (
-        ShowEntry,
-        Clarify,
-        Feedback,
-        AskMentor,
-        ServiceList,
-        ServicesMenu,
-        SetLanguage,
-        ChooseMunicipality,
-        MentorResolved,
-        MentorRating,
-    )
+    kind.KIND: kind for kind in (*CLERK_KINDS, *TRAINING_KINDS, *FEATURE_KINDS)
 }
 
 
@@ -139,21 +145,30 @@ def pack(token: Token) -> str:
 
 
 def parse(action: str) -> Token | None:
-    """The typed value of a token, or None when it is not one of these kinds or is malformed."""
-    kind, *parts = action.split(SEPARATOR)
-    cls = KINDS.get(kind)
+    """The typed value of a token, or None when it is not one of these kinds or is malformed.
+
+    A kind is the first segment (`fb`) or, for the trainings, the first two (`tr:j`)."""
+    segments = action.split(SEPARATOR)
+    cls = KINDS.get(SEPARATOR.join(segments[:2]))
+    if cls is not None:
+        parts = segments[2:]
+    else:
+        cls = KINDS.get(segments[0])
+        parts = segments[1:]
     if cls is None:
         return None
     fields = dataclasses.fields(cls)
     if len(parts) != len(fields):
         return None
+    signed: frozenset[str] = getattr(cls, "SIGNED", frozenset())
     values: dict[str, object] = {}
     for field, raw in zip(fields, parts, strict=True):
         if field.type == "int":
-            number = to_int(raw, 11)
+            negative = field.name in signed and raw.startswith("-")
+            number = to_int(raw[1:] if negative else raw, 11)
             if number is None:
                 return None
-            values[field.name] = number
+            values[field.name] = -number if negative else number
         elif raw:
             values[field.name] = raw
         else:

@@ -10,6 +10,7 @@ from collections import defaultdict
 from bot.i18n import tr
 from bot.services.answering import in_script
 from bot.services.audit import audit_record
+from bot.services.buttons import ShowEntry, pack
 from bot.services.replies import Button, Reply
 from bot.services.roadmaps.base import RoadmapBase
 from bot.services.roadmaps.common import (
@@ -119,7 +120,7 @@ class RoadmapClerkSide(RoadmapBase):
                 if entry is not None:
                     label = in_script(lang, entry.question)
                     label = label if len(label) <= 60 else label[:59].rstrip() + "…"
-                    rows.append((Button("📖 " + label, f"e:{entry.id}"),))
+                    rows.append((Button("📖 " + label, pack(ShowEntry(entry.id))),))
             rows.append(
                 (
                     Button(tr(lang, "Urađeno"), f"rd:{own.id}:{service}:{step.id}"),
