@@ -10,7 +10,7 @@ is no longer available".
 The other features' kinds sit in small sibling modules (bot/services/buttons_trainings.py:
 `tr:<verb>:...`, whose KIND holds two segments; bot/services/buttons_mentoring.py: `ms:`,
 `mo:`, `mc:`, `mh:`, `sab:`, `int:`, `pd:`); `parse` dispatches over all of them. The
-roadmaps' tokens (`rp:`, `rd:`, ...) are still parsed by bot/services/roadmaps/.
+roadmaps' tokens (`rp:`, `rd:`, ...), `mq:`, `inc:` and `bc:` are still parsed by their modules.
 """
 
 from __future__ import annotations
