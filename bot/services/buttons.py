@@ -9,8 +9,9 @@ is no longer available".
 
 The other features' kinds sit in small sibling modules (bot/services/buttons_trainings.py:
 `tr:<verb>:...`, whose KIND holds two segments; bot/services/buttons_mentoring.py: `ms:`,
-`mo:`, `mc:`, `mh:`, `sab:`, `int:`, `pd:`); `parse` dispatches over all of them. The
-roadmaps' tokens (`rp:`, `rd:`, ...), `mq:`, `inc:` and `bc:` are still parsed by their modules.
+`mo:`, `mc:`, `mh:`, `sab:`, `int:`, `pd:`; bot/services/buttons_roadmaps.py: `rm`, `rp:`,
+`rd:`, ...); `parse` dispatches over all of them. `mq:`, `inc:` and `bc:` are still parsed
+by their own modules.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, ClassVar, TypeAlias
 
 from bot.digits import to_int
 from bot.services.buttons_mentoring import FEATURE_KINDS, FeatureToken
+from bot.services.buttons_roadmaps import ROADMAP_TOKEN_KINDS, RoadmapToken
 from bot.services.buttons_trainings import TRAINING_KINDS, TrainingToken
 
 SEPARATOR = ":"
@@ -118,6 +120,7 @@ Token: TypeAlias = (
     | MentorRating
     | TrainingToken
     | FeatureToken
+    | RoadmapToken
 )
 CLERK_KINDS: tuple[type[Any], ...] = (
     ShowEntry,
@@ -131,9 +134,8 @@ CLERK_KINDS: tuple[type[Any], ...] = (
     MentorResolved,
     MentorRating,
 )
-KINDS: dict[str, type[Any]] = {
-    kind.KIND: kind for kind in (*CLERK_KINDS, *TRAINING_KINDS, *FEATURE_KINDS)
-}
+ALL_KINDS = (*CLERK_KINDS, *TRAINING_KINDS, *FEATURE_KINDS, *ROADMAP_TOKEN_KINDS)
+KINDS: dict[str, type[Any]] = {kind.KIND: kind for kind in ALL_KINDS}
 
 
 def pack(token: Token) -> str:
@@ -161,6 +163,7 @@ def parse(action: str) -> Token | None:
     if len(parts) != len(fields):
         return None
     signed: frozenset[str] = getattr(cls, "SIGNED", frozenset())
+    optional: frozenset[str] = getattr(cls, "OPTIONAL", frozenset())
     values: dict[str, object] = {}
     for field, raw in zip(fields, parts, strict=True):
         if field.type == "int":
@@ -169,7 +172,7 @@ def parse(action: str) -> Token | None:
             if number is None:
                 return None
             values[field.name] = -number if negative else number
-        elif raw:
+        elif raw or field.name in optional:
             values[field.name] = raw
         else:
             return None

@@ -1,6 +1,6 @@
-"""The trainings', mentors', desk's, interests' and privacy buttons' tokens: every kind packs
-to exactly the string older messages carry (Telegram and Viber keep working) and parses back;
-forged or malformed ones parse to None and the services answer them politely."""
+"""The other features' button tokens (trainings, mentors, desk, interests, privacy, roadmaps):
+every kind packs to exactly the string older messages carry (Telegram and Viber keep working)
+and parses back; forged or malformed ones parse to None and the services answer politely."""
 
 from __future__ import annotations
 
@@ -15,6 +15,16 @@ from bot.services.buttons_mentoring import (
     LeaveContact,
     OpenOwn,
     ToggleInterest,
+)
+from bot.services.buttons_roadmaps import (
+    RoadmapMatrix,
+    RoadmapPlan,
+    RoadmapTimeline,
+    StepBlocker,
+    StepConfirm,
+    StepDone,
+    StepReturn,
+    StepStuck,
 )
 from bot.services.buttons_trainings import (
     AttendanceList,
@@ -69,6 +79,16 @@ TOKENS: list[tuple[Token, str]] = [
     (ToggleInterest("*"), "int:*"),
     (DeletionChoice("yes", 1_796_000_000), "pd:yes:1796000000"),
     (DeletionChoice("no", 0), "pd:no:0"),
+    (RoadmapMatrix(), "rm"),
+    (RoadmapTimeline(8), "ro:8"),
+    (RoadmapPlan(8, "ezup"), "rp:8:ezup"),
+    (RoadmapPlan(0, ""), "rp:0:"),
+    (StepDone(8, "ezup", "obuka"), "rd:8:ezup:obuka"),
+    (StepStuck(8, "ezup", "obuka"), "rz:8:ezup:obuka"),
+    (StepBlocker(8, "ezup", "obuka", 2), "rb:8:ezup:obuka:2"),
+    (StepBlocker(8, "ezup", "obuka", 0), "rb:8:ezup:obuka:0"),
+    (StepConfirm(8, "ezup", "obuka"), "rk:8:ezup:obuka"),
+    (StepReturn(8, "ezup", "obuka"), "rv:8:ezup:obuka"),
 ]
 
 
@@ -97,6 +117,8 @@ def test_the_cancel_button_of_a_deletion_is_the_typed_token() -> None:
         "tr:at:5", "tr:f:5:x", "tr:j:²", "ms", "ms:", "mo:", "mo:x", "mo:1:2", "mc:-3",
         "mh:17", "mh:17:x", "mh:-17:1", "mh:17:--1", "mh:17:-", "sab:17:0", "sab:17:x:0",
         "int", "int:", "int:a:b", "pd:yes", "pd:yes:soon", "pd::0", "pd:no:-1",
+        "rm:1", "ro:", "ro:x", "rp:8", "rp::ezup", "rd:8:ezup", "rd:8::obuka", "rz:x:ezup:obuka",
+        "rb:8:ezup:obuka", "rb:8:ezup:obuka:x", "rk:8:ezup:obuka:1",
     ],
 )
 def test_a_forged_or_malformed_feature_token_parses_to_none(action: str) -> None:
