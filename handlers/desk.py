@@ -18,10 +18,12 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
 from bot.digits import to_int
+from bot.services.buttons_mentoring import CannedChoice
 from bot.services.desk import DeskService
 from bot.services.mentoring import MentoringService
 from bot.services.users import UserProfile
 from bot.telegram.ui import send_reply
+from handlers.callbacks import Tapped
 from handlers.filters import has_text, not_command, private_chat
 
 log = logging.getLogger(__name__)
@@ -29,12 +31,6 @@ log = logging.getLogger(__name__)
 
 class DeskFlow(StatesGroup):
     drafting = State()  # data: number (the request the draft answers)
-
-
-class CannedCB(CallbackData, prefix="sab"):
-    number: int  # the request
-    reply: int  # the canned reply (0: list them)
-    send: int  # 1: send the draft as it is
 
 
 class IncidentCB(CallbackData, prefix="inc"):
@@ -94,7 +90,7 @@ async def on_canned_delete(
 
 async def on_canned_button(
     callback: CallbackQuery,
-    callback_data: CannedCB,
+    callback_data: CannedChoice,
     bot: Bot,
     state: FSMContext,
     user: UserProfile,
@@ -153,7 +149,7 @@ def build_router() -> Router:
     router.message.register(on_canned_new, Command("sablon_novi"))
     router.message.register(on_canned_list, Command("sabloni"))
     router.message.register(on_canned_delete, Command("sablon_obrisi"))
-    router.callback_query.register(on_canned_button, CannedCB.filter())
+    router.callback_query.register(on_canned_button, Tapped(CannedChoice))
     router.message.register(
         on_draft_input, StateFilter(DeskFlow.drafting), private_chat, has_text, not_command
     )

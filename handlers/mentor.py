@@ -25,6 +25,8 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
 from bot.digits import to_int
+from bot.services.buttons import MentorRating, MentorResolved
+from bot.services.buttons_mentoring import ComposeChoice, HandOver, LeaveContact, OpenOwn
 from bot.services.mentoring import PARTY_CODES, Attachment, MentoringService
 from bot.services.users import UserProfile
 from bot.telegram.ui import send_reply
@@ -41,39 +43,6 @@ class MentorFlow(StatesGroup):
     following_up = State()  # data: number
     contact = State()  # data: number (a call-back phone number or e-mail is expected)
     handover_note = State()  # data: number, party (the mentor's note for ITE / the Ministry)
-
-
-class ComposeCB(CallbackData, prefix="ms"):
-    action: str  # send | cancel
-
-
-class ClerkCB(CallbackData, prefix="mr"):
-    number: int
-    value: str  # ok | more
-
-
-class RatingCB(CallbackData, prefix="mrt"):
-    number: int
-    rating: int
-
-
-class OwnCB(CallbackData, prefix="mo"):
-    """A follower opens their own request after all."""
-
-    number: int
-
-
-class ContactCB(CallbackData, prefix="mc"):
-    """Leave a call-back contact for request `number`."""
-
-    number: int
-
-
-class HandCB(CallbackData, prefix="mh"):
-    """Hand-over: 0 the choices, a user id forwards to that mentor, -1 ITE, -2 the Ministry."""
-
-    number: int
-    target: int
 
 
 class QueueCB(CallbackData, prefix="mq"):
@@ -181,7 +150,7 @@ async def on_compose_input(
 
 async def on_compose_button(
     callback: CallbackQuery,
-    callback_data: ComposeCB,
+    callback_data: ComposeChoice,
     bot: Bot,
     state: FSMContext,
     user: UserProfile,
@@ -227,7 +196,7 @@ async def _drop_buttons(callback: CallbackQuery, bot: Bot) -> None:
 
 async def on_clerk_button(
     callback: CallbackQuery,
-    callback_data: ClerkCB,
+    callback_data: MentorResolved,
     bot: Bot,
     state: FSMContext,
     user: UserProfile,
@@ -267,7 +236,7 @@ async def on_followup_input(
 
 async def on_rating(
     callback: CallbackQuery,
-    callback_data: RatingCB,
+    callback_data: MentorRating,
     bot: Bot,
     user: UserProfile,
     mentoring: MentoringService,
@@ -288,7 +257,7 @@ async def on_rating(
 
 async def on_own_button(
     callback: CallbackQuery,
-    callback_data: OwnCB,
+    callback_data: OpenOwn,
     bot: Bot,
     user: UserProfile,
     mentoring: MentoringService,
@@ -303,7 +272,7 @@ async def on_own_button(
 
 async def on_contact_button(
     callback: CallbackQuery,
-    callback_data: ContactCB,
+    callback_data: LeaveContact,
     bot: Bot,
     state: FSMContext,
     user: UserProfile,
@@ -331,7 +300,7 @@ async def on_contact_input(
 
 async def on_hand_button(
     callback: CallbackQuery,
-    callback_data: HandCB,
+    callback_data: HandOver,
     bot: Bot,
     state: FSMContext,
     user: UserProfile,
@@ -506,13 +475,13 @@ def build_router() -> Router:
     router.message.register(on_forward_command, Command("prosledi"))
     router.message.register(on_mentor_command, Command("mentor"), private_chat)
     router.callback_query.register(on_queue_button, QueueCB.filter())
-    router.callback_query.register(on_compose_button, ComposeCB.filter())
-    router.callback_query.register(on_clerk_button, ClerkCB.filter())
-    router.callback_query.register(on_rating, RatingCB.filter())
+    router.callback_query.register(on_compose_button, Tapped(ComposeChoice))
+    router.callback_query.register(on_clerk_button, Tapped(MentorResolved))
+    router.callback_query.register(on_rating, Tapped(MentorRating))
     router.callback_query.register(on_ask_mentor, Tapped(AskMentor))
-    router.callback_query.register(on_own_button, OwnCB.filter())
-    router.callback_query.register(on_contact_button, ContactCB.filter())
-    router.callback_query.register(on_hand_button, HandCB.filter())
+    router.callback_query.register(on_own_button, Tapped(OpenOwn))
+    router.callback_query.register(on_contact_button, Tapped(LeaveContact))
+    router.callback_query.register(on_hand_button, Tapped(HandOver))
     router.message.register(
         on_group_reply, in_mentor_group, is_reply, not_command
     )

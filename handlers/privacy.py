@@ -7,22 +7,16 @@ import logging
 
 from aiogram import Bot, Router
 from aiogram.filters import Command
-from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
 
+from bot.services.buttons_mentoring import DeletionChoice
 from bot.services.privacy import PrivacyService
 from bot.services.users import UserProfile
 from bot.telegram.ui import send_reply, show_from_button
+from handlers.callbacks import Tapped
 
 log = logging.getLogger(__name__)
-
-
-class PrivacyCB(CallbackData, prefix="pd"):
-    """The confirmation buttons: "pd:yes:<unix time offered>" / "pd:no:0"."""
-
-    choice: str  # yes | no
-    stamp: int
 
 
 async def on_my_data(message: Message, bot: Bot, user: UserProfile, privacy: PrivacyService):
@@ -41,7 +35,7 @@ async def on_delete_me(message: Message, bot: Bot, user: UserProfile, privacy: P
 
 async def on_delete_choice(
     callback: CallbackQuery,
-    callback_data: PrivacyCB,
+    callback_data: DeletionChoice,
     bot: Bot,
     state: FSMContext,
     user: UserProfile,
@@ -60,5 +54,5 @@ def build_router() -> Router:
     router = Router(name="privacy")
     router.message.register(on_my_data, Command("moji_podaci", "mojipodaci", "my_data"))
     router.message.register(on_delete_me, Command("obrisi_me", "obrisime", "delete_me"))
-    router.callback_query.register(on_delete_choice, PrivacyCB.filter())
+    router.callback_query.register(on_delete_choice, Tapped(DeletionChoice))
     return router

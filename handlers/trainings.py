@@ -27,9 +27,18 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
-from bot.digits import to_int
 from bot.i18n import tr
 from bot.services.audience import Audience, InterestService, say
+from bot.services.buttons import parse
+from bot.services.buttons_mentoring import ToggleInterest
+from bot.services.buttons_trainings import (
+    AttendanceToggle,
+    TrainingCancelConfirmed,
+    TrainingChangePlace,
+    TrainingChangeTime,
+    TrainingComment,
+    TrainingMaterials,
+)
 from bot.services.replies import Button, Reply
 from bot.services.trainings import (
     Invalid,
@@ -422,33 +431,32 @@ async def on_training_button(
 ) -> None:
     await callback.answer()
     action = callback.data or ""
-    _kind, _, rest = action.partition(":")
-    verb, _, number = rest.partition(":")
+    token = parse(action)
     lang = user.language
-    if verb == "fc" and to_int(number) is not None:  # a comment after the rating
+    if isinstance(token, TrainingComment):  # a comment after the rating
         await state.set_state(TrainingFeedback.comment)
-        await state.update_data(training_id=int(number))
+        await state.update_data(training_id=token.training_id)
         asked = trainings.attendance.comment_prompt(user)
         await show_from_button(callback, bot, Reply(asked.text, (_quit_row(lang),)), edit=False)
         return
-    if verb == "mat" and to_int(number) is not None:  # the trainer's materials link
+    if isinstance(token, TrainingMaterials):  # the trainer's materials link
         await state.set_state(ChangeTraining.materials)
-        await state.update_data(training_id=int(number))
+        await state.update_data(training_id=token.training_id)
         ask = Reply(tr(lang, "Napišite link ka materijalima sa obuke (https://...)."),
                     (_quit_row(lang),))
         await show_from_button(callback, bot, ask, edit=False)
         return
-    if verb in ("t", "p") and to_int(number) is not None:
-        training_id = int(number)
+    if isinstance(token, TrainingChangeTime | TrainingChangePlace):
         refused = trainings.refusal(user, "training.change")
         if refused is not None:
             await show_from_button(callback, bot, refused, edit=False)
             return
-        await state.set_state(ChangeTraining.when if verb == "t" else ChangeTraining.place)
-        await state.update_data(training_id=training_id)
+        by_time = isinstance(token, TrainingChangeTime)
+        await state.set_state(ChangeTraining.when if by_time else ChangeTraining.place)
+        await state.update_data(training_id=token.training_id)
         prompt = (
             say(lang, "Napišite novi datum i vreme početka (npr. 15.12.2026 10:00).")
-            if verb == "t"
+            if by_time
             else say(lang, "Napišite novi link (https://...) ili adresu.")
         )
         await show_from_button(callback, bot, Reply(prompt, (_quit_row(lang),)), edit=False)
@@ -459,8 +467,10 @@ async def on_training_button(
     # "Da, otkaži" replaces the question it answers, a tap in the attendance list redraws the
     # list; everything else comes as a new message, so the announcement (and its "Prijavi se")
     # stays readable in the chat.
-    redraw = verb == "at" and bool(reply.buttons)  # a refusal comes as a message of its own
-    await show_from_button(callback, bot, reply, edit=verb == "cy" or redraw)
+    # a refusal comes as a message of its own
+    redraw = isinstance(token, AttendanceToggle) and bool(reply.buttons)
+    edit = isinstance(token, TrainingCancelConfirmed) or redraw
+    await show_from_button(callback, bot, reply, edit=edit)
 
 
 # -- /obuke and /usluge ---------------------------------------------------------------------
@@ -482,7 +492,8 @@ async def on_interest_toggle(
     callback: CallbackQuery, bot: Bot, user: UserProfile, interests: InterestService
 ) -> None:
     await callback.answer()
-    service_id = (callback.data or "").partition(":")[2]
+    token = parse(callback.data or "")
+    service_id = token.service_id if isinstance(token, ToggleInterest) else ""
     reply = await interests.toggle(user.id, user.language, service_id)
     await show_from_button(callback, bot, reply, edit=True)
 

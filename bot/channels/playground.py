@@ -41,7 +41,21 @@ from bot.outbox import OutboxDispatcher, Outgoing, SendOutcome
 from bot.ratelimit import LocalRateLimiter
 from bot.services.actions import perform
 from bot.services.audience import say
-from bot.services.buttons import ChooseMunicipality, SetLanguage, parse
+from bot.services.buttons import (
+    AskMentor,
+    ChooseMunicipality,
+    MentorResolved,
+    SetLanguage,
+    parse,
+)
+from bot.services.buttons_mentoring import (
+    ComposeChoice,
+    DeletionChoice,
+    LeaveContact,
+    OpenOwn,
+    ToggleInterest,
+)
+from bot.services.buttons_trainings import TrainingComment
 from bot.services.mentoring import MentoringService
 from bot.services.messages import payload_to_reply
 from bot.services.onboarding import OnboardingService, Step
@@ -453,43 +467,41 @@ class Playground:
             self._step(who, await self.onboarding.choose_language(user, tapped.code))
         elif isinstance(tapped, ChooseMunicipality):
             self._step(who, await self.onboarding.choose_municipality(user, tapped.token))
-        elif kind == "m":
-            question_id = to_int(rest, 11)
-            question = (
-                await self._mentoring.question_text(user, question_id)
-                if question_id is not None
-                else None
-            )
+        elif isinstance(tapped, AskMentor):
+            question_id = tapped.question_id
+            question = await self._mentoring.question_text(user, question_id)
             if question is None:
                 self.show(stale, who)
             else:
                 self._start_draft(question_id, question, who)
-        elif kind == "ms":
-            await self._send_draft(who, rest)
-        elif kind == "mr" and rest.endswith(":more"):
-            number = to_int(rest.partition(":")[0], 11)
-            if number is None or not await self._mentoring.can_follow_up(user, number):
+        elif isinstance(tapped, ComposeChoice):
+            await self._send_draft(who, tapped.action)
+        elif isinstance(tapped, MentorResolved) and tapped.value == "more":
+            number = tapped.number
+            if not await self._mentoring.can_follow_up(user, number):
                 self.show(self._mentoring.cancelled(user), who)
                 return
             self._dialogues[who] = Dialogue(awaiting="followup", number=number)
             self.show(self._mentoring.followup_prompt(user, number), who)
-        elif kind == "mo" and to_int(rest, 11) is not None:
-            self.show((await self._mentoring.open_own(user, int(rest))).reply, who)
-        elif kind == "mc" and to_int(rest, 11) is not None:
-            self._dialogues[who] = Dialogue(awaiting="contact", number=int(rest))
-            self.show(self._mentoring.callback_prompt(user, int(rest)), who)
+        elif isinstance(tapped, OpenOwn):
+            self.show((await self._mentoring.open_own(user, tapped.number)).reply, who)
+        elif isinstance(tapped, LeaveContact):
+            self._dialogues[who] = Dialogue(awaiting="contact", number=tapped.number)
+            self.show(self._mentoring.callback_prompt(user, tapped.number), who)
         elif kind == "mq":
             await self._queue_button(who, rest)
-        elif kind == "tr" and rest.startswith("fc:") and to_int(rest[3:]) is not None:
+        elif isinstance(tapped, TrainingComment):
             # a comment after a training's rating: the next text
-            self._dialogues[who] = Dialogue(awaiting="comment", number=to_int(rest[3:]))
+            self._dialogues[who] = Dialogue(awaiting="comment", number=tapped.training_id)
             self.show(services.trainings.attendance.comment_prompt(user), who)
         elif kind == "tr":
             self.show(await services.trainings.perform(user, token) or stale, who)
-        elif kind == "int" and rest:
-            self.show(await services.interests.toggle(user.id, user.language, rest), who)
+        elif isinstance(tapped, ToggleInterest):
+            self.show(
+                await services.interests.toggle(user.id, user.language, tapped.service_id), who
+            )
         elif kind == "pd":
-            await self._deletion_choice(who, rest)
+            await self._deletion_choice(who, tapped if isinstance(tapped, DeletionChoice) else None)
         elif kind in ROADMAP_KINDS:
             self.show(await services.roadmaps.perform(user, token) or stale, who)
         else:
@@ -535,18 +547,17 @@ class Playground:
             return
         self.show((await handler(user, number)).reply, who)
 
-    async def _deletion_choice(self, who: str, choice: str) -> None:
+    async def _deletion_choice(self, who: str, choice: DeletionChoice | None) -> None:
         user, privacy = self._people[who], self._services.privacy
-        answer, _, stamp = choice.partition(":")
-        if answer == "yes" and to_int(stamp, 11) is not None:
-            reply = await privacy.confirm_deletion(user, int(stamp))
+        if choice is not None and choice.choice == "yes":
+            reply = await privacy.confirm_deletion(user, choice.stamp)
             self._dialogues[who] = Dialogue()
             self.show(reply, who)
             # Whoever writes next starts as a new user, as on Telegram.
             profile = await self._services.users.get(user.id)
             if profile is not None and profile.external_id != user.external_id:
                 self._gone.add(who)
-        elif answer == "no":
+        elif choice is not None and choice.choice == "no":
             self.show(privacy.deletion_cancelled(user), who)
         else:
             self.show(self._services.answers.stale_button(user), who)

@@ -24,6 +24,7 @@ from bot.services.buttons import (
     ShowEntry,
     pack,
 )
+from bot.services.buttons_trainings import TrainingList
 from bot.services.desk import DeskService
 from bot.services.privacy import privacy_notice
 from bot.services.replies import Button, Reply
@@ -261,7 +262,7 @@ class AnswerService:
     ) -> list[tuple[Button, ...]]:
         """Entries about the bot's own features offer the feature as a button."""
         if entry.id == "bot-trainings":
-            return [(Button(tr(user.language, "Predstojeće obuke"), "tr:l"),)]
+            return [(Button(tr(user.language, "Predstojeće obuke"), pack(TrainingList())),)]
         if entry.id == "bot-contact-mentor" and question_id is not None:
             return [(Button(tr(user.language, "Pitaj mentora"), pack(AskMentor(question_id))),)]
         return []

@@ -22,9 +22,16 @@ from datetime import datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from bot.digits import to_int
 from bot.i18n import tr
 from bot.services.audit import TRAINING_ATTENDANCE, TRAINING_MATERIALS, audit_record
+from bot.services.buttons import pack
+from bot.services.buttons_trainings import (
+    AttendanceList,
+    AttendanceToggle,
+    CheckIn,
+    TrainingComment,
+    TrainingRating,
+)
 from bot.services.messages import reply_to_payload
 from bot.services.replies import Button, Reply
 from bot.services.users import UserProfile
@@ -122,7 +129,7 @@ class AttendanceService:
     def checkin_message(self, row: TrainingLike, language: str) -> Reply:
         text = "🟢 " + tr(language, "Obuka „{title}“ počinje. Ako ste na obuci, potvrdite "
                                      "prisustvo jednim dodirom.", title=html.escape(row.title))
-        return Reply(text, ((Button(tr(language, "Prisutan/na sam"), f"tr:in:{row.id}"),),))
+        return Reply(text, ((Button(tr(language, "Prisutan/na sam"), pack(CheckIn(row.id))),),))
 
     def feedback_message(self, row: TrainingLike, language: str) -> Reply:
         text = "🙏 " + tr(language, "Hvala što ste bili na obuci „{title}“. Kako biste je "
@@ -131,7 +138,7 @@ class AttendanceService:
         if row.materials_link:
             text += "\n📎 " + tr(language, "Materijali: {link}", link=_anchor(row.materials_link))
         return Reply(text, (
-            tuple(Button(str(n), f"tr:f:{row.id}:{n}") for n in range(1, 6)),
+            tuple(Button(str(n), pack(TrainingRating(row.id, n))) for n in range(1, 6)),
         ))
 
     async def arm_checkin(self, uow: UnitOfWork, row: TrainingLike, member: User) -> None:
@@ -215,7 +222,7 @@ class AttendanceService:
         return Reply(
             tr(lang, "Hvala na oceni {rating}! Ako želite, dodajte kratak komentar.",
                 rating=rating),
-            ((Button(tr(lang, "Dodaj komentar"), f"tr:fc:{training_id}"),),),
+            ((Button(tr(lang, "Dodaj komentar"), pack(TrainingComment(training_id))),),),
         )
 
     def comment_prompt(self, user: UserProfile) -> Reply:
@@ -271,7 +278,7 @@ class AttendanceService:
             return Reply(tr(lang, "Nema obuka u poslednjih sedam dana ni sutra."))
         buttons = tuple(
             (Button(r.starts_at.astimezone(self._tz).strftime("%d.%m. %H:%M") + " · "
-                    + _short(r.title, 30), f"tr:a:{r.id}"),)
+                    + _short(r.title, 30), pack(AttendanceList(r.id))),)
             for r in mine[:20]
         )
         return Reply(tr(lang, "Izaberite obuku za evidenciju prisustva:"), buttons)
@@ -329,7 +336,7 @@ class AttendanceService:
             present=present, total=len(people))
         buttons = tuple(
             (Button(("✅ " if r.attended_at is not None else "▫️ ") + _short(_name(m), 48),
-                    f"tr:at:{training_id}:{m.id}"),)
+                    pack(AttendanceToggle(training_id, m.id))),)
             for r, m in people[:LIST_LIMIT]
         )
         if len(people) > LIST_LIMIT:
@@ -408,21 +415,16 @@ class AttendanceService:
                                "pitanje za ocenu."))
 
     # ---- button tokens ---------------------------------------------------------------------
-    async def perform(self, user: UserProfile, verb: str, rest: str) -> Reply | None:
-        """`tr:in|a|at|f:...`; None for verbs that are not ours (or need a dialogue)."""
-        first, _, second = rest.partition(":")
-        training_id = to_int(first)
-        if verb not in ("in", "a", "at", "f"):
-            return None
-        if training_id is None:
-            return Reply(tr(user.language, "Ovo dugme više ne važi."))
-        if verb == "in":
-            return await self.check_in(user, training_id)
-        if verb == "a":
-            return await self.attendance_list(user, training_id)
-        number = to_int(second)
-        if number is None:
-            return Reply(tr(user.language, "Ovo dugme više ne važi."))
-        if verb == "at":
-            return await self.toggle(user, training_id, number)
-        return await self.rate(user, training_id, number)
+    async def perform(
+        self, user: UserProfile, token: CheckIn | AttendanceList | AttendanceToggle | TrainingRating
+    ) -> Reply:
+        """Check-in, the trainer's list and its ticks, the feedback rating."""
+        match token:
+            case CheckIn(training_id):
+                return await self.check_in(user, training_id)
+            case AttendanceList(training_id):
+                return await self.attendance_list(user, training_id)
+            case AttendanceToggle(training_id, user_id):
+                return await self.toggle(user, training_id, user_id)
+            case TrainingRating(training_id, rating):
+                return await self.rate(user, training_id, rating)

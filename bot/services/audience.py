@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.i18n import tr
+from bot.services.buttons import pack
+from bot.services.buttons_mentoring import ToggleInterest
 from bot.services.municipalities import MunicipalityDirectory, fold
 from bot.services.replies import Button, Reply
 from knowledge_base.translit import to_cyrillic
@@ -248,9 +250,9 @@ class InterestService:
         rows = []
         for service in self._services:
             mark = "✅ " if chosen is not None and service.id in chosen else ""
-            rows.append((Button(mark + service.title(language), f"int:{service.id}"),))
+            rows.append((Button(mark + service.title(language), pack(ToggleInterest(service.id))),))
         everything = ("✅ " if chosen is None else "") + say(language, "Sve usluge")
-        rows.append((Button(everything, "int:*"),))
+        rows.append((Button(everything, pack(ToggleInterest("*"))),))
         if chosen is None:
             state = say(language, "Sada dobijate obaveštenja o svim uslugama.")
         elif not chosen:

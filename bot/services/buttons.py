@@ -7,8 +7,11 @@ callback_data holds 64 bytes): `<kind>:<field>:<field>`. Services build the type
 does not parse (an old message, a changed format) is None: the caller answers "this option
 is no longer available".
 
-Other features' tokens (trainings `tr:`, interests `int:`, privacy `pd:`, mentors' `ms:`,
-`mo:`, ...) are still written and read as plain strings by their own modules.
+The other features' kinds sit in small sibling modules (bot/services/buttons_trainings.py:
+`tr:<verb>:...`, whose KIND holds two segments; bot/services/buttons_mentoring.py: `ms:`,
+`mo:`, `mc:`, `mh:`, `sab:`, `int:`, `pd:`; bot/services/buttons_roadmaps.py: `rm`, `rp:`,
+`rd:`, ...); `parse` dispatches over all of them. `mq:`, `inc:` and `bc:` are still parsed
+by their own modules.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias
 
 from bot.digits import to_int
+from bot.services.buttons_mentoring import FEATURE_KINDS, FeatureToken
+from bot.services.buttons_roadmaps import ROADMAP_TOKEN_KINDS, RoadmapToken
+from bot.services.buttons_trainings import TRAINING_KINDS, TrainingToken
 
 SEPARATOR = ":"
 
@@ -112,22 +118,24 @@ Token: TypeAlias = (
     | ChooseMunicipality
     | MentorResolved
     | MentorRating
+    | TrainingToken
+    | FeatureToken
+    | RoadmapToken
 )
-KINDS: dict[str, type[Any]] = {
-    kind.KIND: kind
-    for kind in (
-        ShowEntry,
-        Clarify,
-        Feedback,
-        AskMentor,
-        ServiceList,
-        ServicesMenu,
-        SetLanguage,
-        ChooseMunicipality,
-        MentorResolved,
-        MentorRating,
-    )
-}
+CLERK_KINDS: tuple[type[Any], ...] = (
+    ShowEntry,
+    Clarify,
+    Feedback,
+    AskMentor,
+    ServiceList,
+    ServicesMenu,
+    SetLanguage,
+    ChooseMunicipality,
+    MentorResolved,
+    MentorRating,
+)
+ALL_KINDS = (*CLERK_KINDS, *TRAINING_KINDS, *FEATURE_KINDS, *ROADMAP_TOKEN_KINDS)
+KINDS: dict[str, type[Any]] = {kind.KIND: kind for kind in ALL_KINDS}
 
 
 def pack(token: Token) -> str:
@@ -139,22 +147,32 @@ def pack(token: Token) -> str:
 
 
 def parse(action: str) -> Token | None:
-    """The typed value of a token, or None when it is not one of these kinds or is malformed."""
-    kind, *parts = action.split(SEPARATOR)
-    cls = KINDS.get(kind)
+    """The typed value of a token, or None when it is not one of these kinds or is malformed.
+
+    A kind is the first segment (`fb`) or, for the trainings, the first two (`tr:j`)."""
+    segments = action.split(SEPARATOR)
+    cls = KINDS.get(SEPARATOR.join(segments[:2]))
+    if cls is not None:
+        parts = segments[2:]
+    else:
+        cls = KINDS.get(segments[0])
+        parts = segments[1:]
     if cls is None:
         return None
     fields = dataclasses.fields(cls)
     if len(parts) != len(fields):
         return None
+    signed: frozenset[str] = getattr(cls, "SIGNED", frozenset())
+    optional: frozenset[str] = getattr(cls, "OPTIONAL", frozenset())
     values: dict[str, object] = {}
     for field, raw in zip(fields, parts, strict=True):
         if field.type == "int":
-            number = to_int(raw, 11)
+            negative = field.name in signed and raw.startswith("-")
+            number = to_int(raw[1:] if negative else raw, 11)
             if number is None:
                 return None
-            values[field.name] = number
-        elif raw:
+            values[field.name] = -number if negative else number
+        elif raw or field.name in optional:
             values[field.name] = raw
         else:
             return None

@@ -44,7 +44,7 @@ def test_a_token_packs_to_its_short_form_and_parses_back(token: Token, packed: s
 @pytest.mark.parametrize(
     "action",
     ["", "x:1", "e", "e:", "c:12", "c:x:ezup-login", "fb:12", "m:", "m:abc", "m:1:2",
-     "mrt:3:five", "menu:extra", "tr:j:5", "m:123456789012"],
+     "mrt:3:five", "menu:extra", "tr:j:five", "m:123456789012"],
 )
 def test_what_is_not_a_well_formed_token_parses_to_none(action: str) -> None:
     assert parse(action) is None

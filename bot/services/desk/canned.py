@@ -11,6 +11,8 @@ from bot.services.audit import (
     TEMPLATE_SAVE,
     audit_record,
 )
+from bot.services.buttons import pack
+from bot.services.buttons_mentoring import CannedChoice
 from bot.services.desk.base import DeskBase
 from bot.services.desk.common import (
     MAX_CANNED_NAME,
@@ -128,7 +130,7 @@ class DeskCanned(DeskBase):
                 False,
             )
         buttons = tuple(
-            (Button(shorten(row.name, 40), f"sab:{number}:{row.id}:0"),) for row in rows
+            (Button(shorten(row.name, 40), pack(CannedChoice(number, row.id, 0))),) for row in rows
         )
         return DeskResult(
             Reply(
@@ -167,6 +169,7 @@ class DeskCanned(DeskBase):
 
     def draft(self, actor: UserProfile, number: int, reply_id: int, text: str) -> Reply:
         """The filled-in text as a draft the mentor sends as it is or edits."""
+        send_as_is = pack(CannedChoice(number, reply_id, 1))
         return Reply(
             tr(
                 actor.language,
@@ -175,5 +178,5 @@ class DeskCanned(DeskBase):
                 number=number,
                 text=html.escape(text),
             ),
-            ((Button(tr(actor.language, "Pošalji ovako"), f"sab:{number}:{reply_id}:1"),),),
+            ((Button(tr(actor.language, "Pošalji ovako"), send_as_is),),),
         )

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.i18n import tr
+from bot.services.buttons import pack
+from bot.services.buttons_mentoring import CannedChoice, HandOver
 from bot.services.mentoring.base import MentorBase
 from bot.services.mentoring.common import (
     CARD_THREAD,
@@ -263,9 +265,9 @@ class MentorCards(MentorBase):
         elif request.state == "answered":
             rows.append((Button(tr(lang, "Zatvori"), f"mq:z:{n}"),))
         if request.state in ("new", "claimed"):
-            rows.append((Button(tr(lang, "Prosledi"), f"mh:{n}:0"),))
+            rows.append((Button(tr(lang, "Prosledi"), pack(HandOver(n, 0))),))
         if request.state != "closed" and self._desk is not None:
-            rows.append((Button(tr(lang, "Šablon"), f"sab:{n}:0:0"),))
+            rows.append((Button(tr(lang, "Šablon"), pack(CannedChoice(n, 0, 0))),))
         if request.first_answer_at is not None and not has_draft:
             rows.append((Button(tr(lang, "Dodaj u bazu znanja"), f"mq:k:{n}"),))
         if files:

@@ -9,6 +9,8 @@ import re
 from collections.abc import Iterable
 
 from bot.i18n import tr
+from bot.services.buttons import MentorRating, pack
+from bot.services.buttons_mentoring import ComposeChoice
 from bot.services.mentoring.clerk_side import ClerkSide
 from bot.services.mentoring.common import (
     EMAIL,
@@ -42,7 +44,7 @@ class ClerkReplies(ClerkSide):
                 "podacima (/obrisi_me).",
                 number=number,
             ),
-            ((Button(tr(user.language, "Otkaži"), "ms:cancel"),),),
+            ((Button(tr(user.language, "Otkaži"), pack(ComposeChoice("cancel"))),),),
         )
 
     @staticmethod
@@ -67,7 +69,7 @@ class ClerkReplies(ClerkSide):
                         "To ne liči na broj telefona ni na e-poštu. Pokušajte ponovo, npr. "
                         "064 123 4567 ili ime@opstina.rs.",
                     ),
-                    ((Button(tr(user.language, "Otkaži"), "ms:cancel"),),),
+                    ((Button(tr(user.language, "Otkaži"), pack(ComposeChoice("cancel"))),),),
                 ),
                 False,
                 number,
@@ -122,7 +124,8 @@ class ClerkReplies(ClerkSide):
 
     def rating_prompt(self, user: UserProfile, number: int) -> Reply:
         stars = tuple(
-            Button("⭐" * k if k <= 1 else f"{k} ⭐", f"mrt:{number}:{k}") for k in range(1, 6)
+            Button("⭐" * k if k <= 1 else f"{k} ⭐", pack(MentorRating(number, k)))
+            for k in range(1, 6)
         )
         return Reply(
             tr(
@@ -169,7 +172,7 @@ class ClerkReplies(ClerkSide):
                 "datoteku). Prosleđujem ga mentoru koji Vam je odgovorio.",
                 number=number,
             ),
-            ((Button(tr(user.language, "Otkaži"), "ms:cancel"),),),
+            ((Button(tr(user.language, "Otkaži"), pack(ComposeChoice("cancel"))),),),
         )
 
     async def can_follow_up(self, user: UserProfile, number: int) -> bool:

@@ -10,6 +10,8 @@ from datetime import datetime
 
 from bot.i18n import tr
 from bot.services import signals
+from bot.services.buttons import pack
+from bot.services.buttons_mentoring import ComposeChoice, LeaveContact
 from bot.services.mentoring.common import (
     GROUP_LANGUAGE,
     MAX_TEXT,
@@ -51,8 +53,8 @@ class ClerkSide(MentorFollowers):
     def _compose_buttons(self, user: UserProfile) -> tuple[tuple[Button, ...], ...]:
         return (
             (
-                Button(tr(user.language, "Pošalji mentoru"), "ms:send"),
-                Button(tr(user.language, "Otkaži"), "ms:cancel"),
+                Button(tr(user.language, "Pošalji mentoru"), pack(ComposeChoice("send"))),
+                Button(tr(user.language, "Otkaži"), pack(ComposeChoice("cancel"))),
             ),
         )
 
@@ -293,7 +295,7 @@ class ClerkSide(MentorFollowers):
                     (
                         Button(
                             tr(user.language, "📞 Ostavi kontakt za povratni poziv"),
-                            f"mc:{number}",
+                            pack(LeaveContact(number)),
                         ),
                     ),
                 ),

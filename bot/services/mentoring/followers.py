@@ -7,6 +7,8 @@ import logging
 from datetime import datetime, timedelta
 
 from bot.i18n import tr
+from bot.services.buttons import pack
+from bot.services.buttons_mentoring import OpenOwn
 from bot.services.mentoring.cards import MentorCards
 from bot.services.mentoring.common import (
     MAX_TEXT,
@@ -110,7 +112,7 @@ class MentorFollowers(MentorCards):
         )
         return Reply(
             text,
-            ((Button(tr(user.language, "Pošalji kao novo pitanje"), f"mo:{request.id}"),),),
+            ((Button(tr(user.language, "Pošalji kao novo pitanje"), pack(OpenOwn(request.id))),),),
         )
 
     async def _detach(self, follower_id: int, own_number: int) -> None:

@@ -12,6 +12,8 @@ from bot.services.audit import (
     REQUEST_FORWARD,
     audit_record,
 )
+from bot.services.buttons import pack
+from bot.services.buttons_mentoring import HandOver
 from bot.services.mentoring.cards import MentorCards
 from bot.services.mentoring.common import (
     MAX_NOTE,
@@ -73,12 +75,12 @@ class MentorHandover(MentorCards):
             if person.id in (mentor.id, request.claimed_by) or person.channel != "telegram":
                 continue
             label = shorten(person.display_name or person.external_id, 40)
-            rows.append((Button(label, f"mh:{number}:{person.id}"),))
+            rows.append((Button(label, pack(HandOver(number, person.id))),))
         rows = rows[:20]
         rows.append(
             (
-                Button(tr(actor.language, "Za ITE"), f"mh:{number}:-1"),
-                Button(tr(actor.language, "Za ministarstvo"), f"mh:{number}:-2"),
+                Button(tr(actor.language, "Za ITE"), pack(HandOver(number, -1))),
+                Button(tr(actor.language, "Za ministarstvo"), pack(HandOver(number, -2))),
             )
         )
         return Result(

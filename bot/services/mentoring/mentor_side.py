@@ -16,6 +16,7 @@ from bot.services.audit import (
     REQUEST_CLOSE,
     audit_record,
 )
+from bot.services.buttons import MentorResolved, pack
 from bot.services.mentoring.cards import MentorCards
 from bot.services.mentoring.common import (
     MAX_TEXT,
@@ -224,8 +225,13 @@ class MentorSide(MentorCards):
                 return Reply(
                     body,
                     (
-                        (Button(tr(lang, "Rešeno, hvala"), f"mr:{number}:ok"),),
-                        (Button(tr(lang, "Imam dodatno pitanje"), f"mr:{number}:more"),),
+                        (Button(tr(lang, "Rešeno, hvala"), pack(MentorResolved(number, "ok"))),),
+                        (
+                            Button(
+                                tr(lang, "Imam dodatno pitanje"),
+                                pack(MentorResolved(number, "more")),
+                            ),
+                        ),
                     ),
                 )
 

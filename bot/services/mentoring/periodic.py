@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from bot.i18n import tr
+from bot.services.buttons import MentorResolved, pack
 from bot.services.mentoring.common import (
     CLERK_KINDS,
     GROUP_LANGUAGE,
@@ -206,6 +207,7 @@ class MentorPeriodic(MentorHandover):
                 days = int(self.config.auto_close_after.total_seconds() // 86400)
 
                 def note(lang: str, r: MentorRequest = request, d: int = days) -> Reply:
+                    follow_up = pack(MentorResolved(r.id, "more"))
                     return Reply(
                         tr(
                             lang,
@@ -215,7 +217,7 @@ class MentorPeriodic(MentorHandover):
                             number=r.id,
                             days=d,
                         ),
-                        ((Button(tr(lang, "Imam dodatno pitanje"), f"mr:{r.id}:more"),),),
+                        ((Button(tr(lang, "Imam dodatno pitanje"), follow_up),),),
                     )
 
                 await self._notify_clerk(

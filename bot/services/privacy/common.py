@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.i18n import tr
+from bot.services.buttons import pack
+from bot.services.buttons_mentoring import DeletionChoice
 from bot.services.users import UserProfile
 
 EXPORT_FORMAT = "euprava-bot/licni-podaci"
@@ -18,9 +20,10 @@ OPEN_REQUEST_STATES = ("new", "claimed", "answered")
 EXPORT_KIND = "privacy_export"  # the outbox row that carries an export file (see queue_export)
 EXPORT_LINK_SECONDS = 15 * 60  # how long such a row may be sent and its file fetched
 
-# Action tokens on the confirmation buttons (channel-neutral; the handler parses them).
+# The confirmation buttons' tokens (bot/services/buttons_mentoring.py: `DeletionChoice`);
+# the yes-button adds the moment it was offered: `pd:yes:<unix time>`.
 ACTION_CONFIRM = "pd:yes"
-ACTION_CANCEL = "pd:no:0"
+ACTION_CANCEL = pack(DeletionChoice("no", 0))
 
 
 def privacy_notice(language: str, months: int = 12) -> str:

@@ -12,9 +12,10 @@ from sqlalchemy import select
 
 from bot.i18n import tr
 from bot.services.audit import PRIVACY_DELETE, record_in
+from bot.services.buttons import pack
+from bot.services.buttons_mentoring import DeletionChoice
 from bot.services.privacy.common import (
     ACTION_CANCEL,
-    ACTION_CONFIRM,
     CONFIRM_SECONDS,
     TOMBSTONE_PREFIX,
     DeletionResult,
@@ -35,6 +36,7 @@ class PrivacyDeletion(PrivacyMentorRequests):
     def deletion_prompt(self, user: UserProfile) -> Reply:
         """Ask for confirmation; the yes-button carries the moment it was offered."""
         stamp = int(self._clock().timestamp())
+        confirm = pack(DeletionChoice("yes", stamp))
         text = tr(
             user.language,
             "Da li zaista želite da obrišete svoje podatke? Brišemo Vaše ime, opštinu i tekst "
@@ -42,7 +44,7 @@ class PrivacyDeletion(PrivacyMentorRequests):
             "otkazuju. Ostaje samo anonimna statistika. Ovo se ne može poništiti.",
         )
         buttons = (
-            (Button(tr(user.language, "Da, obriši moje podatke"), f"{ACTION_CONFIRM}:{stamp}"),),
+            (Button(tr(user.language, "Da, obriši moje podatke"), confirm),),
             (Button(tr(user.language, "Ne, odustani"), ACTION_CANCEL),),
         )
         return Reply(text, buttons)

@@ -10,6 +10,8 @@ from sqlalchemy import select
 
 from bot.digits import is_digits
 from bot.i18n import tr
+from bot.services.buttons import pack
+from bot.services.buttons_mentoring import OpenOwn
 from bot.services.messages import reply_to_payload
 from bot.services.privacy.base import PrivacyBase
 from bot.services.privacy.common import (
@@ -84,7 +86,7 @@ class PrivacyMentorRequests(PrivacyBase):
                     "Pošaljite svoje pitanje mentoru kao novo.",
                     number=number,
                 ),
-                ((Button(tr(clerk.language, "Pošalji kao novo pitanje"), f"mo:{number}"),),),
+                ((Button(tr(clerk.language, "Pošalji kao novo pitanje"), pack(OpenOwn(number))),),),
             )
             await uow.outbox.add(
                 channel=clerk.channel,

@@ -25,7 +25,17 @@ participants, nudges); `RoadmapService` puts the layers together and routes the 
 
 from __future__ import annotations
 
-from bot.digits import to_int
+from bot.services.buttons import parse
+from bot.services.buttons_roadmaps import (
+    RoadmapMatrix,
+    RoadmapPlan,
+    RoadmapTimeline,
+    StepBlocker,
+    StepConfirm,
+    StepDone,
+    StepReturn,
+    StepStuck,
+)
 from bot.services.replies import Reply
 from bot.services.roadmaps.clerk_side import RoadmapClerkSide
 from bot.services.roadmaps.common import (
@@ -85,47 +95,48 @@ class RoadmapService(
     async def perform(self, user: UserProfile, token: str) -> Reply | None:
         """A roadmap button (any channel); None when the token is not one of ours. Forged or
         outdated data gets a polite reply."""
-        kind, _, rest = token.partition(":")
-        if kind not in ROADMAP_KINDS:
+        if token.partition(":")[0] not in ROADMAP_KINDS:
             return None
-        parts = rest.split(":") if rest else []
-        if kind == "rm":
-            return await self.matrix(user)
-        pid = to_int(parts[0], 11) if parts else None
-        if pid is None:
+        tapped = parse(token)
+        match tapped:
+            case RoadmapMatrix():
+                return await self.matrix(user)
+            case RoadmapTimeline(pid):
+                return await self.timeline(user, pid)
+            case RoadmapPlan(pid, service):
+                if pid == 0 or not service:
+                    return await self.plan(user)
+                return await self.service_plan(user, pid, service)
+        if not isinstance(tapped, StepDone | StepStuck | StepBlocker | StepConfirm | StepReturn):
             return self._stale(user)
-        if kind == "ro" and len(parts) == 1:
-            return await self.timeline(user, pid)
-        if kind == "rp" and len(parts) == 2:
-            if pid == 0 or not parts[1]:
-                return await self.plan(user)
-            return await self.service_plan(user, pid, parts[1])
-        if len(parts) < 3 or self._step(parts[1], parts[2]) is None:
+        if self._step(tapped.service, tapped.step) is None:
             return self._stale(user)
-        service, step = parts[1], parts[2]
-        if kind == "rd" and len(parts) == 3:
-            return await self.mark_done(user, pid, service, step)
-        if kind == "rz" and len(parts) == 3:
-            async with self._database.uow(read_only=True) as uow:
-                own = await self._own(uow, user, pid)
-            return own if isinstance(own, Reply) else self.stuck_prompt(user, pid, service, step)
-        if kind == "rb" and len(parts) == 4:
-            choice = to_int(parts[3], 2)
-            if choice is None:
-                return self._stale(user)
-            return await self.stuck(user, pid, service, step, choice)
-        if kind in ("rk", "rv") and len(parts) == 3:
-            return await self.review(user, pid, service, step, confirm=kind == "rk")
+        match tapped:
+            case StepDone(pid, service, step):
+                return await self.mark_done(user, pid, service, step)
+            case StepStuck(pid, service, step):
+                async with self._database.uow(read_only=True) as uow:
+                    own = await self._own(uow, user, pid)
+                if isinstance(own, Reply):
+                    return own
+                return self.stuck_prompt(user, pid, service, step)
+            case StepBlocker(pid, service, step, choice) if choice < 100:
+                return await self.stuck(user, pid, service, step, choice)
+            case StepConfirm(pid, service, step) | StepReturn(pid, service, step):
+                confirm = isinstance(tapped, StepConfirm)
+                return await self.review(user, pid, service, step, confirm=confirm)
         return self._stale(user)
 
     async def decide(self, user: UserProfile, token: str) -> tuple[Reply, bool] | None:
         """A mentor's "Potvrdi" (rk) or "Vrati" (rv): the reply and whether the step changed
         (a channel replaces the card only then). None for any other token."""
-        kind, _, rest = token.partition(":")
-        parts = rest.split(":")
-        if kind not in ("rk", "rv"):
+        if token.partition(":")[0] not in ("rk", "rv"):
             return None
-        pid = to_int(parts[0], 11) if parts else None
-        if pid is None or len(parts) != 3 or self._step(parts[1], parts[2]) is None:
+        tapped = parse(token)
+        if not isinstance(tapped, StepConfirm | StepReturn):
             return self._stale(user), False
-        return await self._review(user, pid, parts[1], parts[2], confirm=kind == "rk")
+        if self._step(tapped.service, tapped.step) is None:
+            return self._stale(user), False
+        confirm = isinstance(tapped, StepConfirm)
+        return await self._review(user, tapped.participant_id, tapped.service, tapped.step,
+                                  confirm=confirm)

@@ -10,6 +10,15 @@ from collections import defaultdict
 from bot.i18n import tr
 from bot.services.answering import in_script
 from bot.services.audit import audit_record
+from bot.services.buttons import ShowEntry, pack
+from bot.services.buttons_roadmaps import (
+    RoadmapPlan,
+    StepBlocker,
+    StepConfirm,
+    StepDone,
+    StepReturn,
+    StepStuck,
+)
 from bot.services.replies import Button, Reply
 from bot.services.roadmaps.base import RoadmapBase
 from bot.services.roadmaps.common import (
@@ -74,7 +83,7 @@ class RoadmapClerkSide(RoadmapBase):
                         status=tr(lang, STATUS_LABELS[status]),
                     )
                 )
-            rows.append((Button(f"{title} →", f"rp:{own.id}:{service}"),))
+            rows.append((Button(f"{title} →", pack(RoadmapPlan(own.id, service))),))
         lines.append("")
         lines.append(tr(lang, "Izaberite uslugu da vidite korake."))
         return Reply("\n".join(lines), tuple(rows))
@@ -119,11 +128,11 @@ class RoadmapClerkSide(RoadmapBase):
                 if entry is not None:
                     label = in_script(lang, entry.question)
                     label = label if len(label) <= 60 else label[:59].rstrip() + "…"
-                    rows.append((Button("📖 " + label, f"e:{entry.id}"),))
+                    rows.append((Button("📖 " + label, pack(ShowEntry(entry.id))),))
             rows.append(
                 (
-                    Button(tr(lang, "Urađeno"), f"rd:{own.id}:{service}:{step.id}"),
-                    Button(tr(lang, "Zapeli smo"), f"rz:{own.id}:{service}:{step.id}"),
+                    Button(tr(lang, "Urađeno"), pack(StepDone(own.id, service, step.id))),
+                    Button(tr(lang, "Zapeli smo"), pack(StepStuck(own.id, service, step.id))),
                 )
             )
         else:
@@ -132,7 +141,7 @@ class RoadmapClerkSide(RoadmapBase):
         for other in roadmap.steps:
             status = statuses.get(other.id, "not_started")
             lines.append(f"{MARK[status]} {html.escape(in_script(lang, other.title))}")
-        rows.append((Button(tr(lang, "« Plan"), "rp:0:"),))
+        rows.append((Button(tr(lang, "« Plan"), pack(RoadmapPlan(0, ""))),))
         return Reply("\n".join(lines), tuple(rows))
 
     async def mark_done(
@@ -187,9 +196,13 @@ class RoadmapClerkSide(RoadmapBase):
                     (
                         (
                             Button(
-                                tr(GROUP_LANGUAGE, "Potvrdi"), f"rk:{own.id}:{service}:{step_id}"
+                                tr(GROUP_LANGUAGE, "Potvrdi"),
+                                pack(StepConfirm(own.id, service, step_id)),
                             ),
-                            Button(tr(GROUP_LANGUAGE, "Vrati"), f"rv:{own.id}:{service}:{step_id}"),
+                            Button(
+                                tr(GROUP_LANGUAGE, "Vrati"),
+                                pack(StepReturn(own.id, service, step_id)),
+                            ),
                         ),
                     ),
                 ),
@@ -203,7 +216,7 @@ class RoadmapClerkSide(RoadmapBase):
                 "Hvala! Korak „{step}“ je zabeležen kao urađen i čeka potvrdu mentora.",
                 step=html.escape(in_script(lang, step.title)),
             ),
-            ((Button(tr(lang, "« Plan"), f"rp:{own.id}:{service}"),),),
+            ((Button(tr(lang, "« Plan"), pack(RoadmapPlan(own.id, service))),),),
         )
 
     def stuck_prompt(
@@ -214,12 +227,16 @@ class RoadmapClerkSide(RoadmapBase):
         if step is None:
             return self._stale(user)
         lang = user.language
+
+        def pick(blocker: int) -> str:
+            return pack(StepBlocker(participant_id, service, step_id, blocker))
+
         rows = [
-            (Button(in_script(lang, blocker)[:60], f"rb:{participant_id}:{service}:{step_id}:{i}"),)
+            (Button(in_script(lang, blocker)[:60], pick(i)),)
             for i, blocker in enumerate(step.blockers[:6], start=1)
         ]
         rows.append(
-            (Button(tr(lang, OTHER_BLOCKER), f"rb:{participant_id}:{service}:{step_id}:0"),)
+            (Button(tr(lang, OTHER_BLOCKER), pick(0)),)
         )
         return Reply(
             tr(

@@ -10,6 +10,8 @@ from datetime import timedelta
 
 from bot.i18n import tr
 from bot.services.answering import in_script
+from bot.services.buttons import pack
+from bot.services.buttons_roadmaps import RoadmapTimeline
 from bot.services.messages import reply_to_payload
 from bot.services.replies import Button, Reply
 from bot.services.roadmaps.base import RoadmapBase
@@ -54,7 +56,10 @@ class RoadmapNudges(RoadmapBase):
                         weeks=self.nudge_weeks,
                         names=html.escape(names),
                     ),
-                    tuple((Button(p.municipality[:30], f"ro:{p.id}"),) for p in group[:8]),
+                    tuple(
+                        (Button(p.municipality[:30], pack(RoadmapTimeline(p.id))),)
+                        for p in group[:8]
+                    ),
                 )
                 if await self._to_mentors(
                     uow,

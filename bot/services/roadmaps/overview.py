@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from datetime import date, datetime
 
 from bot.i18n import tr
+from bot.services.buttons import pack
+from bot.services.buttons_roadmaps import RoadmapMatrix, RoadmapTimeline
 from bot.services.municipalities import fold
 from bot.services.replies import Button, Reply
 from bot.services.roadmaps.base import RoadmapBase
@@ -136,7 +138,10 @@ class RoadmapOverview(RoadmapBase):
 
     def matrix_buttons(self, data: Programme) -> tuple[tuple[Button, ...], ...]:
         buttons = [
-            Button(("⛔ " if r.blocked else "") + r.municipality[:30], f"ro:{r.participant_id}")
+            Button(
+                ("⛔ " if r.blocked else "") + r.municipality[:30],
+                pack(RoadmapTimeline(r.participant_id)),
+            )
             for r in data.rows
         ]
         return tuple(tuple(buttons[i : i + 2]) for i in range(0, len(buttons), 2))
@@ -198,7 +203,7 @@ class RoadmapOverview(RoadmapBase):
             if item.reason:
                 line += f" – {html.escape(item.reason)}"
             lines.append(line)
-        return Reply("\n".join(lines), ((Button(tr(lang, "« Opštine"), "rm"),),))
+        return Reply("\n".join(lines), ((Button(tr(lang, "« Opštine"), pack(RoadmapMatrix())),),))
 
     async def current_step(
         self, uow: UnitOfWork, municipality: str | None, service: str | None

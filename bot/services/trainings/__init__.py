@@ -15,9 +15,23 @@ signup; admin); `TrainingService` puts the layers together and routes the button
 
 from __future__ import annotations
 
-from bot.digits import to_int
 from bot.services.audience import (
     say,
+)
+from bot.services.buttons import pack, parse
+from bot.services.buttons_trainings import (
+    TRAINING_KINDS,
+    AttendanceList,
+    AttendanceToggle,
+    CheckIn,
+    TrainingCancel,
+    TrainingCancelConfirmed,
+    TrainingJoin,
+    TrainingLeave,
+    TrainingList,
+    TrainingManage,
+    TrainingRating,
+    TrainingWaitlist,
 )
 from bot.services.replies import Button, Reply
 from bot.services.trainings.admin import TrainingAdmin
@@ -70,41 +84,45 @@ class TrainingService(TrainingAdmin):
     """Trainings for every channel: the layers, and the buttons' routing."""
 
     async def perform(self, user: UserProfile, action: str) -> Reply | None:
-        """Handle a `tr:*` button token; None for tokens that need a dialogue (`t`, `p`) or
-        are not ours. Unknown or stale tokens get a polite reply."""
-        kind, _, rest = action.partition(":")
-        if kind != "tr":
+        """Handle a `tr:*` button token; None for tokens that need a dialogue (`t`, `p`, `mat`,
+        `fc`) or are not ours. Unknown or forged `tr:` tokens get a polite reply."""
+        if not action.startswith("tr:") and action != "tr":
             return None
-        verb, _, number = rest.partition(":")
-        if verb == "l":  # the list, as /obuke shows it (a button under the KB answer)
-            return await self.upcoming(user)
-        attendance = await self.attendance.perform(user, verb, number)
-        if attendance is not None:  # check-in, the trainer's list, the feedback rating
-            return attendance
-        if to_int(number) is None:
+        token = parse(action)
+        if not isinstance(token, TRAINING_KINDS):
             return Reply(say(user.language, "Ovo dugme više ne važi."))
-        training_id = int(number)
-        if verb == "j":
-            return await self.sign_up(user, training_id)
-        if verb == "w":
-            return await self.sign_up(user, training_id, waitlist=True)
-        if verb == "x":
-            return await self.cancel_registration(user, training_id)
-        if verb == "s":
-            return await self.manage(user, training_id)
-        if verb == "c":
-            refused = self._refused(user, "training.cancel")
-            if refused is not None:
-                return refused
-            return Reply(
-                say(user.language, "Sigurno otkazati obuku? Svi prijavljeni dobiće obaveštenje."),
-                (
-                    (
-                        Button(say(user.language, "Da, otkaži"), f"tr:cy:{training_id}"),
-                        Button(say(user.language, "Ne"), f"tr:s:{training_id}"),
-                    ),
-                ),
-            )
-        if verb == "cy":
-            return await self.cancel(user, training_id)
+        match token:
+            case TrainingList():  # the list, as /obuke shows it (a button under the KB answer)
+                return await self.upcoming(user)
+            case CheckIn() | AttendanceList() | AttendanceToggle() | TrainingRating():
+                return await self.attendance.perform(user, token)
+            case TrainingJoin(training_id):
+                return await self.sign_up(user, training_id)
+            case TrainingWaitlist(training_id):
+                return await self.sign_up(user, training_id, waitlist=True)
+            case TrainingLeave(training_id):
+                return await self.cancel_registration(user, training_id)
+            case TrainingManage(training_id):
+                return await self.manage(user, training_id)
+            case TrainingCancel(training_id):
+                return self._confirm_cancel(user, training_id)
+            case TrainingCancelConfirmed(training_id):
+                return await self.cancel(user, training_id)
         return None
+
+    def _confirm_cancel(self, user: UserProfile, training_id: int) -> Reply:
+        refused = self._refused(user, "training.cancel")
+        if refused is not None:
+            return refused
+        return Reply(
+            say(user.language, "Sigurno otkazati obuku? Svi prijavljeni dobiće obaveštenje."),
+            (
+                (
+                    Button(
+                        say(user.language, "Da, otkaži"),
+                        pack(TrainingCancelConfirmed(training_id)),
+                    ),
+                    Button(say(user.language, "Ne"), pack(TrainingManage(training_id))),
+                ),
+            ),
+        )

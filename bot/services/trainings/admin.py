@@ -13,6 +13,16 @@ from bot.services.audience import (
     say,
 )
 from bot.services.audit import TRAINING_CANCEL, TRAINING_CREATE, TRAINING_UPDATE, audit_record
+from bot.services.buttons import pack
+from bot.services.buttons_trainings import (
+    AttendanceList,
+    TrainingCancel,
+    TrainingChangePlace,
+    TrainingChangeTime,
+    TrainingJoin,
+    TrainingManage,
+    TrainingMaterials,
+)
 from bot.services.messages import reply_to_payload
 from bot.services.replies import Button, Reply
 from bot.services.trainings.common import (
@@ -60,7 +70,7 @@ class TrainingAdmin(TrainingSignUp):
         text = say(actor.language, "Obuka je objavljena. Obaveštenje ide {count} korisnika.",
                    count=count)
         return training_id, Reply(text, ((Button(say(actor.language, "Upravljaj obukom"),
-                                                 f"tr:s:{training_id}"),),))
+                                                 pack(TrainingManage(training_id))),),))
 
     async def _announce(self, training_id: int) -> int:
         async with self._database.uow(read_only=True) as uow:
@@ -93,7 +103,7 @@ class TrainingAdmin(TrainingSignUp):
     def _announcement(self, view: TrainingView, language: str) -> Reply:
         text = "📢 " + say(language, "Nova obuka") + "\n" + self.describe(
             view, language, show_link=False)
-        return Reply(text, ((Button(say(language, "Prijavi se"), f"tr:j:{view.id}"),),))
+        return Reply(text, ((Button(say(language, "Prijavi se"), pack(TrainingJoin(view.id))),),))
 
     async def manage(self, actor: UserProfile, training_id: int) -> Reply:
         """The admin's view of one training: counts and change / cancel buttons."""
@@ -110,11 +120,11 @@ class TrainingAdmin(TrainingSignUp):
         if view.status == "cancelled":
             return Reply(text + "\n" + say(lang, "Ta obuka je otkazana."))
         return Reply(text, (
-            (Button(say(lang, "Promeni vreme"), f"tr:t:{training_id}"),
-             Button(say(lang, "Promeni mesto/link"), f"tr:p:{training_id}")),
-            (Button(tr(lang, "Prisustvo"), f"tr:a:{training_id}"),
-             Button(tr(lang, "Materijali"), f"tr:mat:{training_id}")),
-            (Button(say(lang, "Otkaži obuku"), f"tr:c:{training_id}"),),
+            (Button(say(lang, "Promeni vreme"), pack(TrainingChangeTime(training_id))),
+             Button(say(lang, "Promeni mesto/link"), pack(TrainingChangePlace(training_id)))),
+            (Button(tr(lang, "Prisustvo"), pack(AttendanceList(training_id))),
+             Button(tr(lang, "Materijali"), pack(TrainingMaterials(training_id)))),
+            (Button(say(lang, "Otkaži obuku"), pack(TrainingCancel(training_id))),),
         ))
 
     async def change(

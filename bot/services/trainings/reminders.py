@@ -10,6 +10,8 @@ from typing import Any
 from bot.services.audience import (
     say,
 )
+from bot.services.buttons import pack
+from bot.services.buttons_trainings import TrainingLeave
 from bot.services.calendar import CalendarEvent, ics_filename, training_ics
 from bot.services.messages import reply_to_payload
 from bot.services.replies import Button, Reply
@@ -30,7 +32,7 @@ class TrainingReminders(TrainingBase):
         text = "⏰ " + say(language, "Podsetnik: obuka počinje {rel}.",
                           rel=relative_time(language, offset))
         text += "\n" + self.describe(view, language)
-        return Reply(text, ((Button(say(language, "Odjavi se"), f"tr:x:{view.id}"),),))
+        return Reply(text, ((Button(say(language, "Odjavi se"), pack(TrainingLeave(view.id))),),))
 
     async def _arm_reminders(
         self, uow: UnitOfWork, view: TrainingView, member: User, now: datetime

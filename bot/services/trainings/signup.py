@@ -11,6 +11,13 @@ from bot.services.audience import (
     Audience,
     say,
 )
+from bot.services.buttons import pack
+from bot.services.buttons_trainings import (
+    TrainingJoin,
+    TrainingLeave,
+    TrainingManage,
+    TrainingWaitlist,
+)
 from bot.services.replies import Button, Reply
 from bot.services.trainings.common import (
     TrainingView,
@@ -62,15 +69,17 @@ class TrainingSignUp(TrainingReminders):
             lines.append(f"\n{index}. " + described + f"\n{labels[state]}{full}")
             short = view.title if len(view.title) <= 30 else view.title[:29] + "…"
             if state == "registered":
-                button = Button(say(lang, "Odjavi se: {title}", title=short), f"tr:x:{view.id}")
+                button = Button(say(lang, "Odjavi se: {title}", title=short),
+                                pack(TrainingLeave(view.id)))
             elif state == "waitlisted":
                 button = Button(say(lang, "Napusti listu čekanja: {title}", title=short),
-                                f"tr:x:{view.id}")
+                                pack(TrainingLeave(view.id)))
             else:
-                button = Button(say(lang, "Prijavi se: {title}", title=short), f"tr:j:{view.id}")
+                button = Button(say(lang, "Prijavi se: {title}", title=short),
+                                pack(TrainingJoin(view.id)))
             row_buttons: tuple[Button, ...] = (button,)
             if user.is_admin:
-                row_buttons += (Button("⚙️", f"tr:s:{view.id}"),)
+                row_buttons += (Button("⚙️", pack(TrainingManage(view.id))),)
             buttons.append(row_buttons)
         return Reply("\n".join(lines), tuple(buttons))
 
@@ -105,7 +114,8 @@ class TrainingSignUp(TrainingReminders):
                 return Reply(
                     say(lang, "Sva mesta su popunjena. Želite li na listu čekanja? Javićemo vam "
                               "čim se mesto oslobodi."),
-                    ((Button(say(lang, "Upiši me na listu čekanja"), f"tr:w:{training_id}"),),),
+                    ((Button(say(lang, "Upiši me na listu čekanja"),
+                              pack(TrainingWaitlist(training_id))),),),
                 )
             position = await repo.next_position(training_id)
             if full:
@@ -174,10 +184,11 @@ class TrainingSignUp(TrainingReminders):
         self, lang: str, training_id: int, state: str
     ) -> tuple[tuple[Button, ...], ...]:
         if state == "registered":
-            return ((Button(say(lang, "Odjavi se"), f"tr:x:{training_id}"),),)
+            return ((Button(say(lang, "Odjavi se"), pack(TrainingLeave(training_id))),),)
         if state == "waitlisted":
-            return ((Button(say(lang, "Napusti listu čekanja"), f"tr:x:{training_id}"),),)
-        return ((Button(say(lang, "Prijavi se"), f"tr:j:{training_id}"),),)
+            leave = pack(TrainingLeave(training_id))
+            return ((Button(say(lang, "Napusti listu čekanja"), leave),),)
+        return ((Button(say(lang, "Prijavi se"), pack(TrainingJoin(training_id))),),)
 
     async def cancel_registration(self, user: UserProfile, training_id: int) -> Reply:
         lang = user.language
