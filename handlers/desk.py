@@ -12,13 +12,12 @@ import logging
 from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject, StateFilter
-from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
 from bot.digits import to_int
-from bot.services.buttons_mentoring import CannedChoice
+from bot.services.buttons_mentoring import CannedChoice, CloseIncident
 from bot.services.desk import DeskService
 from bot.services.mentoring import MentoringService
 from bot.services.users import UserProfile
@@ -31,11 +30,6 @@ log = logging.getLogger(__name__)
 
 class DeskFlow(StatesGroup):
     drafting = State()  # data: number (the request the draft answers)
-
-
-class IncidentCB(CallbackData, prefix="inc"):
-    action: str  # z close
-    number: int
 
 
 async def on_incident(
@@ -61,7 +55,7 @@ async def on_incident_close(
 
 
 async def on_incident_button(
-    callback: CallbackQuery, callback_data: IncidentCB, user: UserProfile, desk: DeskService
+    callback: CallbackQuery, callback_data: CloseIncident, user: UserProfile, desk: DeskService
 ) -> None:
     if callback_data.action != "z":
         await callback.answer()
@@ -155,5 +149,5 @@ def build_router() -> Router:
     )
     router.message.register(on_incident_close, Command("incident_zatvori"))
     router.message.register(on_incident, Command("incident"))
-    router.callback_query.register(on_incident_button, IncidentCB.filter())
+    router.callback_query.register(on_incident_button, Tapped(CloseIncident))
     return router

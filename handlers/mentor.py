@@ -19,14 +19,19 @@ from typing import Any
 from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.filters import Command, CommandObject, StateFilter
-from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
 from bot.digits import to_int
 from bot.services.buttons import MentorRating, MentorResolved
-from bot.services.buttons_mentoring import ComposeChoice, HandOver, LeaveContact, OpenOwn
+from bot.services.buttons_mentoring import (
+    ComposeChoice,
+    HandOver,
+    LeaveContact,
+    OpenOwn,
+    QueueAction,
+)
 from bot.services.mentoring import PARTY_CODES, Attachment, MentoringService
 from bot.services.users import UserProfile
 from bot.telegram.ui import send_reply
@@ -43,11 +48,6 @@ class MentorFlow(StatesGroup):
     following_up = State()  # data: number
     contact = State()  # data: number (a call-back phone number or e-mail is expected)
     handover_note = State()  # data: number, party (the mentor's note for ITE / the Ministry)
-
-
-class QueueCB(CallbackData, prefix="mq"):
-    action: str  # c claim | u release | z close | k knowledge base | a attachments
-    number: int
 
 
 def attachment_of(message: Message) -> Attachment | None:
@@ -376,7 +376,7 @@ async def on_forward_command(
 
 async def on_queue_button(
     callback: CallbackQuery,
-    callback_data: QueueCB,
+    callback_data: QueueAction,
     bot: Bot,
     user: UserProfile,
     mentoring: MentoringService,
@@ -474,7 +474,7 @@ def build_router() -> Router:
     router.message.register(on_answer_command, Command("odgovori"))
     router.message.register(on_forward_command, Command("prosledi"))
     router.message.register(on_mentor_command, Command("mentor"), private_chat)
-    router.callback_query.register(on_queue_button, QueueCB.filter())
+    router.callback_query.register(on_queue_button, Tapped(QueueAction))
     router.callback_query.register(on_compose_button, Tapped(ComposeChoice))
     router.callback_query.register(on_clerk_button, Tapped(MentorResolved))
     router.callback_query.register(on_rating, Tapped(MentorRating))

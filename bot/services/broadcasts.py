@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from bot.digits import to_int
 from bot.services.audience import (
     DEFAULT_SERVICES,
     Audience,
@@ -32,6 +31,8 @@ from bot.services.audience import (
     say,
 )
 from bot.services.audit import BROADCAST_CANCEL, BROADCAST_SEND, audit_record
+from bot.services.buttons import pack, parse
+from bot.services.buttons_mentoring import BroadcastAction
 from bot.services.messages import reply_to_payload
 from bot.services.municipalities import MunicipalityDirectory
 from bot.services.replies import Button, Reply
@@ -233,8 +234,8 @@ class BroadcastService:
             + "\n\n" + clean
         )
         return broadcast_id, Reply(preview, ((
-            Button(say(lang, "Pošalji"), f"bc:go:{broadcast_id}"),
-            Button(say(lang, "Odustani"), f"bc:no:{broadcast_id}"),
+            Button(say(lang, "Pošalji"), pack(BroadcastAction("go", broadcast_id))),
+            Button(say(lang, "Odustani"), pack(BroadcastAction("no", broadcast_id))),
         ),))
 
     async def start(
@@ -324,7 +325,7 @@ class BroadcastService:
                              "(blokirali bota: {blocked}, neuspešno: {failed}).",
                        id=broadcast_id, sent=counts.sent, total=counts.total,
                        blocked=counts.blocked, failed=counts.failed)
-            stop = Button(say(lang, "Zaustavi slanje"), f"bc:stop:{broadcast_id}")
+            stop = Button(say(lang, "Zaustavi slanje"), pack(BroadcastAction("stop", broadcast_id)))
             return Reply(text, ((stop,),))
         return Reply(self._report_text(broadcast_id, lang, counts))
 
@@ -466,13 +467,11 @@ class BroadcastService:
     async def perform(
         self, user: UserProfile, action: str, *, chat_channel: str, chat_id: str
     ) -> Reply | None:
-        kind, _, rest = action.partition(":")
-        if kind != "bc":
-            return None
-        verb, _, number = rest.partition(":")
-        if to_int(number) is None:
-            return Reply(say(user.language, "Ovo dugme više ne važi."))
-        broadcast_id = int(number)
+        token = parse(action)
+        if not isinstance(token, BroadcastAction):  # forged, or an old format
+            spent = Reply(say(user.language, "Ovo dugme više ne važi."))
+            return spent if action.startswith("bc:") else None
+        verb, broadcast_id = token.action, token.broadcast_id
         if verb == "go":
             return await self.start(user, broadcast_id, admin_channel=chat_channel,
                                     admin_chat_id=chat_id)

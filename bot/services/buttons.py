@@ -9,9 +9,9 @@ is no longer available".
 
 The other features' kinds sit in small sibling modules (bot/services/buttons_trainings.py:
 `tr:<verb>:...`, whose KIND holds two segments; bot/services/buttons_mentoring.py: `ms:`,
-`mo:`, `mc:`, `mh:`, `sab:`, `int:`, `pd:`; bot/services/buttons_roadmaps.py: `rm`, `rp:`,
-`rd:`, ...); `parse` dispatches over all of them. `mq:`, `inc:` and `bc:` are still parsed
-by their own modules.
+`mo:`, `mc:`, `mh:`, `mq:`, `sab:`, `inc:`, `bc:`, `int:`, `pd:`;
+bot/services/buttons_roadmaps.py: `rm`, `rp:`, `rd:`, ...); `parse` dispatches over all of
+them.
 """
 
 from __future__ import annotations

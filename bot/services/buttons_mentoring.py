@@ -1,5 +1,6 @@
-"""The mentor queue's, the desk's, the interests' and the privacy buttons' tokens as typed
-values (`ms:`, `mo:`, `mc:`, `mh:`, `sab:`, `int:`, `pd:`).
+"""The mentor queue's, the desk's, the incidents', the broadcasts', the interests' and the
+privacy buttons' tokens as typed values (`ms:`, `mo:`, `mc:`, `mh:`, `mq:`, `sab:`, `inc:`,
+`bc:`, `int:`, `pd:`).
 
 `pack` / `parse` live in bot/services/buttons.py, which dispatches over these kinds as well;
 the packed strings are the ones older messages carry.
@@ -46,6 +47,33 @@ class HandOver:
 
 
 @dataclass(frozen=True)
+class QueueAction:
+    """A button on a request's card: c claim, u release, z close, k to the KB, a attachments."""
+
+    KIND: ClassVar[str] = "mq"
+    action: str
+    number: int
+
+
+@dataclass(frozen=True)
+class CloseIncident:
+    """"Zatvori" under an incident (`action` z)."""
+
+    KIND: ClassVar[str] = "inc"
+    action: str
+    number: int
+
+
+@dataclass(frozen=True)
+class BroadcastAction:
+    """Under a broadcast's preview: go / no; under its progress message: stop."""
+
+    KIND: ClassVar[str] = "bc"
+    action: str
+    broadcast_id: int
+
+
+@dataclass(frozen=True)
 class CannedChoice:
     """The desk's canned replies for request `number`: 0 lists them; `send` 1 sends the
     draft as it is."""
@@ -74,14 +102,17 @@ class DeletionChoice:
 
 
 FeatureToken: TypeAlias = (
-    ComposeChoice | OpenOwn | LeaveContact | HandOver | CannedChoice | ToggleInterest
-    | DeletionChoice
+    ComposeChoice | OpenOwn | LeaveContact | HandOver | QueueAction | CloseIncident
+    | BroadcastAction | CannedChoice | ToggleInterest | DeletionChoice
 )
 FEATURE_KINDS: tuple[type[Any], ...] = (
     ComposeChoice,
     OpenOwn,
     LeaveContact,
     HandOver,
+    QueueAction,
+    CloseIncident,
+    BroadcastAction,
     CannedChoice,
     ToggleInterest,
     DeletionChoice,

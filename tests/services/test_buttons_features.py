@@ -8,12 +8,15 @@ import pytest
 
 from bot.services.buttons import KINDS, Token, pack, parse
 from bot.services.buttons_mentoring import (
+    BroadcastAction,
     CannedChoice,
+    CloseIncident,
     ComposeChoice,
     DeletionChoice,
     HandOver,
     LeaveContact,
     OpenOwn,
+    QueueAction,
     ToggleInterest,
 )
 from bot.services.buttons_roadmaps import (
@@ -75,6 +78,11 @@ TOKENS: list[tuple[Token, str]] = [
     (HandOver(17, -2), "mh:17:-2"),
     (CannedChoice(17, 0, 0), "sab:17:0:0"),
     (CannedChoice(17, 3, 1), "sab:17:3:1"),
+    (QueueAction("c", 17), "mq:c:17"),
+    (QueueAction("a", 17), "mq:a:17"),
+    (CloseIncident("z", 3), "inc:z:3"),
+    (BroadcastAction("go", 8), "bc:go:8"),
+    (BroadcastAction("stop", 8), "bc:stop:8"),
     (ToggleInterest("ezup"), "int:ezup"),
     (ToggleInterest("*"), "int:*"),
     (DeletionChoice("yes", 1_796_000_000), "pd:yes:1796000000"),

@@ -13,6 +13,8 @@ from bot.services.audit import (
     INCIDENT_DECLARE,
     audit_record,
 )
+from bot.services.buttons import pack
+from bot.services.buttons_mentoring import CloseIncident
 from bot.services.desk.base import DeskBase
 from bot.services.desk.common import (
     MAX_INCIDENT_TEXT,
@@ -84,7 +86,7 @@ class DeskIncidents(DeskBase):
                     service=html.escape(self.service_title(service)),
                 ),
                 ((Button(tr(actor.language, "Zatvori #{n}", n=incident.id),
-                         f"inc:z:{incident.id}"),),),
+                         pack(CloseIncident("z", incident.id))),),),
             ),
             True,
         )
@@ -118,7 +120,8 @@ class DeskIncidents(DeskBase):
                 )
             )
             rows.append(
-                (Button(tr(actor.language, "Zatvori #{n}", n=incident.id), f"inc:z:{incident.id}"),)
+                (Button(tr(actor.language, "Zatvori #{n}", n=incident.id),
+                        pack(CloseIncident("z", incident.id))),)
             )
         return Reply("\n".join(lines), tuple(rows))
 

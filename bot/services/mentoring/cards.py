@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.i18n import tr
 from bot.services.buttons import pack
-from bot.services.buttons_mentoring import CannedChoice, HandOver
+from bot.services.buttons_mentoring import CannedChoice, HandOver, QueueAction
 from bot.services.mentoring.base import MentorBase
 from bot.services.mentoring.common import (
     CARD_THREAD,
@@ -254,24 +254,24 @@ class MentorCards(MentorBase):
         rows: list[tuple[Button, ...]] = []
         n = request.id
         if request.state == "new":
-            rows.append((Button(tr(lang, "Preuzmi"), f"mq:c:{n}"),))
+            rows.append((Button(tr(lang, "Preuzmi"), pack(QueueAction("c", n))),))
         elif request.state == "claimed":
             rows.append(
                 (
-                    Button(tr(lang, "Oslobodi"), f"mq:u:{n}"),
-                    Button(tr(lang, "Zatvori"), f"mq:z:{n}"),
+                    Button(tr(lang, "Oslobodi"), pack(QueueAction("u", n))),
+                    Button(tr(lang, "Zatvori"), pack(QueueAction("z", n))),
                 )
             )
         elif request.state == "answered":
-            rows.append((Button(tr(lang, "Zatvori"), f"mq:z:{n}"),))
+            rows.append((Button(tr(lang, "Zatvori"), pack(QueueAction("z", n))),))
         if request.state in ("new", "claimed"):
             rows.append((Button(tr(lang, "Prosledi"), pack(HandOver(n, 0))),))
         if request.state != "closed" and self._desk is not None:
             rows.append((Button(tr(lang, "Šablon"), pack(CannedChoice(n, 0, 0))),))
         if request.first_answer_at is not None and not has_draft:
-            rows.append((Button(tr(lang, "Dodaj u bazu znanja"), f"mq:k:{n}"),))
+            rows.append((Button(tr(lang, "Dodaj u bazu znanja"), pack(QueueAction("k", n))),))
         if files:
-            rows.append((Button(tr(lang, "📎 Prilozi"), f"mq:a:{n}"),))
+            rows.append((Button(tr(lang, "📎 Prilozi"), pack(QueueAction("a", n))),))
         return Reply("\n".join(lines), tuple(rows))
 
     def _handover_card_line(self, request: MentorRequest, names: dict[int, str]) -> str:
@@ -309,4 +309,4 @@ class MentorCards(MentorBase):
     ) -> tuple[tuple[Button, ...], ...]:
         if not files:
             return ()
-        return ((Button(tr(GROUP_LANGUAGE, "📎 Prilozi"), f"mq:a:{request.id}"),),)
+        return ((Button(tr(GROUP_LANGUAGE, "📎 Prilozi"), pack(QueueAction("a", request.id))),),)
