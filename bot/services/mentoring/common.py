@@ -6,11 +6,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.i18n import N_
 from bot.services.replies import Reply, toast
-from bot.services.working_hours import WorkingHours, parse_holidays
+from bot.services.working_hours import WorkingHours
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+
 from storage.mentor import (
     CARD_KIND,
 )
@@ -62,29 +66,23 @@ class MentorConfig:
     handover_days: int = 5  # working days ITE / the Ministry are expected to take
 
     @classmethod
-    def from_settings(cls, settings: Any) -> MentorConfig:
-        """Reads the optional MENTOR_* settings when the config defines them."""
-
-        def get(name: str, default: Any) -> Any:
-            value = getattr(settings, name, None)
-            return default if value is None else value
-
+    def from_settings(cls, settings: Settings) -> MentorConfig:
+        """The mentor queue's knobs, from the one Settings."""
         hours = WorkingHours(
-            start=get("working_hours_start", WorkingHours.start),
-            end=get("working_hours_end", WorkingHours.end),
-            timezone=get("timezone", "Europe/Belgrade"),
-            public_holidays=bool(get("mentor_public_holidays", True)),
-            extra_holidays=parse_holidays(get("mentor_extra_holidays", ())),
+            start=settings.working_hours_start,
+            end=settings.working_hours_end,
+            timezone=settings.timezone,
+            public_holidays=settings.mentor_public_holidays,
         )
         return cls(
-            mentor_chat_id=get("mentor_chat_id", None),
+            mentor_chat_id=settings.mentor_chat_id,
             hours=hours,
-            expected_answer=timedelta(hours=float(get("mentor_expected_answer_hours", 4))),
-            remind_after=timedelta(minutes=float(get("mentor_remind_after_minutes", 30))),
-            escalate_after=timedelta(minutes=float(get("mentor_escalate_after_minutes", 240))),
-            auto_close_after=timedelta(days=float(get("mentor_auto_close_days", 3))),
-            follow_window=timedelta(hours=float(get("mentor_follow_window_hours", 24))),
-            handover_days=int(get("mentor_handover_days", 5)),
+            expected_answer=timedelta(hours=settings.mentor_expected_answer_hours),
+            remind_after=timedelta(minutes=settings.mentor_remind_after_minutes),
+            escalate_after=timedelta(minutes=settings.mentor_escalate_after_minutes),
+            auto_close_after=timedelta(days=settings.mentor_auto_close_days),
+            follow_window=timedelta(hours=settings.mentor_follow_window_hours),
+            handover_days=settings.mentor_handover_days,
         )
 
 
