@@ -27,7 +27,7 @@ from bot.services.replies import Button, Reply
 from bot.services.trainings import Invalid
 from bot.services.users import UserProfile
 from bot.telegram.middlewares import CHANNEL
-from bot.telegram.ui import drop_buttons, send_reply, show_from_button
+from bot.telegram.ui import chat_of, drop_buttons, send_reply, show_from_button
 from handlers.filters import TEXT, ButtonData
 
 log = logging.getLogger(__name__)
@@ -213,7 +213,7 @@ async def on_choice(
 ) -> None:
     await callback.answer()
     lang = user.language
-    chat_id = callback.message.chat.id if callback.message else callback.from_user.id
+    chat_id = chat_of(callback)
     step, value = callback_data.step, callback_data.value
     current = await state.get_state()
     if step == "quit":
@@ -244,8 +244,7 @@ async def on_broadcast_button(
 ) -> None:
     """`bc:go` / `bc:no` under the preview, `bc:stop` under the progress message."""
     await callback.answer()
-    message = callback.message
-    chat_id = message.chat.id if message is not None else callback.from_user.id
+    chat_id = chat_of(callback)
     action = callback.data or ""
     reply = await broadcasts.perform(user, action, chat_channel=CHANNEL, chat_id=str(chat_id))
     if reply is None:

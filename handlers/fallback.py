@@ -8,7 +8,7 @@ from aiogram.types import CallbackQuery, Message
 
 from bot.services.answering import AnswerService
 from bot.services.users import UserProfile
-from bot.telegram.ui import send_reply
+from bot.telegram.ui import chat_of, send_reply
 from handlers.filters import is_command
 
 
@@ -29,7 +29,7 @@ async def on_stale_button(
     callback: CallbackQuery, bot: Bot, user: UserProfile, answers: AnswerService
 ) -> None:
     await callback.answer()
-    chat_id = callback.message.chat.id if callback.message else callback.from_user.id
+    chat_id = chat_of(callback)
     await send_reply(bot, chat_id, answers.stale_button(user))
 
 

@@ -34,7 +34,7 @@ from bot.services.buttons_mentoring import (
 )
 from bot.services.mentoring import PARTY_CODES, Attachment, MentoringService
 from bot.services.users import UserProfile
-from bot.telegram.ui import send_reply
+from bot.telegram.ui import chat_of, send_reply, show_from_button
 from handlers.callbacks import AskMentor, Tapped
 from handlers.filters import is_reply, not_command, private_chat
 
@@ -87,7 +87,7 @@ async def on_ask_mentor(
     mentoring: MentoringService,
 ) -> None:
     await callback.answer()
-    chat_id = callback.message.chat.id if callback.message else callback.from_user.id
+    chat_id = chat_of(callback)
     question = await mentoring.question_text(user, callback_data.question_id)
     if question is None:
         await send_reply(bot, chat_id, mentoring.cancelled(user))
@@ -157,7 +157,7 @@ async def on_compose_button(
     mentoring: MentoringService,
 ) -> None:
     await callback.answer()
-    chat_id = callback.message.chat.id if callback.message else callback.from_user.id
+    chat_id = chat_of(callback)
     current = await state.get_state()
     data: dict[str, Any] = await state.get_data()
     if callback_data.action != "send" or current != MentorFlow.composing.state:
@@ -203,7 +203,7 @@ async def on_clerk_button(
     mentoring: MentoringService,
 ) -> None:
     await callback.answer()
-    chat_id = callback.message.chat.id if callback.message else callback.from_user.id
+    chat_id = chat_of(callback)
     number = callback_data.number
     if callback_data.value == "ok":
         result = await mentoring.clerk_resolved(user, number)
@@ -243,16 +243,7 @@ async def on_rating(
 ) -> None:
     result = await mentoring.rate(user, callback_data.number, callback_data.rating)
     await callback.answer()
-    chat_id = callback.message.chat.id if callback.message else callback.from_user.id
-    if result.ok and isinstance(callback.message, Message):
-        try:
-            await bot.edit_message_text(
-                text=result.reply.text, chat_id=chat_id, message_id=callback.message.message_id
-            )
-            return
-        except TelegramBadRequest as exc:
-            log.info("telegram.edit_failed error=%s", exc)
-    await send_reply(bot, chat_id, result.reply)
+    await show_from_button(callback, bot, result.reply, edit=result.ok)
 
 
 async def on_own_button(
@@ -263,7 +254,7 @@ async def on_own_button(
     mentoring: MentoringService,
 ) -> None:
     await callback.answer()
-    chat_id = callback.message.chat.id if callback.message else callback.from_user.id
+    chat_id = chat_of(callback)
     created = await mentoring.open_own(user, callback_data.number)
     if created.number is not None:
         await _drop_buttons(callback, bot)
@@ -279,7 +270,7 @@ async def on_contact_button(
     mentoring: MentoringService,
 ) -> None:
     await callback.answer()
-    chat_id = callback.message.chat.id if callback.message else callback.from_user.id
+    chat_id = chat_of(callback)
     await state.set_state(MentorFlow.contact)
     await state.set_data({"number": callback_data.number})
     await send_reply(bot, chat_id, mentoring.callback_prompt(user, callback_data.number))
@@ -388,7 +379,7 @@ async def on_queue_button(
             await callback.answer(found.notice, show_alert=True)
             return
         await callback.answer()
-        chat_id = callback.message.chat.id if callback.message else callback.from_user.id
+        chat_id = chat_of(callback)
         await _send_files(bot, chat_id, number, found)
         return
     handler = mentoring.queue_action(action)

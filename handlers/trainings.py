@@ -50,7 +50,7 @@ from bot.services.trainings import (
     parse_title,
 )
 from bot.services.users import UserProfile
-from bot.telegram.ui import drop_buttons, send_reply, show_from_button
+from bot.telegram.ui import chat_of, drop_buttons, send_reply, show_from_button
 from handlers.filters import TEXT, ButtonData
 
 log = logging.getLogger(__name__)
@@ -305,7 +305,7 @@ async def on_dialogue_button(
 ) -> None:
     await callback.answer()
     lang = user.language
-    chat_id = callback.message.chat.id if callback.message else callback.from_user.id
+    chat_id = chat_of(callback)
     current = await state.get_state()
     step, value = callback_data.step, callback_data.value
     if step == "quit":

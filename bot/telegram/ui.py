@@ -18,6 +18,11 @@ log = logging.getLogger(__name__)
 _TAGS = re.compile(r"<[^>]+>")
 
 
+def chat_of(callback: CallbackQuery) -> int:
+    """The chat a button was tapped in (the user's own, if Telegram no longer has the message)."""
+    return callback.message.chat.id if callback.message is not None else callback.from_user.id
+
+
 async def send_reply(bot: Bot, chat_id: int, reply: Reply) -> None:
     """Send the reply, split into several messages if it is longer than Telegram allows."""
     for chunk in chunks(reply):
@@ -42,7 +47,7 @@ async def show_from_button(callback: CallbackQuery, bot: Bot, reply: Reply, *, e
     """Answer a button tap: edit the message the button was on (menus, back buttons), or send
     a new message. Messages too old to edit, or with the same content, fall back to sending."""
     message = callback.message
-    chat_id = message.chat.id if message is not None else callback.from_user.id
+    chat_id = chat_of(callback)
     parts = chunks(reply)
     if edit and isinstance(message, Message) and len(parts) == 1:
         try:

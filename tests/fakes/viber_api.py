@@ -36,6 +36,7 @@ from bot.channels.viber_client import ViberSettings
 from bot.config import Settings
 from bot.outbox import OutboxDispatcher
 from bot.ratelimit import LocalRateLimiter
+from bot.services.users import UserProfile
 from storage.clock import utcnow
 
 AUTH_TOKEN = "4453b6ac12345678-e02c5f12174805f9-daec9cbb5448c51f"
@@ -600,3 +601,19 @@ class ViberUser:
             }
         )
         return status
+
+
+async def telegram_user_with_role(
+    bot: ViberBotUnderTest, telegram_id: str, name: str, role: str
+) -> UserProfile:
+    """A Telegram user (a mentor, an admin) given `role` in the database, as the bot sees them."""
+    assert bot.services is not None
+    profile = await bot.services.users.get_or_register("telegram", telegram_id, name)
+    async with bot.services.database.uow() as uow:
+        row = await uow.users.get(profile.id)
+        assert row is not None
+        row.role = role
+        await uow.commit()
+    found = await bot.services.users.get(profile.id)
+    assert found is not None
+    return found

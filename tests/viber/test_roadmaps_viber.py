@@ -3,30 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-import pytest_asyncio
 from sqlalchemy import select
 
 from storage.mentor import MentorRequest
 from storage.roadmaps import RoadmapRepository
-from tests.conftest import BACKENDS, fresh_database_url
-from tests.fakes.viber_api import FakeViberAPI, ViberBotUnderTest
+from tests.fakes.viber_api import ViberBotUnderTest
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module", params=BACKENDS)
-async def bot(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[ViberBotUnderTest]:
-    async with (
-        fresh_database_url(request.param, tmp_path_factory.mktemp("db")) as url,
-        FakeViberAPI() as api,
-        ViberBotUnderTest(api, url) as running,
-    ):
-        yield running
 
 
 async def test_viber_clerk_walks_the_plan_marks_done_and_gets_stuck(bot: ViberBotUnderTest):

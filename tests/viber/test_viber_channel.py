@@ -8,11 +8,9 @@ import asyncio
 import base64
 import json
 import re
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-import pytest_asyncio
 from pydantic import SecretStr
 
 from bot.channels.viber import start_viber
@@ -21,8 +19,7 @@ from bot.services.audience import Audience, audience_members
 from bot.services.messages import reply_to_payload
 from bot.services.replies import Reply
 from storage.models import Question, User
-from tests.conftest import BACKENDS, fresh_database_url
-from tests.fakes.viber_api import FakeViberAPI, ViberBotUnderTest, ViberUser, sign
+from tests.fakes.viber_api import ViberBotUnderTest, ViberUser, sign
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -43,18 +40,6 @@ CLARIFY_CANDIDATES = [
 ]
 ESCALATE_CANDIDATES = ["koliko je plata referenta", "gde je najbliža pekara", "xqzv wplk"]
 
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module", params=BACKENDS)
-async def bot(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[ViberBotUnderTest]:
-    """One running Viber channel per backend; every test talks as a user of its own."""
-    async with (
-        fresh_database_url(request.param, tmp_path_factory.mktemp("db")) as url,
-        FakeViberAPI() as api,
-        ViberBotUnderTest(api, url) as running,
-    ):
-        yield running
 
 
 @pytest.fixture

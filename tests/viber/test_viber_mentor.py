@@ -5,16 +5,17 @@ the mentor's answer arriving on Viber through the outbox, follow-up, "resolved" 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
 
 from bot.services.users import UserProfile
 from storage.mentor import MentorRepository, MentorRequest
 from storage.models import User
-from tests.conftest import BACKENDS, fresh_database_url
-from tests.fakes.viber_api import FakeViberAPI, ViberBotUnderTest, ViberUser
+from tests.fakes.viber_api import (
+    ViberBotUnderTest,
+    ViberUser,
+    telegram_user_with_role,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -28,29 +29,9 @@ SCREENSHOT = {
 }
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module", params=BACKENDS)
-async def bot(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[ViberBotUnderTest]:
-    async with (
-        fresh_database_url(request.param, tmp_path_factory.mktemp("db")) as url,
-        FakeViberAPI() as api,
-        ViberBotUnderTest(api, url) as running,
-    ):
-        yield running
-
 
 async def _mentor(bot: ViberBotUnderTest, telegram_id: str) -> UserProfile:
-    assert bot.services is not None
-    profile = await bot.services.users.get_or_register("telegram", telegram_id, "Mentor Marko")
-    async with bot.services.database.uow() as uow:
-        row = await uow.users.get(profile.id)
-        assert row is not None
-        row.role = "mentor"
-        await uow.commit()
-    found = await bot.services.users.get(profile.id)
-    assert found is not None
-    return found
+    return await telegram_user_with_role(bot, telegram_id, "Mentor Marko", "mentor")
 
 
 async def _request(bot: ViberBotUnderTest, number: int) -> MentorRequest:

@@ -4,11 +4,9 @@ VIBER_BROADCASTS says so (Viber bills messages the bot starts); deliveries count
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import pytest
-import pytest_asyncio
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
@@ -19,35 +17,14 @@ from bot.services.trainings import TrainingDraft
 from bot.services.users import UserProfile
 from storage.clock import utcnow
 from storage.models import OutboxMessage
-from tests.conftest import BACKENDS, fresh_database_url
-from tests.fakes.viber_api import FakeViberAPI, ViberBotUnderTest
+from tests.fakes.viber_api import ViberBotUnderTest, telegram_user_with_role
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module", params=BACKENDS)
-async def bot(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[ViberBotUnderTest]:
-    async with (
-        fresh_database_url(request.param, tmp_path_factory.mktemp("db")) as url,
-        FakeViberAPI() as api,
-        ViberBotUnderTest(api, url) as running,
-    ):
-        yield running
-
 
 async def _admin(bot: ViberBotUnderTest, telegram_id: str) -> UserProfile:
-    assert bot.services is not None
-    profile = await bot.services.users.get_or_register("telegram", telegram_id, "Admin Ana")
-    async with bot.services.database.uow() as uow:
-        row = await uow.users.get(profile.id)
-        assert row is not None
-        row.role = "admin"
-        await uow.commit()
-    found = await bot.services.users.get(profile.id)
-    assert found is not None
-    return found
+    return await telegram_user_with_role(bot, telegram_id, "Admin Ana", "admin")
 
 
 async def _training(bot: ViberBotUnderTest, title: str, starts_at: datetime) -> int:
