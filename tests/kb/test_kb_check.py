@@ -223,9 +223,12 @@ def test_check_cli_exits_non_zero_and_names_file_and_entry(tmp_path: Path) -> No
 
 
 def test_check_cli_passes_on_a_good_kb(tmp_path: Path) -> None:
-    content = write_fixture_kb(tmp_path)
+    # the review age is counted from the day given, not from the machine's clock (which a
+    # subprocess under libfaketime may not share with this process)
+    content = write_fixture_kb(tmp_path, reviewed_on=dt.date(2026, 11, 27))
     run = subprocess.run(
-        [sys.executable, "-m", "knowledge_base", "--content-dir", str(content), "check"],
+        [sys.executable, "-m", "knowledge_base", "--content-dir", str(content), "check",
+         "--today", "2026-12-07"],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -157,13 +157,15 @@ TOPICS = """\
 """
 
 
-def write_fixture_kb(root: Path) -> Path:
-    """A small valid KB under `root`; returns its content directory."""
+def write_fixture_kb(root: Path, reviewed_on: dt.date | None = None) -> Path:
+    """A small valid KB under `root`, reviewed on `reviewed_on` (default: today); returns its
+    content directory."""
     content = root / "content"
     content.mkdir(parents=True, exist_ok=True)
     (content / "services.yaml").write_text(SERVICES, encoding="utf-8")
-    # Reviewed today by a curator, so the fixture stays clean whatever the date.
-    reviewed = f"reviewed: {dt.date.today().isoformat()}\n  reviewed_by: Kurator"
+    # Reviewed by a curator on the given day, so the fixture stays clean whatever the date.
+    reviewed_on = reviewed_on or dt.date.today()
+    reviewed = f"reviewed: {reviewed_on.isoformat()}\n  reviewed_by: Kurator"
     (content / "ezup.yaml").write_text(EZUP.replace("reviewed: 2026-11-27", reviewed), "utf-8")
     (content / "other.yaml").write_text(OTHER.replace("reviewed: 2026-11-27", reviewed), "utf-8")
     (root / "synonyms.yaml").write_text(SYNONYMS, encoding="utf-8")
