@@ -106,6 +106,8 @@ class User(Base):
     external_id: Mapped[str] = mapped_column(String(64))
     display_name: Mapped[str | None] = mapped_column(String(255), default=None)
     language: Mapped[str] = mapped_column(String(8), default="sr-Latn", server_default="sr-Latn")
+    # False while the language is only the client's hint: replies then follow the question
+    language_chosen: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Latin name of the municipality/city, or "other"; None until onboarding asks.
     municipality: Mapped[str | None] = mapped_column(String(128), default=None)
     role: Mapped[str] = mapped_column(String(16), default="clerk", server_default="clerk")

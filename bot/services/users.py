@@ -30,6 +30,8 @@ class UserProfile:
     role: str
     active: bool
     onboarded: bool
+    # the clerk chose the language (onboarding, /jezik); otherwise it is the client's hint
+    language_chosen: bool = False
 
     @property
     def is_mentor(self) -> bool:
@@ -52,6 +54,7 @@ def profile_of(row: User) -> UserProfile:
         role=row.role,
         active=row.active,
         onboarded=row.onboarded,
+        language_chosen=row.language_chosen,
     )
 
 
@@ -221,7 +224,9 @@ class UserService:
             return None if row is None else profile_of(row)
 
     async def set_language(self, user_id: int, language: str) -> UserProfile:
-        return await self._update(user_id, language=normalize_language(language))
+        return await self._update(
+            user_id, language=normalize_language(language), language_chosen=True
+        )
 
     async def set_municipality(self, user_id: int, municipality: str | None) -> UserProfile:
         return await self._update(user_id, municipality=municipality, onboarded=True)

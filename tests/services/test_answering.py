@@ -49,12 +49,24 @@ async def test_clerk_gets_ezup_access_answer_in_latin_and_cyrillic(services, dat
     assert latin.decision == cyrillic.decision == "answer"  # the reply says which way it went
 
 
-async def test_cyrillic_reader_gets_the_answer_in_cyrillic(services):
+async def test_a_clerk_who_chose_cyrillic_gets_cyrillic_even_for_a_latin_question(services):
     users, answers = services
     clerk = await users.get_or_register("telegram", "2", "Петар", language_hint="sr-Cyrl")
+    clerk = await users.set_language(clerk.id, "sr-Cyrl")
     reply = await answers.ask(clerk, "kako da dobijem pristup ezupu")
     assert "Како наш орган добија приступ" in reply.text
     assert "Kako" not in reply.text
+
+
+async def test_until_the_clerk_chooses_the_reply_follows_the_question_not_the_hint(services):
+    # Telegram reports Serbian clients as "sr" (taken as Cyrillic); nobody chose anything yet
+    users, answers = services
+    clerk = await users.get_or_register("telegram", "3", "Petar", language_hint="sr")
+    assert (clerk.language, clerk.language_chosen) == ("sr-Cyrl", False)
+    latin = await answers.ask(clerk, "kako da dobijem pristup ezupu")
+    assert "Kako naš organ dobija pristup" in latin.text
+    cyrillic = await answers.ask(clerk, "како да добијем приступ езупу")
+    assert "Како наш орган добија приступ" in cyrillic.text
 
 
 async def test_english_question_gets_english_guidance_with_the_serbian_answer(services):

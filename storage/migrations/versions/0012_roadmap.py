@@ -2,7 +2,7 @@
 the roadmap step of a question and of a "Zapeli smo" mentor request
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-07
 
 Written by hand.
