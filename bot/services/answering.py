@@ -466,16 +466,6 @@ class AnswerService:
             )
         )
 
-    def try_again_later(self, user: UserProfile | None = None) -> Reply:
-        language = user.language if user else "sr-Latn"
-        return Reply(
-            tr(
-                language,
-                "Trenutno imamo tehničku smetnju i ne mogu da obradim poruku. "
-                "Molim Vas, pokušajte ponovo za nekoliko trenutaka.",
-            )
-        )
-
     def mentor_requested(self, user: UserProfile, question_id: int) -> Reply:
         """Where no mentor queue is wired (the local playground), say so honestly."""
         return Reply(

@@ -115,6 +115,20 @@ class DeliveryService:
             )
         )
 
+    def storage_failed(self, language: str, *, tap: bool) -> Reply:
+        """The one rule for every channel when the database fails mid-handling: a message is
+        kept and answered once the database is back; a button tap is not replayed (its
+        message may have changed meanwhile), so the clerk is asked to tap again."""
+        if not tap:
+            return self.kept_for_later(language)
+        return Reply(
+            tr(
+                language,
+                "Trenutno imamo tehničku smetnju i ne mogu da obradim poruku. "
+                "Molim Vas, pokušajte ponovo za nekoliko trenutaka.",
+            )
+        )
+
     # -- replies and documents (outbox rows) ----------------------------------------------------
 
     async def queue_reply(self, reply: QueuedReply) -> None:

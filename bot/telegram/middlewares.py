@@ -131,13 +131,11 @@ def stand_in_profile(user: User | None, language: str) -> UserProfile:
 class GuardMiddleware(BaseMiddleware):
     def __init__(
         self,
-        answers: AnswerService,
         delivery: DeliveryService,
         languages: LanguageMemory,
         metrics: Metrics,
         max_concurrent: int = 64,
     ):
-        self.answers = answers
         self.delivery = delivery
         self.languages = languages
         self.metrics = metrics
@@ -196,12 +194,10 @@ class GuardMiddleware(BaseMiddleware):
             profile = stand_in_profile(from_user, self.languages.recall(from_user))
         if data.get(REPLAY):
             return  # the clerk was told when it first failed
-        # A message is kept and answered once the database is back (DedupMiddleware leaves
-        # it unfinished); a button tap is not replayed, so the clerk is asked to tap again.
-        if update.callback_query is None:
-            reply = self.delivery.kept_for_later(profile.language)
-        else:
-            reply = self.answers.try_again_later(profile)
+        # DedupMiddleware leaves a failed message unfinished, to be answered later
+        reply = self.delivery.storage_failed(
+            profile.language, tap=update.callback_query is not None
+        )
         if update.callback_query is not None:
             # It may have been answered by the handler before the database failed.
             with contextlib.suppress(TelegramAPIError):

@@ -173,7 +173,6 @@ class TelegramChannel:
             default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
         )
         self.guard = GuardMiddleware(
-            answers,
             delivery,
             self.languages,
             metrics,

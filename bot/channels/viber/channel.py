@@ -148,7 +148,8 @@ class ViberChannel(ViberWebhook, ViberActions):
         viber_id = str(person.get("id") or "")
         if viber_id and event.get("event") == "message":
             profile = stand_in(viber_id, normalize_language(person.get("language")))
-            reply = self.services.delivery.kept_for_later(profile.language)
+            # a tap on Viber is a message too, kept and replayed like one
+            reply = self.services.delivery.storage_failed(profile.language, tap=False)
             await self.send(profile, reply, queue=False)
 
     async def _claim(self, event: dict[str, Any]) -> bool:
