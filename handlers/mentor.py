@@ -321,7 +321,7 @@ async def on_hand_button(
             await callback.answer()
             return
         checked = await mentoring.hand_out(user, number, party, "")
-        if checked.ok or not _asks_note(checked, mentoring, user, number, party):
+        if not checked.awaits_text:
             await callback.answer(checked.notice, show_alert=not checked.ok)
             return
         await callback.answer()
@@ -333,12 +333,6 @@ async def on_hand_button(
     await callback.answer(result.notice, show_alert=not result.ok)
     if result.ok:
         await send_reply(bot, private, result.reply)
-
-
-def _asks_note(
-    result: Any, mentoring: MentoringService, user: UserProfile, number: int, party: str
-) -> bool:
-    return bool(result.reply.text == mentoring.note_prompt(user, number, party).text)
 
 
 async def on_handover_note(

@@ -114,6 +114,8 @@ class Result:
     reply: Reply
     ok: bool
     number: int | None = None
+    # the action waits for a text from the actor (the hand-over note) before it can go on
+    awaits_text: bool = False
 
     @property
     def notice(self) -> str:

@@ -244,7 +244,9 @@ class MentorHandover(MentorCards):
                 return found
             mentor, request = found
             if not note:
-                return Result(self.note_prompt(actor, number, party), False, number)
+                return Result(
+                    self.note_prompt(actor, number, party), False, number, awaits_text=True
+                )
             if request.handed_to == party and request.handover_note == note:
                 return Result(
                     self._plain(actor, "#{number} je već prosleđeno.", number), True, number
