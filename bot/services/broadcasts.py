@@ -36,6 +36,7 @@ from bot.services.buttons_mentoring import BroadcastAction
 from bot.services.messages import reply_to_payload
 from bot.services.municipalities import MunicipalityDirectory
 from bot.services.replies import Button, Reply
+from bot.services.roles import unless_admin
 from bot.services.trainings import Invalid
 from bot.services.users import UserProfile
 from storage.clock import Clock
@@ -172,15 +173,7 @@ class BroadcastService:
     def refusal(self, actor: UserProfile, action: str) -> Reply | None:
         """None for an admin; otherwise the polite refusal (logged). Channels call it
         before starting a dialogue; every privileged use case checks again itself."""
-        return self._refused(actor, action)
-
-    def _refused(self, actor: UserProfile, action: str) -> Reply | None:
-        if actor.is_admin:
-            return None
-        log.warning("broadcasts: refused", extra={"user_id": actor.id, "action": action,
-                                                  "role": actor.role})
-        return Reply(say(actor.language,
-                         "Ovu radnju mogu da obave samo administratori. Hvala na razumevanju."))
+        return unless_admin(actor, action)
 
     @property
     def services(self) -> tuple[ServiceInfo, ...]:
@@ -210,7 +203,7 @@ class BroadcastService:
         self, actor: UserProfile, text: str, audience: Audience
     ) -> tuple[int | None, Reply]:
         """Save a draft and return the preview with "Pošalji" / "Odustani"."""
-        refused = self._refused(actor, "broadcast.draft")
+        refused = self.refusal(actor, "broadcast.draft")
         if refused is not None:
             return None, refused
         lang = actor.language
@@ -242,7 +235,7 @@ class BroadcastService:
         self, actor: UserProfile, broadcast_id: int, *, admin_channel: str, admin_chat_id: str
     ) -> Reply:
         """Confirmed: queue the progress message and the deliveries; the dispatcher sends."""
-        refused = self._refused(actor, "broadcast.start")
+        refused = self.refusal(actor, "broadcast.start")
         if refused is not None:
             return refused
         lang = actor.language
@@ -347,7 +340,7 @@ class BroadcastService:
 
     async def cancel(self, actor: UserProfile, broadcast_id: int) -> Reply:
         """Stop a draft or a running broadcast: unsent deliveries are cancelled."""
-        refused = self._refused(actor, "broadcast.cancel")
+        refused = self.refusal(actor, "broadcast.cancel")
         if refused is not None:
             return refused
         lang = actor.language

@@ -21,8 +21,7 @@ log = logging.getLogger(__name__)
 GRANTABLE = ("mentor", "curator", "admin")
 
 
-def refusal(user: UserProfile, action: str) -> Reply:
-    """The polite 'no' for a privileged action; the attempt is logged."""
+def _log_refusal(user: UserProfile, action: str) -> None:
     log.warning(
         "role.refused user_id=%s role=%s action=%s",
         user.id,
@@ -30,6 +29,11 @@ def refusal(user: UserProfile, action: str) -> Reply:
         action,
         extra={"user_id": user.id, "role": user.role, "action": action},
     )
+
+
+def refusal(user: UserProfile, action: str) -> Reply:
+    """The polite 'no' for a privileged action; the attempt is logged."""
+    _log_refusal(user, action)
     return Reply(
         tr(
             user.language,
@@ -40,19 +44,20 @@ def refusal(user: UserProfile, action: str) -> Reply:
 
 
 def admin_refusal(user: UserProfile, action: str) -> Reply:
-    log.warning(
-        "role.refused user_id=%s role=%s action=%s",
-        user.id,
-        user.role,
-        action,
-        extra={"user_id": user.id, "role": user.role, "action": action},
-    )
+    """The polite 'no' for an admin-only action; the attempt is logged."""
+    _log_refusal(user, action)
     return Reply(
         tr(
             user.language,
             "Ova radnja je dostupna samo administratorima. Pokušaj je zabeležen.",
         )
     )
+
+
+def unless_admin(user: UserProfile, action: str) -> Reply | None:
+    """None for an admin, otherwise the logged refusal: every admin-only use case (trainings,
+    broadcasts, roles) asks this one function, and channels ask it before a dialogue too."""
+    return None if user.is_admin else admin_refusal(user, action)
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,7 @@ class TrainingService(TrainingAdmin):
         return None
 
     def _confirm_cancel(self, user: UserProfile, training_id: int) -> Reply:
-        refused = self._refused(user, "training.cancel")
+        refused = self.refusal(user, "training.cancel")
         if refused is not None:
             return refused
         return Reply(

@@ -44,7 +44,7 @@ class TrainingAdmin(TrainingSignUp):
 
     async def create(self, actor: UserProfile, draft: TrainingDraft) -> tuple[int | None, Reply]:
         """Save the training and queue its announcement (with "Prijavi se") to the audience."""
-        refused = self._refused(actor, "training.create")
+        refused = self.refusal(actor, "training.create")
         if refused is not None:
             return None, refused
         if draft.starts_at <= self._clock():
@@ -107,7 +107,7 @@ class TrainingAdmin(TrainingSignUp):
 
     async def manage(self, actor: UserProfile, training_id: int) -> Reply:
         """The admin's view of one training: counts and change / cancel buttons."""
-        refused = self._refused(actor, "training.manage")
+        refused = self.refusal(actor, "training.manage")
         if refused is not None:
             return refused
         lang = actor.language
@@ -140,7 +140,7 @@ class TrainingAdmin(TrainingSignUp):
         capacity: int | None = None,
     ) -> Reply:
         """Change a training; registrants are told (with a new .ics) and their reminders move."""
-        refused = self._refused(actor, "training.change")
+        refused = self.refusal(actor, "training.change")
         if refused is not None:
             return refused
         lang = actor.language
@@ -217,7 +217,7 @@ class TrainingAdmin(TrainingSignUp):
 
     async def cancel(self, actor: UserProfile, training_id: int) -> Reply:
         """Cancel a training: reminders are cancelled, registrants and the waiting list told."""
-        refused = self._refused(actor, "training.cancel")
+        refused = self.refusal(actor, "training.cancel")
         if refused is not None:
             return refused
         lang = actor.language

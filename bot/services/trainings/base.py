@@ -20,6 +20,7 @@ from bot.services.audience import (
 )
 from bot.services.municipalities import MunicipalityDirectory
 from bot.services.replies import Reply
+from bot.services.roles import unless_admin
 from bot.services.trainings.common import (
     BELGRADE,
     DEFAULT_REMINDER_OFFSETS,
@@ -117,15 +118,7 @@ class TrainingBase:
     def refusal(self, actor: UserProfile, action: str) -> Reply | None:
         """None for an admin; otherwise the polite refusal (logged). Channels call it
         before starting a dialogue; every privileged use case checks again itself."""
-        return self._refused(actor, action)
-
-    def _refused(self, actor: UserProfile, action: str) -> Reply | None:
-        if actor.is_admin:
-            return None
-        log.warning("trainings: refused", extra={"user_id": actor.id, "action": action,
-                                                 "role": actor.role})
-        return Reply(say(actor.language,
-                         "Ovu radnju mogu da obave samo administratori. Hvala na razumevanju."))
+        return unless_admin(actor, action)
 
     async def get(self, training_id: int) -> TrainingView | None:
         async with self._database.uow(read_only=True) as uow:
