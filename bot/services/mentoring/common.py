@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 from storage.mentor import (
     CARD_KIND,
+    MentorRequest,
 )
+from storage.models import User
 
 GROUP_LANGUAGE = "sr-Latn"
 MAX_TEXT = 3500
@@ -120,6 +122,16 @@ class Result:
     @property
     def notice(self) -> str:
         return toast(self.reply)
+
+
+def held_by_another(request: MentorRequest, mentor: User) -> bool:
+    """Claimed by another mentor: only they (or an admin) may answer, release, close or hand
+    it over; the one rule for every mentor action."""
+    return (
+        request.state == "claimed"
+        and request.claimed_by not in (None, mentor.id)
+        and mentor.role != "admin"
+    )
 
 
 def to_int_or_none(text: str) -> int | None:

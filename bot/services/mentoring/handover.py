@@ -21,6 +21,7 @@ from bot.services.mentoring.common import (
     PARTY_WORDS,
     REDACTED_TEXT,
     Result,
+    held_by_another,
     to_int_or_none,
 )
 from bot.services.messages import reply_to_payload
@@ -303,11 +304,7 @@ class MentorHandover(MentorCards):
                 False,
                 request.id,
             )
-        if (
-            request.state == "claimed"
-            and request.claimed_by not in (None, mentor.id)
-            and mentor.role != "admin"
-        ):
+        if held_by_another(request, mentor):
             return Result(
                 self._plain(actor, "#{number} je preuzeo drugi mentor.", request.id),
                 False,

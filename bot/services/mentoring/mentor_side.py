@@ -24,6 +24,7 @@ from bot.services.mentoring.common import (
     STATE_LABELS,
     Attachment,
     Result,
+    held_by_another,
 )
 from bot.services.pii import scrub
 from bot.services.replies import Button, Reply, shorten
@@ -103,9 +104,7 @@ class MentorSide(MentorCards):
             if isinstance(found, Result):
                 return found
             mentor, request = found
-            if request.state != "claimed" or (
-                request.claimed_by != mentor.id and mentor.role != "admin"
-            ):
+            if request.state != "claimed" or held_by_another(request, mentor):
                 return Result(
                     self._plain(actor, "#{number} ne možete da oslobodite.", number), False, number
                 )
@@ -126,11 +125,7 @@ class MentorSide(MentorCards):
                 return Result(
                     self._plain(actor, "#{number} je već zatvoreno.", number), True, number
                 )
-            if (
-                request.claimed_by not in (None, mentor.id)
-                and request.state == "claimed"
-                and mentor.role != "admin"
-            ):
+            if held_by_another(request, mentor):
                 return Result(
                     self._plain(actor, "#{number} je preuzeo drugi mentor.", number), False, number
                 )
@@ -184,11 +179,7 @@ class MentorSide(MentorCards):
                     False,
                     number,
                 )
-            if (
-                request.state == "claimed"
-                and request.claimed_by not in (None, mentor.id)
-                and mentor.role != "admin"
-            ):
+            if held_by_another(request, mentor):
                 return Result(
                     self._plain(
                         actor, "#{number} je preuzeo drugi mentor; odgovor nije poslat.", number
