@@ -335,10 +335,11 @@ async def test_outbox_deliveries_are_sent_exactly_once_and_under_the_global_rate
     busiest = max(sum(1 for m in moments[i:] if m - start < 1.0) for i, start in enumerate(moments))
     mean_rate = (len(moments) - 1) / (moments[-1] - moments[0])
     print(f"deliveries by instance {sent_by}; busiest second {busiest}; mean {mean_rate:.1f}/s")
-    # Arrival times are taken in the test process, so allow some jitter (two limiters that
-    # did not share the budget would show about 60/s).
-    assert mean_rate <= RATE_LIMIT * 1.05, f"{mean_rate:.1f} messages/s on average"
-    assert busiest <= RATE_LIMIT * 1.1, f"{busiest} messages in the busiest second"
+    # Arrival times are taken in the test process, which on a loaded machine sees sends late
+    # and bunched, so allow jitter; two limiters that did not share the budget would show
+    # about 60/s, far above these bounds.
+    assert mean_rate <= RATE_LIMIT * 1.15, f"{mean_rate:.1f} messages/s on average"
+    assert busiest <= RATE_LIMIT * 1.3, f"{busiest} messages in the busiest second"
 
 
 async def test_logs_are_json_lines_with_ids_but_no_message_text(cluster: Cluster) -> None:

@@ -319,8 +319,10 @@ async def test_two_instances_sharing_redis_stay_under_the_rate(redis_prefix: str
         sum(1 for s in stamps if start <= s < start + 1.0) for start in stamps
     )
     elapsed = stamps[-1] - stamps[0]
-    assert worst <= 31  # 30/s together (+1 for timer jitter at the window edge)
-    assert elapsed >= 89 / 30 - 0.1  # and they really were paced together, not 2 x 30/s
+    # 30/s together; the stamps are taken after the event loop wakes the sender, late and
+    # bunched on a loaded machine, so allow jitter: 2 x 30/s would show ~60 and ~1.5 s.
+    assert worst <= 36
+    assert elapsed >= 89 / 30 - 0.5  # they really were paced together, not 2 x 30/s
 
 
 async def test_redis_limiter_keeps_one_second_per_chat_and_shares_a_pause(
@@ -333,15 +335,15 @@ async def test_redis_limiter_keeps_one_second_per_chat_and_shares_a_pause(
 
     chat, group, paused = pair("chat"), pair("group"), pair("pause")
     try:
-        assert await chat[0].try_reserve("42") == (pytest.approx(0, abs=0.05), True)
+        assert await chat[0].try_reserve("42") == (pytest.approx(0, abs=0.3), True)
         # the other instance is told to come back in a second, taking no global slot:
-        assert await chat[1].try_reserve("42") == (pytest.approx(1.0, abs=0.05), False)
-        assert await chat[1].try_reserve("43") == (pytest.approx(0, abs=0.05), True)
-        assert await group[0].try_reserve("-1001") == (pytest.approx(0, abs=0.05), True)
-        assert await group[1].try_reserve("-1001") == (pytest.approx(3.0, abs=0.05), False)
+        assert await chat[1].try_reserve("42") == (pytest.approx(1.0, abs=0.3), False)
+        assert await chat[1].try_reserve("43") == (pytest.approx(0, abs=0.3), True)
+        assert await group[0].try_reserve("-1001") == (pytest.approx(0, abs=0.3), True)
+        assert await group[1].try_reserve("-1001") == (pytest.approx(3.0, abs=0.3), False)
         paused[0].pause(2.0)  # one instance got a 429: everybody waits
         await asyncio.sleep(0.05)
-        assert await paused[1].try_reserve("77") == (pytest.approx(1.95, abs=0.1), True)
+        assert await paused[1].try_reserve("77") == (pytest.approx(1.95, abs=0.3), True)
     finally:
         for limiter in (*chat, *group, *paused):
             await limiter.close()
