@@ -7,10 +7,7 @@ translates."""
 
 from __future__ import annotations
 
-import logging
-
 from aiogram import Bot, Router
-from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -21,11 +18,9 @@ from bot.services.buttons_mentoring import CannedChoice, CloseIncident
 from bot.services.desk import DeskService
 from bot.services.mentoring import MentoringService
 from bot.services.users import UserProfile
-from bot.telegram.ui import send_reply
+from bot.telegram.ui import send_reply, show_privately
 from handlers.callbacks import Tapped
 from handlers.filters import has_text, not_command, private_chat
-
-log = logging.getLogger(__name__)
 
 
 class DeskFlow(StatesGroup):
@@ -105,13 +100,13 @@ async def on_canned_button(
         if not choices.ok:
             await callback.answer(choices.notice, show_alert=True)
             return
-        try:
-            await send_reply(bot, private, choices.reply)
-        except TelegramAPIError as exc:  # the mentor never started a private chat
-            log.info("desk.private_failed user_id=%s error=%s", user.id, exc)
-            await callback.answer(desk.private_needed(user).text, show_alert=True)
-            return
-        await callback.answer(desk.sent_privately(user).text)
+        await show_privately(
+            callback,
+            bot,
+            choices.reply,
+            sent=desk.sent_privately(user),
+            needs_start=desk.private_needed(user),
+        )
         return
     text = await desk.filled(user, number, reply_id)
     if not isinstance(text, str):

@@ -34,7 +34,7 @@ from bot.services.buttons_mentoring import (
 )
 from bot.services.mentoring import PARTY_CODES, Attachment, MentoringService
 from bot.services.users import UserProfile
-from bot.telegram.ui import chat_of, send_reply, show_from_button
+from bot.telegram.ui import chat_of, send_reply, show_from_button, show_privately
 from handlers.callbacks import AskMentor, Tapped
 from handlers.filters import is_reply, not_command, private_chat
 
@@ -305,15 +305,13 @@ async def on_hand_button(
         if not choices.ok:
             await callback.answer(choices.notice, show_alert=True)
             return
-        try:
-            await send_reply(bot, private, choices.reply)
-        except TelegramAPIError as exc:  # the mentor never started a private chat
-            log.info("mentor.private_failed user_id=%s error=%s", user.id, exc)
-            await callback.answer(
-                mentoring.private_needed(user).text, show_alert=True
-            )
-            return
-        await callback.answer(mentoring.sent_privately(user).text)
+        await show_privately(
+            callback,
+            bot,
+            choices.reply,
+            sent=mentoring.sent_privately(user),
+            needs_start=mentoring.private_needed(user),
+        )
         return
     if target < 0:
         party = PARTY_CODES.get(target)

@@ -7,7 +7,7 @@ import logging
 import re
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.types import CallbackQuery, Message
 
 from bot.services.replies import Reply
@@ -76,3 +76,18 @@ async def drop_buttons(callback: CallbackQuery, bot: Bot) -> None:
         )
     except TelegramBadRequest as exc:
         log.info("telegram.edit_markup_failed error=%s", exc)
+
+
+async def show_privately(
+    callback: CallbackQuery, bot: Bot, choices: Reply, *, sent: Reply, needs_start: Reply
+) -> None:
+    """Choices for a tap on a card in the mentors' group go to the mentor's private chat (the
+    group need not see them); the tap's toast says where they went, or, when Telegram refuses
+    because the mentor never started a private chat with the bot, what to do first."""
+    try:
+        await send_reply(bot, callback.from_user.id, choices)
+    except TelegramAPIError as exc:
+        log.info("telegram.private_failed user_id=%s error=%s", callback.from_user.id, exc)
+        await callback.answer(plain_text(needs_start.text), show_alert=True)
+        return
+    await callback.answer(plain_text(sent.text))

@@ -199,7 +199,16 @@ async def test_canned_reply_drafted_from_the_card_sent_as_is_or_edited(url: str)
         await intruder.tap_in_group("Šablon", card)
         assert any("samo mentorima" in toast for toast in intruder.toasts())
 
+        # Telegram refuses a private message to a mentor who never started the bot there:
+        # the tap's toast says what to do first.
+        api.fail_next(1, status=403, method="sendMessage",
+                      description="Forbidden: bot can't initiate conversation with a user")
         await marko.tap_in_group("Šablon", card)
+        assert any("/start" in toast for toast in marko.toasts())
+        assert not any("poslati u privatni" in toast for toast in marko.toasts())
+
+        await marko.tap_in_group("Šablon", card)
+        assert any("poslati u privatni razgovor" in toast for toast in marko.toasts())
         choices = api.last_seen(2201)
         assert f"#{number}" in choices.text and choices.button_labels == ["Pristup"]
         (draft,) = await marko.tap("Pristup", choices)
