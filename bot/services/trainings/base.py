@@ -99,8 +99,8 @@ class TrainingBase:
         ]
         if training.link and show_link:
             link = html.escape(training.link, quote=True)
-            lines.append("🔗 " + tr(language, "Onlajn: {link}",
-                                    link=f'<a href="{link}">{link}</a>'))
+            anchor = f'<a href="{link}">{link}</a>'  # built outside tr(): babel skips f-strings
+            lines.append("🔗 " + tr(language, "Onlajn: {link}", link=anchor))
         elif training.link:
             lines.append("🔗 " + tr(language, "Onlajn"))
         if training.address:
