@@ -22,7 +22,9 @@ from bot.i18n import DOMAIN, LOCALES_DIR
 from knowledge_base.translit import to_cyrillic
 
 ROOT = Path(__file__).resolve().parent.parent
-KEYWORDS = {"_": None, "__": None, "N_": None, "tr": (2,), "gettext": None, "lazy_gettext": None}
+# `Invalid` and `AudienceError` carry a msgid that `message(language)` translates later.
+KEYWORDS = {"_": None, "__": None, "N_": None, "tr": (2,), "gettext": None, "lazy_gettext": None,
+            "Invalid": (1,), "AudienceError": (1,)}
 
 
 def extract_template() -> Catalog:

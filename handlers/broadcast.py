@@ -21,7 +21,8 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
-from bot.services.audience import Audience, say
+from bot.i18n import tr
+from bot.services.audience import Audience
 from bot.services.broadcasts import BroadcastService, validate_html
 from bot.services.replies import Button, Reply
 from bot.services.trainings import Invalid
@@ -53,26 +54,26 @@ def _button(label: str, step: str, value: str = "") -> Button:
 
 
 def _quit_row(lang: str) -> tuple[Button, ...]:
-    return (_button(say(lang, "Odustani"), "quit"),)
+    return (_button(tr(lang, "Odustani"), "quit"),)
 
 
 def _text_prompt(lang: str) -> Reply:
-    text = say(lang, "Pošaljite tekst obaveštenja. Dozvoljeno: &lt;b&gt;podebljano&lt;/b&gt;, "
-                     "&lt;i&gt;kurziv&lt;/i&gt;, &lt;u&gt;podvučeno&lt;/u&gt;, "
-                     "&lt;a href=\"https://...\"&gt;link&lt;/a&gt;, &lt;code&gt;kod&lt;/code&gt;.")
+    text = tr(lang, "Pošaljite tekst obaveštenja. Dozvoljeno: &lt;b&gt;podebljano&lt;/b&gt;, "
+                    "&lt;i&gt;kurziv&lt;/i&gt;, &lt;u&gt;podvučeno&lt;/u&gt;, "
+                    "&lt;a href=\"https://...\"&gt;link&lt;/a&gt;, &lt;code&gt;kod&lt;/code&gt;.")
     return Reply(text, (_quit_row(lang),))
 
 
 def _audience_choice(lang: str, clean: str, everyone: int) -> Reply:
     text = (
-        say(lang, "Pregled:") + "\n\n" + clean + "\n\n"
-        + say(lang, "Kome šaljemo? Svih korisnika: {count}.", count=everyone)
+        tr(lang, "Pregled:") + "\n\n" + clean + "\n\n"
+        + tr(lang, "Kome šaljemo? Svih korisnika: {count}.", count=everyone)
     )
     return Reply(text, (
-        (_button(say(lang, "Svima ({count})", count=everyone), "aud", "all"),),
-        (_button(say(lang, "Po opštinama"), "aud", "mun"),
-         _button(say(lang, "Po usluzi"), "aud", "svc")),
-        (_button(say(lang, "Po ulozi"), "aud", "role"),),
+        (_button(tr(lang, "Svima ({count})", count=everyone), "aud", "all"),),
+        (_button(tr(lang, "Po opštinama"), "aud", "mun"),
+         _button(tr(lang, "Po usluzi"), "aud", "svc")),
+        (_button(tr(lang, "Po ulozi"), "aud", "role"),),
         _quit_row(lang),
     ))
 
@@ -85,21 +86,21 @@ def _service_choice(lang: str, broadcasts: BroadcastService) -> Reply:
             _button(s.title(lang), "svc", s.id) for s in services[index:index + 2]
         ))
     rows.append(_quit_row(lang))
-    text = say(lang, "Za koju uslugu? Izaberite ili napišite nazive usluga, odvojene zarezom.")
+    text = tr(lang, "Za koju uslugu? Izaberite ili napišite nazive usluga, odvojene zarezom.")
     return Reply(text, tuple(rows))
 
 
 def _role_choice(lang: str) -> Reply:
-    labels = {"clerk": say(lang, "službenici"), "mentor": say(lang, "mentori"),
-              "admin": say(lang, "administratori")}
-    return Reply(say(lang, "Kojoj ulozi?"), (
+    labels = {"clerk": tr(lang, "službenici"), "mentor": tr(lang, "mentori"),
+              "admin": tr(lang, "administratori")}
+    return Reply(tr(lang, "Kojoj ulozi?"), (
         tuple(_button(labels[role], "role", role) for role in ROLES),
         _quit_row(lang),
     ))
 
 
 def _municipalities_prompt(lang: str) -> Reply:
-    return Reply(say(lang, "Napišite nazive opština, odvojene zarezom (npr. Novi Sad, Čačak)."),
+    return Reply(tr(lang, "Napišite nazive opština, odvojene zarezom (npr. Novi Sad, Čačak)."),
                  (_quit_row(lang),))
 
 
@@ -219,10 +220,10 @@ async def on_choice(
     if step == "quit":
         await state.clear()
         await drop_buttons(callback, bot)
-        await send_reply(bot, chat_id, Reply(say(lang, "Odustali ste; obaveštenje nije poslato.")))
+        await send_reply(bot, chat_id, Reply(tr(lang, "Odustali ste; obaveštenje nije poslato.")))
         return
     if current not in (NewBroadcast.audience.state, NewBroadcast.typed.state):
-        await send_reply(bot, chat_id, Reply(say(lang, "Ovo dugme više ne važi.")))
+        await send_reply(bot, chat_id, Reply(tr(lang, "Ovo dugme više ne važi.")))
         return
     await drop_buttons(callback, bot)
     if step == "aud" and value == "all":
@@ -236,7 +237,7 @@ async def on_choice(
     elif step == "role" and value in ROLES:
         await _draft(bot, chat_id, state, user, broadcasts, Audience("role", (value,)))
     else:
-        await send_reply(bot, chat_id, Reply(say(lang, "Ovo dugme više ne važi.")))
+        await send_reply(bot, chat_id, Reply(tr(lang, "Ovo dugme više ne važi.")))
 
 
 async def on_broadcast_button(
@@ -248,7 +249,7 @@ async def on_broadcast_button(
     action = callback.data or ""
     reply = await broadcasts.perform(user, action, chat_channel=CHANNEL, chat_id=str(chat_id))
     if reply is None:
-        reply = Reply(say(user.language, "Ovo dugme više ne važi."))
+        reply = Reply(tr(user.language, "Ovo dugme više ne važi."))
     if user.is_admin and not action.startswith("bc:stop"):
         # The preview's buttons are spent either way; the progress message's "Zaustavi
         # slanje" is the service's (its next edit or the report replaces it).

@@ -28,7 +28,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
 from bot.i18n import tr
-from bot.services.audience import Audience, InterestService, say
+from bot.services.audience import Audience, InterestService
 from bot.services.buttons import parse
 from bot.services.buttons_mentoring import ToggleInterest
 from bot.services.buttons_trainings import (
@@ -92,18 +92,18 @@ def _button(label: str, step: str, value: str = "") -> Button:
 
 
 def _quit_row(lang: str) -> tuple[Button, ...]:
-    return (_button(say(lang, "Otkaži"), "quit"),)
+    return (_button(tr(lang, "Otkaži"), "quit"),)
 
 
 def _step(lang: str, number: int, text: str) -> str:
-    return say(lang, "Nova obuka, korak {n} od {total}:", n=number, total=STEPS) + " " + text
+    return tr(lang, "Nova obuka, korak {n} od {total}:", n=number, total=STEPS) + " " + text
 
 
 # -- prompts -------------------------------------------------------------------------------
 
 
 def _title_prompt(lang: str) -> Reply:
-    return Reply(_step(lang, 1, say(lang, "napišite naziv obuke.")), (_quit_row(lang),))
+    return Reply(_step(lang, 1, tr(lang, "napišite naziv obuke.")), (_quit_row(lang),))
 
 
 def _service_prompt(lang: str, trainings: TrainingService) -> Reply:
@@ -114,46 +114,46 @@ def _service_prompt(lang: str, trainings: TrainingService) -> Reply:
             _button(service.title(lang), "svc", service.id) for service in services[index:index + 2]
         ))
     rows.append(_quit_row(lang))
-    return Reply(_step(lang, 2, say(lang, "za koju uslugu je obuka?")), tuple(rows))
+    return Reply(_step(lang, 2, tr(lang, "za koju uslugu je obuka?")), tuple(rows))
 
 
 def _when_prompt(lang: str) -> Reply:
-    text = say(lang, "datum i vreme početka, po beogradskom vremenu (npr. 15.12.2026 10:00).")
+    text = tr(lang, "datum i vreme početka, po beogradskom vremenu (npr. 15.12.2026 10:00).")
     return Reply(_step(lang, 3, text), (_quit_row(lang),))
 
 
 def _duration_prompt(lang: str) -> Reply:
-    text = say(lang, "koliko traje? Napišite broj minuta (npr. 90) ili sati (npr. 1,5h).")
+    text = tr(lang, "koliko traje? Napišite broj minuta (npr. 90) ili sati (npr. 1,5h).")
     return Reply(_step(lang, 4, text), (_quit_row(lang),))
 
 
 def _place_prompt(lang: str) -> Reply:
-    text = say(lang, "link za onlajn obuku (https://...) ili adresa (ulica, broj, mesto).")
+    text = tr(lang, "link za onlajn obuku (https://...) ili adresa (ulica, broj, mesto).")
     return Reply(_step(lang, 5, text), (_quit_row(lang),))
 
 
 def _capacity_prompt(lang: str) -> Reply:
-    text = say(lang, "koliko ima mesta? Napišite broj ili izaberite „Bez ograničenja“.")
+    text = tr(lang, "koliko ima mesta? Napišite broj ili izaberite „Bez ograničenja“.")
     return Reply(_step(lang, 6, text), (
-        (_button(say(lang, "Bez ograničenja"), "cap", "none"),),
+        (_button(tr(lang, "Bez ograničenja"), "cap", "none"),),
         _quit_row(lang),
     ))
 
 
 def _audience_prompt(lang: str, trainings: TrainingService, service_id: str) -> Reply:
-    text = say(lang, "ko dobija najavu? Izaberite, ili napišite nazive opština ili usluga, "
-                     "odvojene zarezom.")
+    text = tr(lang, "ko dobija najavu? Izaberite, ili napišite nazive opština ili usluga, "
+                    "odvojene zarezom.")
     title = trainings.service_title(service_id, lang)
     return Reply(_step(lang, 7, text), (
-        (_button(say(lang, "Svi korisnici"), "aud", "all"),),
-        (_button(say(lang, "Zainteresovani za {service}", service=title), "aud", "svc"),),
-        (_button(say(lang, "Izabrane opštine"), "aud", "mun"),),
+        (_button(tr(lang, "Svi korisnici"), "aud", "all"),),
+        (_button(tr(lang, "Zainteresovani za {service}", service=title), "aud", "svc"),),
+        (_button(tr(lang, "Izabrane opštine"), "aud", "mun"),),
         _quit_row(lang),
     ))
 
 
 def _municipalities_prompt(lang: str) -> Reply:
-    return Reply(say(lang, "Napišite nazive opština, odvojene zarezom (npr. Novi Sad, Čačak)."),
+    return Reply(tr(lang, "Napišite nazive opština, odvojene zarezom (npr. Novi Sad, Čačak)."),
                  (_quit_row(lang),))
 
 
@@ -177,12 +177,12 @@ def _draft_of(data: dict[str, Any]) -> TrainingDraft:
 def _summary(lang: str, trainings: TrainingService, draft: TrainingDraft) -> Reply:
     audience = html.escape(draft.audience.describe(lang, trainings.services))
     text = (
-        say(lang, "Proverite obuku pre objave:") + "\n\n" + trainings.describe(draft, lang)
-        + "\n👤 " + say(lang, "Najavu dobijaju: {audience}", audience=audience)
+        tr(lang, "Proverite obuku pre objave:") + "\n\n" + trainings.describe(draft, lang)
+        + "\n👤 " + tr(lang, "Najavu dobijaju: {audience}", audience=audience)
     )
     if draft.capacity is None:
-        text += "\n👥 " + say(lang, "Broj mesta nije ograničen.")
-    buttons = (_button(say(lang, "Objavi"), "pub"), _button(say(lang, "Otkaži"), "quit"))
+        text += "\n👥 " + tr(lang, "Broj mesta nije ograničen.")
+    buttons = (_button(tr(lang, "Objavi"), "pub"), _button(tr(lang, "Otkaži"), "quit"))
     return Reply(text, (buttons,))
 
 
@@ -312,13 +312,13 @@ async def on_dialogue_button(
         await state.clear()
         await drop_buttons(callback, bot)
         if current is not None and current.startswith(ChangeTraining.__name__):
-            text = say(lang, "Prekinuto; obuka nije promenjena.")
+            text = tr(lang, "Prekinuto; obuka nije promenjena.")
         else:
-            text = say(lang, "Unos obuke je prekinut; ništa nije objavljeno.")
+            text = tr(lang, "Unos obuke je prekinut; ništa nije objavljeno.")
         await send_reply(bot, chat_id, Reply(text))
         return
     if current is None or not current.startswith(NewTraining.__name__):
-        await send_reply(bot, chat_id, Reply(say(lang, "Ovo dugme više ne važi.")))
+        await send_reply(bot, chat_id, Reply(tr(lang, "Ovo dugme više ne važi.")))
         return
     if step == "svc" and current == NewTraining.service.state:
         try:
@@ -347,12 +347,12 @@ async def on_dialogue_button(
         _training_id, reply = await trainings.create(user, _draft_of(data))
         await send_reply(bot, chat_id, reply)
     else:
-        await send_reply(bot, chat_id, Reply(say(lang, "Ovo dugme više ne važi.")))
+        await send_reply(bot, chat_id, Reply(tr(lang, "Ovo dugme više ne važi.")))
 
 
 async def on_quit_command(message: Message, bot: Bot, state: FSMContext, user: UserProfile) -> None:
     await state.clear()
-    await send_reply(bot, message.chat.id, Reply(say(user.language, "Prekinuto.")))
+    await send_reply(bot, message.chat.id, Reply(tr(user.language, "Prekinuto.")))
 
 
 # -- change: a new time or place for an existing training ---------------------------------
@@ -455,15 +455,15 @@ async def on_training_button(
         await state.set_state(ChangeTraining.when if by_time else ChangeTraining.place)
         await state.update_data(training_id=token.training_id)
         prompt = (
-            say(lang, "Napišite novi datum i vreme početka (npr. 15.12.2026 10:00).")
+            tr(lang, "Napišite novi datum i vreme početka (npr. 15.12.2026 10:00).")
             if by_time
-            else say(lang, "Napišite novi link (https://...) ili adresu.")
+            else tr(lang, "Napišite novi link (https://...) ili adresu.")
         )
         await show_from_button(callback, bot, Reply(prompt, (_quit_row(lang),)), edit=False)
         return
     reply = await trainings.perform(user, action)
     if reply is None:
-        reply = Reply(say(lang, "Ovo dugme više ne važi."))
+        reply = Reply(tr(lang, "Ovo dugme više ne važi."))
     # "Da, otkaži" replaces the question it answers, a tap in the attendance list redraws the
     # list; everything else comes as a new message, so the announcement (and its "Prijavi se")
     # stays readable in the chat.

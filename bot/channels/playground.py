@@ -40,7 +40,6 @@ from bot.i18n import tr
 from bot.outbox import OutboxDispatcher, Outgoing, SendOutcome
 from bot.ratelimit import LocalRateLimiter
 from bot.services.actions import perform
-from bot.services.audience import say
 from bot.services.buttons import (
     AskMentor,
     ChooseMunicipality,
@@ -172,7 +171,7 @@ class Playground:
             self._set(MENTOR, operator)
         self._acting = MENTOR
         self.note(
-            say(
+            tr(
                 operator.language,
                 "Mentorski režim: sada ste mentor i administrator programa. /red – otvorena "
                 "pitanja, /moji – Vaša, /odgovori broj tekst – odgovor službeniku, "
@@ -184,7 +183,7 @@ class Playground:
 
     def become_clerk(self) -> None:
         self._acting = CLERK
-        self.note(say(self.user.language, "Ponovo ste službenik."))
+        self.note(tr(self.user.language, "Ponovo ste službenik."))
 
     # -- output ---------------------------------------------------------------------------
 
@@ -204,13 +203,13 @@ class Playground:
         reply = payload_to_reply(message.payload)
         text, buttons = render(reply, color=self._color)
         to = self._people.get(who, self.user)
-        label = say(to.language, "službeniku") if who == CLERK else say(to.language, "mentoru")
+        label = tr(to.language, "službeniku") if who == CLERK else tr(to.language, "mentoru")
         lines = [f"\n📨 ({label}) {text}"]
         document = message.payload.get("document")
         if isinstance(document, dict) and document.get("filename"):
             path = self._write_file(str(document["filename"]), document.get("content_b64"))
             if path is not None:
-                lines.append(say(to.language, "📎 Datoteka: {path}", path=str(path)))
+                lines.append(tr(to.language, "📎 Datoteka: {path}", path=str(path)))
         self._out.write("\n".join(lines) + "\n")
         self._out.flush()
         if buttons:
@@ -364,7 +363,7 @@ class Playground:
             self.show(answers.help(user))
             if self._acting == MENTOR:
                 self.note(
-                    say(
+                    tr(
                         user.language,
                         "Mentor: /red, /moji, /odgovori, /obuka_nova, /prisustvo, /opstine, "
                         "/opstina_dodaj, /opstina_mentor.",
@@ -399,7 +398,7 @@ class Playground:
             exported = await services.privacy.export(user)
             path = self._write_file(exported.filename, None, exported.content)
             self.show(Reply(exported.caption))
-            self.note(say(user.language, "📎 Datoteka: {path}", path=str(path)))
+            self.note(tr(user.language, "📎 Datoteka: {path}", path=str(path)))
         elif name in ("obrisi_me", "obriši_me", "obrisime", "delete_me"):
             self.show(services.privacy.deletion_prompt(user))
         elif name == "red":
@@ -431,7 +430,7 @@ class Playground:
         parts = [part.strip() for part in args.split(";")]
         if len(parts) < 5:
             return Reply(
-                say(
+                tr(
                     user.language,
                     "Upotreba: /obuka_nova naziv; usluga; 15.12.2026 10:00; trajanje u minutima; "
                     "link ili adresa; broj mesta (ili „bez“). Usluge: {known}.",
@@ -588,7 +587,7 @@ async def run_playground(
             )
             + "\n"
             + "("
-            + say(
+            + tr(
                 user.language,
                 "/mentor_mod – igrate mentora: vidite red, preuzmete pitanje i odgovorite na "
                 "njega; odgovor stiže službeniku u ovaj razgovor.",

@@ -32,14 +32,8 @@ __all__ = [
     "ServiceInfo",
     "audience_members",
     "parse_audience",
-    "say",
 ]
 
-
-# `tr` itself (it transliterates what the Cyrillic catalogue lacks). The name stays because
-# `python -m bot.i18n_build` does not extract `say(...)` messages yet: their English
-# translations are still to be written before the calls become `tr`.
-say = tr
 
 
 @dataclass(frozen=True)
@@ -91,17 +85,17 @@ class Audience:
 
     def describe(self, language: str, services: Sequence[ServiceInfo] = DEFAULT_SERVICES) -> str:
         if self.kind == "all":
-            return say(language, "svi korisnici")
+            return tr(language, "svi korisnici")
         if self.kind == "municipalities":
-            return say(language, "opštine: {names}", names=", ".join(self.values))
+            return tr(language, "opštine: {names}", names=", ".join(self.values))
         if self.kind == "service":
             titles = {s.id: s.title(language) for s in services}
             names = ", ".join(titles.get(v, v) for v in self.values)
-            return say(language, "zainteresovani za: {names}", names=names)
-        roles = {"clerk": say(language, "službenici"), "mentor": say(language, "mentori"),
-                 "admin": say(language, "administratori")}
+            return tr(language, "zainteresovani za: {names}", names=names)
+        roles = {"clerk": tr(language, "službenici"), "mentor": tr(language, "mentori"),
+                 "admin": tr(language, "administratori")}
         names = ", ".join(roles.get(v, v) for v in self.values)
-        return say(language, "uloga: {names}", names=names)
+        return tr(language, "uloga: {names}", names=names)
 
     def to_row(self) -> tuple[str, list[str]]:
         return self.kind, list(self.values)
@@ -124,7 +118,7 @@ class AudienceError(ValueError):
         }
 
     def message(self, language: str) -> str:
-        return say(language, self.msgid, **self.values)
+        return tr(language, self.msgid, **self.values)
 
 
 _ALL_WORDS = {"svi", "sve", "all", "everyone", "*", "svima"}
@@ -251,17 +245,17 @@ class InterestService:
         for service in self._services:
             mark = "✅ " if chosen is not None and service.id in chosen else ""
             rows.append((Button(mark + service.title(language), pack(ToggleInterest(service.id))),))
-        everything = ("✅ " if chosen is None else "") + say(language, "Sve usluge")
+        everything = ("✅ " if chosen is None else "") + tr(language, "Sve usluge")
         rows.append((Button(everything, pack(ToggleInterest("*"))),))
         if chosen is None:
-            state = say(language, "Sada dobijate obaveštenja o svim uslugama.")
+            state = tr(language, "Sada dobijate obaveštenja o svim uslugama.")
         elif not chosen:
-            state = say(language, "Niste izabrali nijednu uslugu: dobijate samo opšta obaveštenja.")
+            state = tr(language, "Niste izabrali nijednu uslugu: dobijate samo opšta obaveštenja.")
         else:
             titles = {s.id: s.title(language) for s in self._services}
-            state = say(language, "Radite na: {names}.",
-                        names=", ".join(titles.get(c, c) for c in chosen))
-        text = say(
+            state = tr(language, "Radite na: {names}.",
+                       names=", ".join(titles.get(c, c) for c in chosen))
+        text = tr(
             language,
             "Na kojim uslugama radite? Obaveštenja i obuke za te usluge stižu vama.",
         )

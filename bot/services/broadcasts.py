@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from bot.i18n import N_, tr
 from bot.services.audience import (
     DEFAULT_SERVICES,
     Audience,
@@ -28,7 +29,6 @@ from bot.services.audience import (
     ServiceInfo,
     audience_members,
     parse_audience,
-    say,
 )
 from bot.services.audit import BROADCAST_CANCEL, BROADCAST_SEND, audit_record
 from bot.services.buttons import pack, parse
@@ -51,7 +51,7 @@ ALLOWED_TAGS = ("b", "i", "u", "a", "code")
 MAX_TEXT = 4096
 _TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)((?:\s+[^<>]*)?)\s*(/?)>")
 _HREF = re.compile(r'^\s+href\s*=\s*"([^"<>]*)"\s*$')
-_BARE_BRACKET = "Znak &lt; ili &gt; nije dozvoljen van oznaka; napišite &amp;lt; ili &amp;gt;."
+_BARE_BRACKET = N_("Znak &lt; ili &gt; nije dozvoljen van oznaka; napišite &amp;lt; ili &amp;gt;.")
 _ENTITY = re.compile(r"&(?:[a-zA-Z]+|#\d+|#x[0-9a-fA-F]+);")
 
 
@@ -222,13 +222,13 @@ class BroadcastService:
             broadcast_id = row.id
             await uow.commit()
         preview = (
-            say(lang, "Pregled obaveštenja (primaoci: {audience}, ukupno {count}):",
-                audience=html.escape(audience.describe(lang, self._services)), count=count)
+            tr(lang, "Pregled obaveštenja (primaoci: {audience}, ukupno {count}):",
+               audience=html.escape(audience.describe(lang, self._services)), count=count)
             + "\n\n" + clean
         )
         return broadcast_id, Reply(preview, ((
-            Button(say(lang, "Pošalji"), pack(BroadcastAction("go", broadcast_id))),
-            Button(say(lang, "Odustani"), pack(BroadcastAction("no", broadcast_id))),
+            Button(tr(lang, "Pošalji"), pack(BroadcastAction("go", broadcast_id))),
+            Button(tr(lang, "Odustani"), pack(BroadcastAction("no", broadcast_id))),
         ),))
 
     async def start(
@@ -244,8 +244,8 @@ class BroadcastService:
             if not await repo.transition(broadcast_id, ("draft",), "running"):
                 row = await repo.get(broadcast_id)
                 state = row.state if row else "missing"
-                return Reply(say(lang, "Ovo obaveštenje je već poslato ili otkazano ({state}).",
-                                 state=state))
+                return Reply(tr(lang, "Ovo obaveštenje je već poslato ili otkazano ({state}).",
+                                state=state))
             row = await repo.get(broadcast_id)
             assert row is not None
             row.admin_channel = admin_channel
@@ -264,7 +264,7 @@ class BroadcastService:
             await uow.commit()
         log.info("broadcast started", extra={"user_id": actor.id, "broadcast_id": broadcast_id})
         queued = await self._enqueue(broadcast_id)
-        return Reply(say(lang, "Slanje je počelo: {count} primalaca.", count=queued))
+        return Reply(tr(lang, "Slanje je počelo: {count} primalaca.", count=queued))
 
     async def _enqueue(self, broadcast_id: int) -> int:
         """Queue deliveries from where queuing stopped (chunks, one transaction each)."""
@@ -314,19 +314,19 @@ class BroadcastService:
         self, broadcast_id: int, lang: str, counts: BroadcastCounts, *, running: bool
     ) -> Reply:
         if running:
-            text = say(lang, "📤 Obaveštenje #{id}: poslato {sent} od {total} "
-                             "(blokirali bota: {blocked}, neuspešno: {failed}).",
-                       id=broadcast_id, sent=counts.sent, total=counts.total,
-                       blocked=counts.blocked, failed=counts.failed)
-            stop = Button(say(lang, "Zaustavi slanje"), pack(BroadcastAction("stop", broadcast_id)))
+            text = tr(lang, "📤 Obaveštenje #{id}: poslato {sent} od {total} "
+                            "(blokirali bota: {blocked}, neuspešno: {failed}).",
+                      id=broadcast_id, sent=counts.sent, total=counts.total,
+                      blocked=counts.blocked, failed=counts.failed)
+            stop = Button(tr(lang, "Zaustavi slanje"), pack(BroadcastAction("stop", broadcast_id)))
             return Reply(text, ((stop,),))
         return Reply(self._report_text(broadcast_id, lang, counts))
 
     def _report_text(self, broadcast_id: int, lang: str, counts: BroadcastCounts) -> str:
-        return say(lang, "Obaveštenje #{id} je završeno: poslato {sent}, blokirali bota "
-                         "{blocked}, neuspešno {failed}, otkazano {cancelled}.",
-                   id=broadcast_id, sent=counts.sent, blocked=counts.blocked,
-                   failed=counts.failed, cancelled=counts.cancelled + counts.expired)
+        return tr(lang, "Obaveštenje #{id} je završeno: poslato {sent}, blokirali bota "
+                        "{blocked}, neuspešno {failed}, otkazano {cancelled}.",
+                  id=broadcast_id, sent=counts.sent, blocked=counts.blocked,
+                  failed=counts.failed, cancelled=counts.cancelled + counts.expired)
 
     async def counts(self, broadcast_id: int) -> BroadcastCounts:
         async with self._database.uow(read_only=True) as uow:
@@ -351,8 +351,8 @@ class BroadcastService:
             if row is None or not await repo.transition(
                 broadcast_id, ("draft", "running"), "cancelled"
             ):
-                return Reply(say(lang, "Ovo obaveštenje je već poslato ili otkazano ({state}).",
-                                 state=was or "-"))
+                return Reply(tr(lang, "Ovo obaveštenje je već poslato ili otkazano ({state}).",
+                                state=was or "-"))
             stopped = await uow.outbox.cancel_batch(self.batch(broadcast_id))
             await audit_record(uow, actor, BROADCAST_CANCEL, f"broadcast:{broadcast_id}",
                                {"was": was, "stopped": stopped})
@@ -360,10 +360,10 @@ class BroadcastService:
         log.info("broadcast cancelled", extra={"user_id": actor.id,
                                                "broadcast_id": broadcast_id, "stopped": stopped})
         if was == "draft":
-            return Reply(say(lang, "Odustali ste; obaveštenje nije poslato."))
+            return Reply(tr(lang, "Odustali ste; obaveštenje nije poslato."))
         await self._finish(broadcast_id)
-        return Reply(say(lang, "Slanje je zaustavljeno; {count} poruka nije poslato.",
-                         count=stopped))
+        return Reply(tr(lang, "Slanje je zaustavljeno; {count} poruka nije poslato.",
+                        count=stopped))
 
     async def tick(self) -> None:
         """Every couple of seconds: finish queuing, update progress, close finished ones."""
@@ -462,7 +462,7 @@ class BroadcastService:
     ) -> Reply | None:
         token = parse(action)
         if not isinstance(token, BroadcastAction):  # forged, or an old format
-            spent = Reply(say(user.language, "Ovo dugme više ne važi."))
+            spent = Reply(tr(user.language, "Ovo dugme više ne važi."))
             return spent if action.startswith("bc:") else None
         verb, broadcast_id = token.action, token.broadcast_id
         if verb == "go":
@@ -470,4 +470,4 @@ class BroadcastService:
                                     admin_chat_id=chat_id)
         if verb in ("no", "stop"):
             return await self.cancel(user, broadcast_id)
-        return Reply(say(user.language, "Ovo dugme više ne važi."))
+        return Reply(tr(user.language, "Ovo dugme više ne važi."))

@@ -358,6 +358,40 @@ async def test_reminder_comes_in_the_clerks_script(database: Database) -> None:
         assert "Obuka za ePisarnicu" in reminders[0]  # the title stays as the admin typed it
 
 
+async def test_an_english_clerk_sees_trainings_and_sign_up_in_english(database: Database) -> None:
+    """The training messages are extracted into the catalogue: none may reach an English
+    clerk in Serbian (they did while they went through an alias babel did not extract)."""
+    clock = Clock()
+    service = TrainingService(database, clock=clock)
+    admin = await add_user(database, 990, role="admin")
+    john = await add_user(database, 991, language="en")
+    jane = await add_user(database, 992, language="en")
+    assert (await service.upcoming(john)).text == "There are no trainings announced at the moment."
+    training_id, _ = await service.create(admin, draft(clock, title="eZUP basics", capacity=1))
+    assert training_id is not None
+
+    listing = await service.upcoming(john)
+    assert listing.text.startswith("<b>Upcoming trainings</b>\n\n1. <b>eZUP basics</b>")
+    assert "duration 90 min" in listing.text and "Seats: 0/1" in listing.text
+    assert listing.text.endswith("\nnot signed up")
+    signed = await service.sign_up(john, training_id)
+    assert signed.text.startswith("✅ You are signed up for the training.\n")
+    assert signed.text.endswith("\nWe will remind you 24 hours, 1 hour before it starts.")
+    full = await service.sign_up(jane, training_id)
+    assert full.text.startswith("All seats are taken. Would you like to join the waiting list?")
+    waiting = await service.sign_up(jane, training_id, waitlist=True)
+    assert waiting.text.startswith("You are on the waiting list, number 1 in line.")
+    replies = (listing, signed, full, waiting, await service.upcoming(jane))
+    assert [b.label for r in replies for row in r.buttons for b in row] == [
+        "Sign up: eZUP basics", "Cancel my sign-up", "Put me on the waiting list",
+        "Leave the waiting list", "Leave the waiting list: eZUP basics",
+    ]
+    serbian = ("obuk", "prijav", "mesta", "čekanj", "podset", " za ", " u ")
+    for reply in replies:
+        shown = (reply.text + " ".join(b.label for row in reply.buttons for b in row)).lower()
+        assert not [word for word in serbian if word in shown], reply.text
+
+
 async def test_service_interest_audience_and_clerks_who_said_nothing(database: Database) -> None:
     clock = Clock()
     service = TrainingService(database, clock=clock)

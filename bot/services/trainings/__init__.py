@@ -15,9 +15,7 @@ signup; admin); `TrainingService` puts the layers together and routes the button
 
 from __future__ import annotations
 
-from bot.services.audience import (
-    say,
-)
+from bot.i18n import tr
 from bot.services.buttons import pack, parse
 from bot.services.buttons_trainings import (
     TRAINING_KINDS,
@@ -90,7 +88,7 @@ class TrainingService(TrainingAdmin):
             return None
         token = parse(action)
         if not isinstance(token, TRAINING_KINDS):
-            return Reply(say(user.language, "Ovo dugme više ne važi."))
+            return Reply(tr(user.language, "Ovo dugme više ne važi."))
         match token:
             case TrainingList():  # the list, as /obuke shows it (a button under the KB answer)
                 return await self.upcoming(user)
@@ -115,14 +113,14 @@ class TrainingService(TrainingAdmin):
         if refused is not None:
             return refused
         return Reply(
-            say(user.language, "Sigurno otkazati obuku? Svi prijavljeni dobiće obaveštenje."),
+            tr(user.language, "Sigurno otkazati obuku? Svi prijavljeni dobiće obaveštenje."),
             (
                 (
                     Button(
-                        say(user.language, "Da, otkaži"),
+                        tr(user.language, "Da, otkaži"),
                         pack(TrainingCancelConfirmed(training_id)),
                     ),
-                    Button(say(user.language, "Ne"), pack(TrainingManage(training_id))),
+                    Button(tr(user.language, "Ne"), pack(TrainingManage(training_id))),
                 ),
             ),
         )

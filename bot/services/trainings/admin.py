@@ -10,7 +10,6 @@ from datetime import datetime
 from bot.i18n import tr
 from bot.services.audience import (
     audience_members,
-    say,
 )
 from bot.services.audit import TRAINING_CANCEL, TRAINING_CREATE, TRAINING_UPDATE, audit_record
 from bot.services.buttons import pack
@@ -48,8 +47,8 @@ class TrainingAdmin(TrainingSignUp):
         if refused is not None:
             return None, refused
         if draft.starts_at <= self._clock():
-            return None, Reply(say(actor.language, "Taj datum je prošao. Unesite datum i vreme "
-                                                   "u budućnosti."))
+            return None, Reply(tr(actor.language, "Taj datum je prošao. Unesite datum i vreme "
+                                                  "u budućnosti."))
         kind, values = draft.audience.to_row()
         async with self._database.uow() as uow:
             row = await uow.repository(TrainingRepository).add(Training(
@@ -67,9 +66,9 @@ class TrainingAdmin(TrainingSignUp):
         count = await self._announce(training_id)
         log.info("training created", extra={"user_id": actor.id, "training_id": training_id,
                                             "audience": count})
-        text = say(actor.language, "Obuka je objavljena. Obaveštenje ide {count} korisnika.",
-                   count=count)
-        return training_id, Reply(text, ((Button(say(actor.language, "Upravljaj obukom"),
+        text = tr(actor.language, "Obuka je objavljena. Obaveštenje ide {count} korisnika.",
+                  count=count)
+        return training_id, Reply(text, ((Button(tr(actor.language, "Upravljaj obukom"),
                                                  pack(TrainingManage(training_id))),),))
 
     async def _announce(self, training_id: int) -> int:
@@ -101,9 +100,9 @@ class TrainingAdmin(TrainingSignUp):
         return sum(counts.values())
 
     def _announcement(self, view: TrainingView, language: str) -> Reply:
-        text = "📢 " + say(language, "Nova obuka") + "\n" + self.describe(
+        text = "📢 " + tr(language, "Nova obuka") + "\n" + self.describe(
             view, language, show_link=False)
-        return Reply(text, ((Button(say(language, "Prijavi se"), pack(TrainingJoin(view.id))),),))
+        return Reply(text, ((Button(tr(language, "Prijavi se"), pack(TrainingJoin(view.id))),),))
 
     async def manage(self, actor: UserProfile, training_id: int) -> Reply:
         """The admin's view of one training: counts and change / cancel buttons."""
@@ -113,18 +112,18 @@ class TrainingAdmin(TrainingSignUp):
         lang = actor.language
         view = await self.get(training_id)
         if view is None:
-            return Reply(say(lang, "Ta obuka ne postoji."))
-        text = self.describe(view, lang) + "\n" + say(
+            return Reply(tr(lang, "Ta obuka ne postoji."))
+        text = self.describe(view, lang) + "\n" + tr(
             lang, "Prijavljeno: {registered}, na listi čekanja: {waitlisted}.",
             registered=view.registered, waitlisted=view.waitlisted)
         if view.status == "cancelled":
-            return Reply(text + "\n" + say(lang, "Ta obuka je otkazana."))
+            return Reply(text + "\n" + tr(lang, "Ta obuka je otkazana."))
         return Reply(text, (
-            (Button(say(lang, "Promeni vreme"), pack(TrainingChangeTime(training_id))),
-             Button(say(lang, "Promeni mesto/link"), pack(TrainingChangePlace(training_id)))),
+            (Button(tr(lang, "Promeni vreme"), pack(TrainingChangeTime(training_id))),
+             Button(tr(lang, "Promeni mesto/link"), pack(TrainingChangePlace(training_id)))),
             (Button(tr(lang, "Prisustvo"), pack(AttendanceList(training_id))),
              Button(tr(lang, "Materijali"), pack(TrainingMaterials(training_id)))),
-            (Button(say(lang, "Otkaži obuku"), pack(TrainingCancel(training_id))),),
+            (Button(tr(lang, "Otkaži obuku"), pack(TrainingCancel(training_id))),),
         ))
 
     async def change(
@@ -146,7 +145,7 @@ class TrainingAdmin(TrainingSignUp):
         lang = actor.language
         now = self._clock()
         if starts_at is not None and starts_at <= now:
-            return Reply(say(lang, "Taj datum je prošao. Unesite datum i vreme u budućnosti."))
+            return Reply(tr(lang, "Taj datum je prošao. Unesite datum i vreme u budućnosti."))
         async with self._database.uow() as uow:
             repo = uow.repository(TrainingRepository)
             row = await self._open_training(repo, training_id, lang, now)
@@ -175,8 +174,8 @@ class TrainingAdmin(TrainingSignUp):
                 if not member.active:
                     continue
                 changes = self._changes(before, after, member.language)
-                text = "✏️ " + say(member.language, "Obuka je promenjena: {changes}.",
-                                   changes=changes) + "\n" + self.describe(
+                text = "✏️ " + tr(member.language, "Obuka je promenjena: {changes}.",
+                                  changes=changes) + "\n" + self.describe(
                     after, member.language, show_link=reg.status == "registered")
                 if reg.status == "registered":
                     await self._arm_reminders(uow, after, member, now)
@@ -199,21 +198,21 @@ class TrainingAdmin(TrainingSignUp):
             await uow.commit()
         log.info("training changed", extra={"user_id": actor.id, "training_id": training_id,
                                             "notified": len(participants)})
-        return Reply(say(lang, "Obuka je izmenjena. Obavešteno: {count}.",
-                         count=len(participants)) + "\n" + self.describe(after, lang))
+        return Reply(tr(lang, "Obuka je izmenjena. Obavešteno: {count}.",
+                        count=len(participants)) + "\n" + self.describe(after, lang))
 
     def _changes(self, before: TrainingView, after: TrainingView, lang: str) -> str:
         parts = []
         if before.starts_at != after.starts_at or before.duration_minutes != after.duration_minutes:
-            parts.append(say(lang, "novo vreme {when}",
-                             when=format_when(after.starts_at, lang, self._tz)))
+            parts.append(tr(lang, "novo vreme {when}",
+                            when=format_when(after.starts_at, lang, self._tz)))
         if (before.link, before.address) != (after.link, after.address):
-            parts.append(say(lang, "novo mesto"))
+            parts.append(tr(lang, "novo mesto"))
         if before.title != after.title:
-            parts.append(say(lang, "novi naziv"))
+            parts.append(tr(lang, "novi naziv"))
         if before.capacity != after.capacity:
-            parts.append(say(lang, "broj mesta"))
-        return ", ".join(parts) or say(lang, "detalji")
+            parts.append(tr(lang, "broj mesta"))
+        return ", ".join(parts) or tr(lang, "detalji")
 
     async def cancel(self, actor: UserProfile, training_id: int) -> Reply:
         """Cancel a training: reminders are cancelled, registrants and the waiting list told."""
@@ -226,9 +225,9 @@ class TrainingAdmin(TrainingSignUp):
             repo = uow.repository(TrainingRepository)
             row = await repo.get(training_id, for_update=True)
             if row is None:
-                return Reply(say(lang, "Ta obuka ne postoji."))
+                return Reply(tr(lang, "Ta obuka ne postoji."))
             if row.status == "cancelled":
-                return Reply(say(lang, "Ta obuka je otkazana."))
+                return Reply(tr(lang, "Ta obuka je otkazana."))
             row.status = "cancelled"
             row.revision += 1
             row.updated_at = now
@@ -241,10 +240,10 @@ class TrainingAdmin(TrainingSignUp):
             for reg, member in participants:
                 if not member.active:
                     continue
-                text = "❌ " + say(member.language, "Obuka „{title}“ ({when}) je otkazana. "
-                                                   "Izvinjavamo se.",
-                                   title=html.escape(view.title),
-                                   when=format_when(view.starts_at, member.language, self._tz))
+                text = "❌ " + tr(member.language, "Obuka „{title}“ ({when}) je otkazana. "
+                                                  "Izvinjavamo se.",
+                                 title=html.escape(view.title),
+                                 when=format_when(view.starts_at, member.language, self._tz))
                 if reg.status == "registered":
                     await self._queue_calendar(uow, view, member, text, kind="training_cancel",
                                                cancelled=True)
@@ -259,5 +258,5 @@ class TrainingAdmin(TrainingSignUp):
             await uow.commit()
         log.info("training cancelled", extra={"user_id": actor.id, "training_id": training_id,
                                               "reminders": cancelled})
-        return Reply(say(lang, "Obuka je otkazana. Obavešteno: {count}.",
-                         count=len(participants)))
+        return Reply(tr(lang, "Obuka je otkazana. Obavešteno: {count}.",
+                        count=len(participants)))

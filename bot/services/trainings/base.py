@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.i18n import tr
 from bot.services.attendance import AttendanceService
 from bot.services.audience import (
     DEFAULT_SERVICES,
@@ -16,7 +17,6 @@ from bot.services.audience import (
     AudienceError,
     ServiceInfo,
     parse_audience,
-    say,
 )
 from bot.services.municipalities import MunicipalityDirectory
 from bot.services.replies import Reply
@@ -93,26 +93,26 @@ class TrainingBase:
         waiting list) - they see only that it is online."""
         lines = [
             f"<b>{html.escape(training.title)}</b>",
-            "🗓 " + say(language, "{when}, trajanje {minutes} min",
-                        when=format_when(training.starts_at, language, self._tz),
-                        minutes=training.duration_minutes),
+            "🗓 " + tr(language, "{when}, trajanje {minutes} min",
+                       when=format_when(training.starts_at, language, self._tz),
+                       minutes=training.duration_minutes),
             "🧩 " + html.escape(self.service_title(training.service, language)),
         ]
         if training.link and show_link:
             link = html.escape(training.link, quote=True)
-            lines.append("🔗 " + say(language, "Onlajn: {link}",
-                                     link=f'<a href="{link}">{link}</a>'))
+            anchor = f'<a href="{link}">{link}</a>'  # built outside tr(): babel skips f-strings
+            lines.append("🔗 " + tr(language, "Onlajn: {link}", link=anchor))
         elif training.link:
-            lines.append("🔗 " + say(language, "Onlajn"))
+            lines.append("🔗 " + tr(language, "Onlajn"))
         if training.address:
             lines.append("📍 " + html.escape(training.address))
         if training.capacity is not None:
             if isinstance(training, TrainingView):
-                lines.append("👥 " + say(language, "Mesta: {taken}/{capacity}",
-                                         taken=training.registered, capacity=training.capacity))
+                lines.append("👥 " + tr(language, "Mesta: {taken}/{capacity}",
+                                        taken=training.registered, capacity=training.capacity))
             else:
-                lines.append("👥 " + say(language, "Mesta: {capacity}",
-                                         capacity=training.capacity))
+                lines.append("👥 " + tr(language, "Mesta: {capacity}",
+                                        capacity=training.capacity))
         return "\n".join(lines)
 
     def refusal(self, actor: UserProfile, action: str) -> Reply | None:

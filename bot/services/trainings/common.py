@@ -11,11 +11,11 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from bot.digits import is_digits
+from bot.i18n import tr
 from bot.services.audience import (
     DEFAULT_SERVICES,
     Audience,
     ServiceInfo,
-    say,
 )
 from bot.services.municipalities import fold
 from knowledge_base.translit import to_latin
@@ -38,7 +38,7 @@ class Invalid(ValueError):
         self.values = values
 
     def message(self, language: str) -> str:
-        return say(language, self.msgid, **self.values)
+        return tr(language, self.msgid, **self.values)
 
 
 def parse_title(text: str) -> str:
@@ -174,24 +174,24 @@ def parse_offsets(text: str) -> tuple[timedelta, ...]:
 def format_when(when: datetime, language: str, tz: ZoneInfo = BELGRADE) -> str:
     local = when.astimezone(tz)
     date = local.strftime("%d.%m.%Y.") if language != "en" else local.strftime("%d %b %Y")
-    return say(language, "{date} u {time}", date=date, time=local.strftime("%H:%M"))
+    return tr(language, "{date} u {time}", date=date, time=local.strftime("%H:%M"))
 
 
 def hours_text(language: str, hours: int) -> str:
     if language == "en":
         return f"in {hours} hour" + ("" if hours == 1 else "s")
     if hours % 10 == 1 and hours % 100 != 11:
-        return say(language, "za {n} sat", n=hours)
+        return tr(language, "za {n} sat", n=hours)
     if hours % 10 in (2, 3, 4) and hours % 100 not in (12, 13, 14):
-        return say(language, "za {n} sata", n=hours)
-    return say(language, "za {n} sati", n=hours)
+        return tr(language, "za {n} sata", n=hours)
+    return tr(language, "za {n} sati", n=hours)
 
 
 def relative_time(language: str, offset: timedelta) -> str:
     minutes = int(offset.total_seconds() // 60)
     if minutes % 60 == 0:
         return hours_text(language, minutes // 60)
-    return say(language, "za {n} min", n=minutes)
+    return tr(language, "za {n} min", n=minutes)
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,7 @@ import base64
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.services.audience import (
-    say,
-)
+from bot.i18n import tr
 from bot.services.buttons import pack
 from bot.services.buttons_trainings import TrainingLeave
 from bot.services.calendar import CalendarEvent, ics_filename, training_ics
@@ -29,10 +27,10 @@ class TrainingReminders(TrainingBase):
     """Outbox rows that remind a participant and carry the .ics file."""
 
     def _reminder(self, view: TrainingView, language: str, offset: timedelta) -> Reply:
-        text = "⏰ " + say(language, "Podsetnik: obuka počinje {rel}.",
-                          rel=relative_time(language, offset))
+        text = "⏰ " + tr(language, "Podsetnik: obuka počinje {rel}.",
+                         rel=relative_time(language, offset))
         text += "\n" + self.describe(view, language)
-        return Reply(text, ((Button(say(language, "Odjavi se"), pack(TrainingLeave(view.id))),),))
+        return Reply(text, ((Button(tr(language, "Odjavi se"), pack(TrainingLeave(view.id))),),))
 
     async def _arm_reminders(
         self, uow: UnitOfWork, view: TrainingView, member: User, now: datetime

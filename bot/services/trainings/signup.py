@@ -7,9 +7,9 @@ import html
 import logging
 from datetime import datetime
 
+from bot.i18n import tr
 from bot.services.audience import (
     Audience,
-    say,
 )
 from bot.services.buttons import pack
 from bot.services.buttons_trainings import (
@@ -53,29 +53,29 @@ class TrainingSignUp(TrainingReminders):
                     continue
                 items.append((view_of(row, await repo.count(row.id, "registered")), state))
         if not items:
-            return Reply(say(lang, "Trenutno nema najavljenih obuka."))
+            return Reply(tr(lang, "Trenutno nema najavljenih obuka."))
         labels = {
-            "registered": "✅ " + say(lang, "prijavljeni ste"),
-            "waitlisted": "⏳ " + say(lang, "na listi čekanja"),
-            "cancelled": say(lang, "niste prijavljeni"),
-            "none": say(lang, "niste prijavljeni"),
+            "registered": "✅ " + tr(lang, "prijavljeni ste"),
+            "waitlisted": "⏳ " + tr(lang, "na listi čekanja"),
+            "cancelled": tr(lang, "niste prijavljeni"),
+            "none": tr(lang, "niste prijavljeni"),
         }
-        lines = ["<b>" + say(lang, "Predstojeće obuke") + "</b>"]
+        lines = ["<b>" + tr(lang, "Predstojeće obuke") + "</b>"]
         buttons: list[tuple[Button, ...]] = []
         for index, (view, state) in enumerate(items[:10], start=1):
-            full = " " + say(lang, "(popunjeno)") if view.full and state == "none" else ""
+            full = " " + tr(lang, "(popunjeno)") if view.full and state == "none" else ""
             described = self.describe(view, lang,
                                       show_link=user.is_admin or state == "registered")
             lines.append(f"\n{index}. " + described + f"\n{labels[state]}{full}")
             short = view.title if len(view.title) <= 30 else view.title[:29] + "…"
             if state == "registered":
-                button = Button(say(lang, "Odjavi se: {title}", title=short),
+                button = Button(tr(lang, "Odjavi se: {title}", title=short),
                                 pack(TrainingLeave(view.id)))
             elif state == "waitlisted":
-                button = Button(say(lang, "Napusti listu čekanja: {title}", title=short),
+                button = Button(tr(lang, "Napusti listu čekanja: {title}", title=short),
                                 pack(TrainingLeave(view.id)))
             else:
-                button = Button(say(lang, "Prijavi se: {title}", title=short),
+                button = Button(tr(lang, "Prijavi se: {title}", title=short),
                                 pack(TrainingJoin(view.id)))
             row_buttons: tuple[Button, ...] = (button,)
             if user.is_admin:
@@ -100,21 +100,21 @@ class TrainingSignUp(TrainingReminders):
                 # so it reveals nothing about the training.
                 log.info("training sign-up refused: not in the audience",
                          extra={"user_id": user.id, "training_id": training_id})
-                return Reply(say(lang, "Ovo dugme više ne važi."))
+                return Reply(tr(lang, "Ovo dugme više ne važi."))
             if current is not None and current.status == "registered":
-                return Reply(say(lang, "Već ste prijavljeni na ovu obuku."),
+                return Reply(tr(lang, "Već ste prijavljeni na ovu obuku."),
                              self._my_buttons(lang, training_id, "registered"))
             if current is not None and current.status == "waitlisted":
                 place = await self._waitlist_place(repo, current)
-                return Reply(say(lang, "Već ste na listi čekanja, {n}. po redu.", n=place),
+                return Reply(tr(lang, "Već ste na listi čekanja, {n}. po redu.", n=place),
                              self._my_buttons(lang, training_id, "waitlisted"))
             registered = await repo.count(training_id, "registered")
             full = row.capacity is not None and registered >= row.capacity
             if full and not waitlist:
                 return Reply(
-                    say(lang, "Sva mesta su popunjena. Želite li na listu čekanja? Javićemo vam "
-                              "čim se mesto oslobodi."),
-                    ((Button(say(lang, "Upiši me na listu čekanja"),
+                    tr(lang, "Sva mesta su popunjena. Želite li na listu čekanja? Javićemo vam "
+                             "čim se mesto oslobodi."),
+                    ((Button(tr(lang, "Upiši me na listu čekanja"),
                               pack(TrainingWaitlist(training_id))),),),
                 )
             position = await repo.next_position(training_id)
@@ -124,18 +124,18 @@ class TrainingSignUp(TrainingReminders):
                 await uow.commit()
                 log.info("training waitlisted", extra={"user_id": user.id,
                                                        "training_id": training_id})
-                return Reply(say(lang, "Upisani ste na listu čekanja, {n}. po redu. Javićemo vam "
-                                       "ako se mesto oslobodi.", n=place),
+                return Reply(tr(lang, "Upisani ste na listu čekanja, {n}. po redu. Javićemo vam "
+                                      "ako se mesto oslobodi.", n=place),
                              self._my_buttons(lang, training_id, "waitlisted"))
             await repo.set_registration(training_id, user.id, "registered", position)
             view = view_of(row, registered + 1)
             await self._arm_reminders(uow, view, member, now)
-            await self._queue_calendar(uow, view, member, say(
+            await self._queue_calendar(uow, view, member, tr(
                 member.language, "Dodajte obuku u kalendar: „{title}“, {when}.",
                 title=html.escape(view.title), when=format_when(view.starts_at, lang, self._tz)))
             await uow.commit()
         log.info("training registered", extra={"user_id": user.id, "training_id": training_id})
-        text = "✅ " + say(lang, "Prijavljeni ste na obuku.") + "\n" + self.describe(view, lang)
+        text = "✅ " + tr(lang, "Prijavljeni ste na obuku.") + "\n" + self.describe(view, lang)
         text += "\n" + self._reminder_note(lang, view, now)
         return Reply(text, self._my_buttons(lang, training_id, "registered"))
 
@@ -150,8 +150,8 @@ class TrainingSignUp(TrainingReminders):
     def _reminder_note(self, lang: str, view: TrainingView, now: datetime) -> str:
         upcoming = [o for o in self._offsets if view.starts_at - o > now]
         if not upcoming:
-            return say(lang, "Obuka uskoro počinje; podsetnik ne stiže.")
-        return say(lang, "Podsetićemo vas {when} pre početka.", when=", ".join(
+            return tr(lang, "Obuka uskoro počinje; podsetnik ne stiže.")
+        return tr(lang, "Podsetićemo vas {when} pre početka.", when=", ".join(
             relative_time(lang, o).replace("za ", "").replace("in ", "") for o in upcoming))
 
     async def _open_training(
@@ -161,16 +161,16 @@ class TrainingSignUp(TrainingReminders):
         row = await repo.get(training_id, for_update=True)
         problem = self._not_open(row, lang, now)
         if problem is not None or row is None:
-            return problem or Reply(say(lang, "Ta obuka ne postoji."))
+            return problem or Reply(tr(lang, "Ta obuka ne postoji."))
         return row
 
     def _not_open(self, row: Training | None, lang: str, now: datetime) -> Reply | None:
         if row is None:
-            return Reply(say(lang, "Ta obuka ne postoji."))
+            return Reply(tr(lang, "Ta obuka ne postoji."))
         if row.status == "cancelled":
-            return Reply(say(lang, "Ta obuka je otkazana."))
+            return Reply(tr(lang, "Ta obuka je otkazana."))
         if row.starts_at <= now:
-            return Reply(say(lang, "Ta obuka je već počela ili je završena."))
+            return Reply(tr(lang, "Ta obuka je već počela ili je završena."))
         return None
 
     async def _waitlist_place(self, repo: TrainingRepository, reg: Registration) -> int:
@@ -184,11 +184,11 @@ class TrainingSignUp(TrainingReminders):
         self, lang: str, training_id: int, state: str
     ) -> tuple[tuple[Button, ...], ...]:
         if state == "registered":
-            return ((Button(say(lang, "Odjavi se"), pack(TrainingLeave(training_id))),),)
+            return ((Button(tr(lang, "Odjavi se"), pack(TrainingLeave(training_id))),),)
         if state == "waitlisted":
             leave = pack(TrainingLeave(training_id))
-            return ((Button(say(lang, "Napusti listu čekanja"), leave),),)
-        return ((Button(say(lang, "Prijavi se"), pack(TrainingJoin(training_id))),),)
+            return ((Button(tr(lang, "Napusti listu čekanja"), leave),),)
+        return ((Button(tr(lang, "Prijavi se"), pack(TrainingJoin(training_id))),),)
 
     async def cancel_registration(self, user: UserProfile, training_id: int) -> Reply:
         lang = user.language
@@ -198,7 +198,7 @@ class TrainingSignUp(TrainingReminders):
             row = await repo.get(training_id, for_update=True)
             current = await repo.registration(training_id, user.id)
             if row is None or current is None or current.status == "cancelled":
-                return Reply(say(lang, "Niste prijavljeni na ovu obuku."))
+                return Reply(tr(lang, "Niste prijavljeni na ovu obuku."))
             was = current.status
             current.status = "cancelled"
             current.updated_at = now
@@ -211,8 +211,8 @@ class TrainingSignUp(TrainingReminders):
         log.info("training registration cancelled",
                  extra={"user_id": user.id, "training_id": training_id, "promoted": promoted})
         if was == "waitlisted":
-            return Reply(say(lang, "Uklonjeni ste sa liste čekanja."))
-        return Reply(say(lang, "Odjavljeni ste sa obuke „{title}“.", title=html.escape(row.title)),
+            return Reply(tr(lang, "Uklonjeni ste sa liste čekanja."))
+        return Reply(tr(lang, "Odjavljeni ste sa obuke „{title}“.", title=html.escape(row.title)),
                      self._my_buttons(lang, training_id, "none"))
 
     async def _promote(
@@ -235,8 +235,8 @@ class TrainingSignUp(TrainingReminders):
                 continue
             view = view_of(row, registered + 1)
             await self._arm_reminders(uow, view, member, now)
-            text = "🎉 " + say(member.language, "Oslobodilo se mesto: prijavljeni ste na obuku "
-                                               "sa liste čekanja.") + "\n"
+            text = "🎉 " + tr(member.language, "Oslobodilo se mesto: prijavljeni ste na obuku "
+                                              "sa liste čekanja.") + "\n"
             text += self.describe(view, member.language)
             await self._queue_calendar(uow, view, member, text, kind="training_promoted",
                                        buttons=self._my_buttons(member.language, row.id,
