@@ -346,6 +346,7 @@ async def test_reminder_comes_in_the_clerks_script(database: Database) -> None:
     assert training_id is not None
     reply = await service.sign_up(vesna, training_id)
     assert "Пријављени сте" in reply.text
+    assert reply.text.endswith("\nПодсетићемо вас 24 сата, 1 сат пре почетка.")
     clock.advance(days=3, minutes=-30)
     async with FakeBotAPI() as api:
         bot = bot_for(api)

@@ -178,20 +178,27 @@ def format_when(when: datetime, language: str, tz: ZoneInfo = BELGRADE) -> str:
 
 
 def hours_text(language: str, hours: int) -> str:
+    """"24 sata" / "1 sat" / "5 sati" / "24 hours": Serbian plural forms."""
     if language == "en":
-        return f"in {hours} hour" + ("" if hours == 1 else "s")
+        return f"{hours} hour" + ("" if hours == 1 else "s")
     if hours % 10 == 1 and hours % 100 != 11:
-        return tr(language, "za {n} sat", n=hours)
+        return tr(language, "{n} sat", n=hours)
     if hours % 10 in (2, 3, 4) and hours % 100 not in (12, 13, 14):
-        return tr(language, "za {n} sata", n=hours)
-    return tr(language, "za {n} sati", n=hours)
+        return tr(language, "{n} sata", n=hours)
+    return tr(language, "{n} sati", n=hours)
 
 
-def relative_time(language: str, offset: timedelta) -> str:
+def duration_text(language: str, offset: timedelta) -> str:
+    """How long, in whole hours where it can: "24 sata", "90 min"."""
     minutes = int(offset.total_seconds() // 60)
     if minutes % 60 == 0:
         return hours_text(language, minutes // 60)
-    return tr(language, "za {n} min", n=minutes)
+    return tr(language, "{n} min", n=minutes)
+
+
+def relative_time(language: str, offset: timedelta) -> str:
+    """How far ahead: "za 24 sata", "in 24 hours"."""
+    return tr(language, "za {duration}", duration=duration_text(language, offset))
 
 
 @dataclass(frozen=True)

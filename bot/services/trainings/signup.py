@@ -21,8 +21,8 @@ from bot.services.buttons_trainings import (
 from bot.services.replies import Button, Reply
 from bot.services.trainings.common import (
     TrainingView,
+    duration_text,
     format_when,
-    relative_time,
     view_of,
 )
 from bot.services.trainings.reminders import TrainingReminders
@@ -152,7 +152,7 @@ class TrainingSignUp(TrainingReminders):
         if not upcoming:
             return tr(lang, "Obuka uskoro počinje; podsetnik ne stiže.")
         return tr(lang, "Podsetićemo vas {when} pre početka.", when=", ".join(
-            relative_time(lang, o).replace("za ", "").replace("in ", "") for o in upcoming))
+            duration_text(lang, o) for o in upcoming))
 
     async def _open_training(
         self, repo: TrainingRepository, training_id: int, lang: str, now: datetime
