@@ -189,9 +189,8 @@ class MentorCards(MentorBase):
             )
             ratings = [f.rating for f in followers if f.rating]
             if ratings:
-                line += " · " + tr(
-                    lang, "ocene: {average}", average=f"{sum(ratings) / len(ratings):.1f}"
-                )
+                average = f"{sum(ratings) / len(ratings):.1f}"
+                line += " · " + tr(lang, "ocene: {average}", average=average)
             lines.append(line)
         if request.callback_contact and request.callback_contact != REDACTED_TEXT:
             lines.append(
