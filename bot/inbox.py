@@ -160,13 +160,15 @@ class UpdateInbox:
         """Write down what ended; False when the database could not take it (kept for later)."""
         if not self._done:
             return True
-        ids, self._done = self._done, set()
+        # The ids stay in `_done` until written: a replay scan running meanwhile must still
+        # see them as ended here, or a failed write would let it answer them again.
+        ids = set(self._done)
         try:
             await self._ledger.finish(self._channel, ids)
         except StorageUnavailable:
-            self._done |= ids  # try again at the next flush
             log.warning("inbox.flush_failed pending=%s", len(self._done))
-            return False
+            return False  # try again at the next flush
+        self._done -= ids
         return True
 
     async def touch(self) -> None:
