@@ -43,6 +43,7 @@ from knowledge_base.english import Glossary, is_english, load_glossary, to_serbi
 from knowledge_base.focus import focus, is_failure_report
 from knowledge_base.model import Entry, KnowledgeBase, Service
 from knowledge_base.semantic import AGREE_MIN_SIMILARITY, SemanticIndex
+from knowledge_base.spelling import Speller
 
 Decision = Literal["answer", "clarify", "escalate"]
 
@@ -96,11 +97,12 @@ class Assessment:
     """A question as the decision sees it (see `Matcher.assess`)."""
 
     question: str
-    asked: str  # the part that asks something, in Serbian
+    asked: str  # the part that asks something, in Serbian (typos put right)
     english: bool
     failure: bool
     ranked: list[tuple[float, int]]  # (score, entry index), best first
     signals: tuple[float, ...]  # of the best candidate, in the order of decision.SIGNALS
+    read: str = ""  # the part that asks something as written (what the embedding reads)
 
 
 def is_chitchat(entry_id: str) -> bool:
@@ -124,6 +126,7 @@ class MatcherConfig:
     family_prefix: int = 6  # an unknown term sharing this many first letters with a known one...
     family_weight: float = 0.6  # ...gets this credit (integrisemo ~ integracija)
     unknown_idf: float = 0.7  # weight of an unknown question term, as a share of the max IDF
+    spelling: bool = True  # put typos right against the KB's words first (`spelling`)
     # scoring: weights of the evidence (see Features)
     retrieve: int = 10
     retrieval_work: int = 8_000  # postings visited at most, once `retrieve` entries are found
@@ -214,6 +217,13 @@ class Matcher:
             for e in self.entries
         ]
         self._not_covered: list[frozenset[str]] = []
+        self.speller = Speller(
+            [
+                *(" ".join(group) for group in synonyms),
+                *(text for e in self.entries for text in (e.question, _TAG.sub(" ", e.answer))),
+            ],
+            [text for e in self.entries for text in (*e.alternatives, *e.keywords)],
+        )
         self._build()
 
     @classmethod
@@ -563,19 +573,23 @@ class Matcher:
         English carried into Serbian), the ranked candidates and the signals of the best one."""
         text = question[:MAX_QUESTION_CHARS]
         english = is_english(text, self.glossary)
-        focused = focus(text)
-        readings = [focused] if focused == text else [focused, text]
-        best: tuple[str, list[tuple[float, Features]]] | None = None
-        for reading in readings:
+        spelled = text if english or not self.config.spelling else self.speller.correct(text)
+        focused = focus(spelled)
+        # (what is matched, as written): the embedding reads the clerk's own words
+        readings = [(focused, focus(text))]
+        if focused != spelled:
+            readings.append((spelled, text))
+        best: tuple[str, list[tuple[float, Features]], str] | None = None
+        for reading, written in readings:
             if best is not None and best[1] and best[1][0][0] >= WHOLE_MESSAGE_BELOW:
                 break  # the focused question found its entry: spare the second matching
             asked = to_serbian(reading, self.glossary) if english else reading
             features, _ = self.features(asked, everything=True)
             ranked = sorted(((self.score(f), f) for f in features), key=lambda sf: -sf[0])
             if best is None or (ranked and (not best[1] or ranked[0][0] > best[1][0][0])):
-                best = (asked, ranked)
+                best = (asked, ranked, written)
         assert best is not None
-        asked, ranked = best
+        asked, ranked, read = best
         signals: tuple[float, ...] = ()
         if ranked:
             signals = self._signals(asked, ranked, english)
@@ -586,6 +600,7 @@ class Matcher:
             failure=is_failure_report(text),
             ranked=[(s, f.index) for s, f in ranked],
             signals=signals,
+            read=read,
         )
 
     def _signals(
@@ -710,8 +725,9 @@ class Matcher:
 
     def semantic_text(self, assessment: Assessment) -> str:
         """What the embedding reads: the English question as written (it is multilingual),
-        otherwise the part that asks something."""
-        text = assessment.question if assessment.english else assessment.asked
+        otherwise the part that asks something as written (the embedding reads diacritics and
+        copes with typos itself)."""
+        text = assessment.question if assessment.english else assessment.read or assessment.asked
         return text[: MAX_FUZZY_CHARS * 2]
 
     def _settled(
