@@ -37,6 +37,7 @@ SIGNALS = (
     "fuzzy",  # best character similarity with one phrasing
     "ngrams",  # character 4-gram cosine
     "known",  # share of the question any entry knows
+    "novel",  # log(1 + words of the question no entry knows): a detail nobody wrote about
     "evidence",  # BM25 strength, saturated
     "log_terms",  # question length
     "service_match",  # the question names the entry's service

@@ -609,6 +609,8 @@ class Matcher:
         best_score, best = ranked[0]
         second = ranked[1][0] if len(ranked) > 1 else 0.0
         terms = set(self.analyzer.terms(asked, limit=MAX_TERMS))
+        # the lookups are cached by `features`: no typo search again (budget 0)
+        novel = sum(1 for t in terms if not self._lookup_cached(t, [0]).matches)
         named = {sid for sid, words in self._service_terms.items() if words & terms}
         service = self.entries[best.index].service
         return (
@@ -621,6 +623,7 @@ class Matcher:
             best.fuzzy,
             best.ngrams,
             best.known,
+            math.log1p(novel),
             best.evidence,
             math.log1p(len(terms)),
             1.0 if service in named else 0.0,
