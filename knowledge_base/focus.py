@@ -107,6 +107,19 @@ def focus(message: str) -> str:
     return " ".join(_kept_sentences(message)) or message
 
 
+def asked_sentences(message: str) -> str | None:
+    """Of a message of several sentences, the ones that end in a question mark: the context
+    before them ("Stranka insistira da ...") dilutes what is asked. None when that is all of it,
+    or none is marked."""
+    kept = _kept_sentences(message)
+    if len(kept) < 2:
+        return None
+    asked = [s for s in kept if s.rstrip().endswith("?")]
+    if not asked or len(asked) == len(kept):
+        return None
+    return " ".join(asked)
+
+
 # -- failure reports -----------------------------------------------------------------------
 
 _FAILURE = re.compile(

@@ -40,7 +40,7 @@ from rapidfuzz import fuzz, process
 from knowledge_base.analysis import MAX_TERMS, Analyzer, close, content_words
 from knowledge_base.decision import SIGNALS, DecisionModel, semantic_signals
 from knowledge_base.english import Glossary, is_english, load_glossary, to_serbian
-from knowledge_base.focus import focus, is_failure_report
+from knowledge_base.focus import asked_sentences, focus, is_failure_report
 from knowledge_base.model import Entry, KnowledgeBase, Service
 from knowledge_base.semantic import AGREE_MIN_SIMILARITY, SemanticIndex
 from knowledge_base.spelling import Speller
@@ -577,12 +577,18 @@ class Matcher:
         focused = focus(spelled)
         # (what is matched, as written): the embedding reads the clerk's own words
         readings = [(focused, focus(text))]
+        # the question without the story before it, tried as well (not in English: the glossary
+        # carries over subject words only, and the story may hold the only one)
+        marked = None if english else asked_sentences(spelled)
+        if marked is not None:
+            readings.append((marked, asked_sentences(text) or marked))
         if focused != spelled:
             readings.append((spelled, text))
         best: tuple[str, list[tuple[float, Features]], str] | None = None
         for reading, written in readings:
-            if best is not None and best[1] and best[1][0][0] >= WHOLE_MESSAGE_BELOW:
-                break  # the focused question found its entry: spare the second matching
+            found = best is not None and bool(best[1]) and best[1][0][0] >= WHOLE_MESSAGE_BELOW
+            if reading == spelled and found:
+                break  # the focused question found its entry: spare the whole message
             asked = to_serbian(reading, self.glossary) if english else reading
             features, _ = self.features(asked, everything=True)
             ranked = sorted(((self.score(f), f) for f in features), key=lambda sf: -sf[0])
