@@ -38,7 +38,8 @@ _INTRO = re.compile(
     r"javljam (vam )?se( iz)?|obracam (vam )?se|ovde \w+ iz|ja sam iz|mi smo iz|"
     r"iz (opstin\w*|grad\w*|opstinsk\w*|gradsk\w*|uprav\w*|lokaln\w*)|"
     r"(sluzbeni\w*|referent\w*|sef\w*|nacelni\w*|koordinator\w*) (u|na|za)|"
-    r"my name|i am|i m|im from|i work|i am from|working (at|in|for)|we are from|"
+    r"my name|i am|i m|im from|i work|i am from|working (at|in|for)|we are from|this is \w+|"
+    r"\w+ (here )?from the \w+( \w+)? (administration|municipality|office|department)|"
     r"nov\w* (sam )?(sam|kolega|koleginica|zaposlen\w*))\b"
 )
 # Words that make a clause a question (or a request) even when it begins like an introduction.
