@@ -688,7 +688,10 @@ class Matcher:
         """An unsure choice, or an unsure escalation with candidates, that the meaning of the
         question could settle (see `semantic`)."""
         second = self.model.semantic
-        if second is not None and min(second.answer_at, second.clarify_at) >= 1.0:
+        if (
+            second is not None
+            and min(second.answer_cut(True), second.answer_at, second.clarify_at) >= 1.0
+        ):
             return False  # fitted, and found to settle nothing: spare the embedding's cost
         return (
             self.semantic is not None
@@ -726,7 +729,7 @@ class Matcher:
         )
         confidence = second.probability(signals)
         tie = assessment.signals[SIGNALS.index("margin")] < TIE
-        if confidence >= second.answer_at and not tie:
+        if confidence >= second.answer_cut(assessment.english) and not tie:
             return self._settled(result, "answer", "", confidence)
         if confidence >= second.clarify_at:
             return self._settled(result, "", "clarify", confidence)
