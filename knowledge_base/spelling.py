@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
-from itertools import combinations
 
+from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from knowledge_base.analysis import close
@@ -24,7 +24,7 @@ from knowledge_base.normalize import STOP_WORDS, normalize, stem
 
 MIN_LENGTH = 5  # shorter words have too many neighbours one edit away
 LONG = 9  # from this length two edits are still a typo
-MAX_LENGTH = 24  # longer tokens (codes, run-together text) are neither searched nor indexed
+MAX_LENGTH = 24  # longer tokens (codes, run-together text) are not searched
 MAX_SEARCHES = 6  # uncached searches per question; further unknown words stay as written
 _CACHE_SIZE = 50_000
 _WORD = re.compile(r"\w+")
@@ -37,17 +37,6 @@ def _words(texts: Iterable[str]) -> Counter[str]:
     return counts
 
 
-def _deleted(word: str, most: int) -> set[str]:
-    """`word` and its forms with up to `most` letters deleted."""
-    forms = {word}
-    for k in range(1, min(most, len(word) - 1) + 1):
-        forms.update(
-            "".join(word[i] for i in range(len(word)) if i not in gone)
-            for gone in combinations(range(len(word)), k)
-        )
-    return forms
-
-
 class Speller:
     """`trusted`: well-written text (entry questions, answers, synonyms); `loose`: phrasings
     that may carry typos on purpose (alternatives written as clerks type): a loose word a
@@ -57,54 +46,34 @@ class Speller:
         counts = _words(trusted)
         counts.update(STOP_WORDS)
         self.counts = counts
-        # every vocabulary word under each of its forms with up to one letter deleted (two for
-        # words long enough to be two edits from a long word): two words within that many edits
-        # share such a form, so a search is a few dictionary look-ups, not a scan (SymSpell)
-        self._deletes: dict[str, list[str]] = {}
-        self._position: dict[str, int] = {}  # order within its length: ties go to the first
-        self._sizes: Counter[int] = Counter()
+        self._by_length: dict[int, list[str]] = {}
         for word in counts:
             if len(word) >= MIN_LENGTH - 1:
-                self._add(word)
+                self._by_length.setdefault(len(word), []).append(word)
         self._cache: dict[str, str] = {}
         extra = _words(loose)
         for word in extra:
             # written more than once on purpose, or near no trusted word: a real word
             if word not in counts and (extra[word] > 1 or self.word(word) is None):
                 counts[word] = extra[word]
-                self._add(word)
-
-    def _add(self, word: str) -> None:
-        if len(word) > MAX_LENGTH + 2:
-            return  # known, but never what a searched word (MAX_LENGTH at most) is near
-        self._position[word] = self._sizes[len(word)]
-        self._sizes[len(word)] += 1
-        for form in _deleted(word, 2 if len(word) >= LONG - 2 else 1):
-            self._deletes.setdefault(form, []).append(word)
+                self._by_length.setdefault(len(word), []).append(word)
 
     def word(self, word: str) -> str | None:
         """The KB word `word` is a typo of, or None (known, too short, or nothing near)."""
         if word in self.counts or not MIN_LENGTH <= len(word) <= MAX_LENGTH or not word.isalpha():
             return None
         limit = 2 if len(word) >= LONG else 1
-        found: dict[str, int] = {}
-        for form in _deleted(word, limit):
-            for other in self._deletes.get(form, ()):
-                if other not in found and abs(len(other) - len(word)) <= limit:
-                    distance = OSA.distance(word, other, score_cutoff=limit)
-                    if distance <= limit:
-                        found[other] = distance
-        by_length: dict[int, list[str]] = {}
-        for other in found:
-            by_length.setdefault(len(other), []).append(other)
         best: tuple[int, int, str] | None = None
         for length in range(len(word) - limit, len(word) + limit + 1):
-            # the five nearest of this length, the first written winning a tie
-            nearest = sorted(by_length.get(length, ()), key=lambda o: (found[o], self._position[o]))
-            for other in nearest[:5]:
+            bucket = self._by_length.get(length)
+            if not bucket:
+                continue
+            for other, distance, _ in process.extract(
+                word, bucket, scorer=OSA.distance, score_cutoff=limit, limit=5
+            ):
                 if close(stem(other), stem(word)):
                     return None  # another form of the same word: the stems already agree
-                key = (found[other], -self.counts[other], other)
+                key = (int(distance), -self.counts[other], other)
                 if best is None or key < best:
                     best = key
         return best[2] if best is not None else None
