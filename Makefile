@@ -42,9 +42,10 @@ audit: install
 
 eval: install
 	$(PY) -m knowledge_base eval knowledge_base/eval/dev.jsonl
+	$(PY) -m knowledge_base eval knowledge_base/eval/dev2.jsonl
 	$(PY) -m knowledge_base eval knowledge_base/eval/test.jsonl
 	$(PY) -m knowledge_base eval knowledge_base/eval/blind.jsonl
-	$(PY) -m knowledge_base crossval
+	$(PY) -m knowledge_base crossval knowledge_base/eval/dev.jsonl knowledge_base/eval/dev2.jsonl
 
 ## With TEST_POSTGRES_URL set, also two webhook instances on PostgreSQL + Redis (BENCH_REDIS),
 ## as behind a load balancer; that run empties the database's public schema first.

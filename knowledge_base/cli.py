@@ -128,7 +128,7 @@ def cmd_crossval(args: argparse.Namespace) -> int:
     kb = _load(args.content_dir)
     if kb is None:
         return 2
-    print(tune(kb, read_examples(args.dev), write=False))
+    print(tune(kb, [e for path in args.dev for e in read_examples(path)], write=False))
     return 0
 
 
@@ -149,7 +149,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     kb = _load(args.content_dir)
     if kb is None:
         return 2
-    print(tune(kb, read_examples(args.file)))
+    print(tune(kb, [e for path in args.file for e in read_examples(path)]))
     return 0
 
 
@@ -193,11 +193,19 @@ def build_parser() -> argparse.ArgumentParser:
     cv = sub.add_parser(
         "crossval", help="out-of-fold figures on held-out KB phrasings and entries (no writing)"
     )
-    cv.add_argument("dev", type=Path, nargs="?", default=Path("knowledge_base/eval/dev.jsonl"))
+    cv.add_argument(
+        "dev",
+        type=Path,
+        nargs="*",
+        default=[Path("knowledge_base/eval/dev.jsonl")],
+        help="labelled files fitted on (default: the dev file)",
+    )
     tune = sub.add_parser(
         "tune", help="fit the decision model on cross-validated KB queries and a dev file"
     )
-    tune.add_argument("file", type=Path)
+    tune.add_argument(
+        "file", type=Path, nargs="+", help="labelled files (dev, dev2, ...); never test or blind"
+    )
     return parser
 
 

@@ -37,6 +37,7 @@ SIGNALS = (
     "fuzzy",  # best character similarity with one phrasing
     "ngrams",  # character 4-gram cosine
     "known",  # share of the question any entry knows
+    "novel",  # log(1 + words of the question no entry knows): a detail nobody wrote about
     "evidence",  # BM25 strength, saturated
     "log_terms",  # question length
     "service_match",  # the question names the entry's service
@@ -99,6 +100,8 @@ class DecisionModel:
     # for the questions this model leaves unsure: a model of SIGNALS + SEMANTIC_SIGNALS (its
     # `answer_at` answers, its `clarify_at` turns an escalation into a choice); None: lexical only
     semantic: DecisionModel | None = None
+    # the second stage's answer cut for an English question (None: `answer_at`)
+    english_answer_at: float | None = None
 
     def probability(self, signals: Sequence[float]) -> float:
         z = self.bias
@@ -134,6 +137,9 @@ class DecisionModel:
             scales=tuple(data["scales"]),
             answer_at=float(data["answer_at"]),
             clarify_at=float(data["clarify_at"]),
+            english_answer_at=(
+                None if data.get("english_answer_at") is None else float(data["english_answer_at"])
+            ),
             semantic=(
                 cls._from_dict(second, (*SIGNALS, *SEMANTIC_SIGNALS), path) if second else None
             ),
@@ -147,6 +153,14 @@ class DecisionModel:
 
     def with_cutoffs(self, answer_at: float, clarify_at: float) -> DecisionModel:
         return replace(self, answer_at=answer_at, clarify_at=clarify_at)
+
+    def with_english_at(self, english_answer_at: float | None) -> DecisionModel:
+        return replace(self, english_answer_at=english_answer_at)
+
+    def answer_cut(self, english: bool) -> float:
+        if english and self.english_answer_at is not None:
+            return self.english_answer_at
+        return self.answer_at
 
     def with_semantic(self, semantic: DecisionModel | None) -> DecisionModel:
         return replace(self, semantic=semantic)

@@ -165,7 +165,12 @@ def evaluate(
             service = entry.service if entry is not None else "(unknown id)"
         by_service.setdefault(service, Tally()).add(name_)
         for tag in example.tags:
-            by_tag.setdefault(tag, Tally()).add(name_)
+            tally = by_tag.setdefault(tag, Tally())
+            tally.add(name_)
+            if example.expected is not None:
+                ids = [c.entry_id for c in result.candidates]
+                tally.ranks["first"] += bool(ids) and ids[0] == example.expected
+                tally.ranks["top3"] += example.expected in ids[:3]
         if name_ not in ("correct", "oos-escalated"):
             failures.append((example, result, name_))
     return SystemReport(name, total, by_service, by_tag, failures)
@@ -219,11 +224,16 @@ def format_reports(reports: list[SystemReport], *, show_failures: bool = False) 
         )
     if main.by_tag:
         lines.append("")
-        lines.append(f"Per tag ({main.name}): n, correct, wrong | out-of-scope answered")
+        lines.append(
+            f"Per tag ({main.name}): n, correct, clarified, wrong, right first"
+            " | out-of-scope answered"
+        )
         for tag, tally in sorted(main.by_tag.items()):
+            first = tally.ranks["first"] / tally.covered if tally.covered else 0.0
             lines.append(
                 f"  {tag:18} {tally.covered + tally.oos:4}  {_pct(tally.rate('correct'))}"
-                f"  {_pct(tally.rate('wrong'))} | {_pct(tally.rate('oos-answered'))}"
+                f"  {_pct(tally.rate('clarified'))}  {_pct(tally.rate('wrong'))}"
+                f"  {_pct(first)} | {_pct(tally.rate('oos-answered'))}"
             )
     lines.append("")
     lines.append(f"Targets ({main.name}):")

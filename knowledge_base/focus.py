@@ -38,7 +38,8 @@ _INTRO = re.compile(
     r"javljam (vam )?se( iz)?|obracam (vam )?se|ovde \w+ iz|ja sam iz|mi smo iz|"
     r"iz (opstin\w*|grad\w*|opstinsk\w*|gradsk\w*|uprav\w*|lokaln\w*)|"
     r"(sluzbeni\w*|referent\w*|sef\w*|nacelni\w*|koordinator\w*) (u|na|za)|"
-    r"my name|i am|i m|im from|i work|i am from|working (at|in|for)|we are from|"
+    r"my name|i am|i m|im from|i work|i am from|working (at|in|for)|we are from|this is \w+|"
+    r"\w+ (here )?from the \w+( \w+)? (administration|municipality|office|department)|"
     r"nov\w* (sam )?(sam|kolega|koleginica|zaposlen\w*))\b"
 )
 # Words that make a clause a question (or a request) even when it begins like an introduction.
@@ -107,6 +108,19 @@ def focus(message: str) -> str:
     return " ".join(_kept_sentences(message)) or message
 
 
+def asked_sentences(message: str) -> str | None:
+    """Of a message of several sentences, the ones that end in a question mark: the context
+    before them ("Stranka insistira da ...") dilutes what is asked. None when that is all of it,
+    or none is marked."""
+    kept = _kept_sentences(message)
+    if len(kept) < 2:
+        return None
+    asked = [s for s in kept if s.rstrip().endswith("?")]
+    if not asked or len(asked) == len(kept):
+        return None
+    return " ".join(asked)
+
+
 # -- failure reports -----------------------------------------------------------------------
 
 _FAILURE = re.compile(
@@ -114,18 +128,21 @@ _FAILURE = re.compile(
     r"ne radi|ne rade|nece da radi|van funkcije|ne funkcionis\w*|ne funkcionira|ne ide|"
     r"nije u funkciji|"
     r"ne prolazi|ne prolaze|ne prihvata|odbija|odbio|odbijen\w*|izbacuje|izbaci|"
-    r"pao|pala|palo|pada|puca|zabagova\w*|zaglavi\w*|zablokira\w*|blokiran\w*|"
+    r"pao|pala|palo|pada|puca|ugasen\w*|nece da se (upali|pokrene|ukljuci)|ne pali|ne pale|"
+    r"zakljucal\w*|skinut\w* dva puta|naplacen\w* dva puta|"
+    r"zabagova\w*|zaglavi\w*|zablokira\w*|blokiran\w*|"
     r"ne ucitava|ne otvara se|nece da se otvori|ne prima|ne primaju|ne stize|ne stizu|"
     r"ne mogu da (pristupim|posaljem|otvorim|potpisem|udjem)|"
     r"ne mozemo da (pristupimo|posaljemo|otvorimo|potpisemo|udjemo)|"
     r"od jutros|od juce|od danas|vec (sat|dva sata|ceo dan|danima)|trenutno ne|"
-    r"ne mogu da se (prijavim|ulogujem|logujem|ulogujemo|prijavimo|povezem)|"
+    r"ne mogu da se (prijavim|ulogujem|logujem|ulogujemo|prijavimo|povezem|potpisem)|"
     r"ne mozemo da se (prijavimo|ulogujemo)|ne mogu da udjem|ne mozemo da udjemo|"
     r"nema veze|nema konekcije|ne konektuje|ne povezuje|istekla sesija|"
     r"gresk\w*|greska|gresci|error\w*|bug|kvar\w*|otkaz\w*|"
     r"doesn t work|does not work|isn t working|is not working|not working|won t|wont|"
     r"can t log|cannot log|can t sign|cannot sign|is down|went down|broken|fails|failed|failing|"
-    r"crash\w*|rejected|rejects|refuses|refused|"
+    r"crash\w*|rejected|rejects|refuses|refused|since (yesterday|this morning|today)|"
+    r"returns (an? )?(http|error)|http [45]\d\d|timing out|times out|charged twice|"
     r"ne ocitava|ne ocitavaju|ne cita|ne vidi (karticu|licnu|citac|sertifikat)\w*|"
     r"nije isporucen\w*|(prikazuje|izbacuje|javlja|pokazuje) (nam |mi )?poruku|"
     r"out of order|not accepted|is not accepted|isn t accepted|doesn t accept|does not accept|"

@@ -40,9 +40,10 @@ from rapidfuzz import fuzz, process
 from knowledge_base.analysis import MAX_TERMS, Analyzer, close, content_words
 from knowledge_base.decision import SIGNALS, DecisionModel, semantic_signals
 from knowledge_base.english import Glossary, is_english, load_glossary, to_serbian
-from knowledge_base.focus import focus, is_failure_report
+from knowledge_base.focus import asked_sentences, focus, is_failure_report
 from knowledge_base.model import Entry, KnowledgeBase, Service
 from knowledge_base.semantic import AGREE_MIN_SIMILARITY, SemanticIndex
+from knowledge_base.spelling import Speller
 
 Decision = Literal["answer", "clarify", "escalate"]
 
@@ -96,11 +97,12 @@ class Assessment:
     """A question as the decision sees it (see `Matcher.assess`)."""
 
     question: str
-    asked: str  # the part that asks something, in Serbian
+    asked: str  # the part that asks something, in Serbian (typos put right)
     english: bool
     failure: bool
     ranked: list[tuple[float, int]]  # (score, entry index), best first
     signals: tuple[float, ...]  # of the best candidate, in the order of decision.SIGNALS
+    read: str = ""  # the part that asks something as written (what the embedding reads)
 
 
 def is_chitchat(entry_id: str) -> bool:
@@ -124,6 +126,7 @@ class MatcherConfig:
     family_prefix: int = 6  # an unknown term sharing this many first letters with a known one...
     family_weight: float = 0.6  # ...gets this credit (integrisemo ~ integracija)
     unknown_idf: float = 0.7  # weight of an unknown question term, as a share of the max IDF
+    spelling: bool = True  # put typos right against the KB's words first (`spelling`)
     # scoring: weights of the evidence (see Features)
     retrieve: int = 10
     retrieval_work: int = 8_000  # postings visited at most, once `retrieve` entries are found
@@ -214,6 +217,13 @@ class Matcher:
             for e in self.entries
         ]
         self._not_covered: list[frozenset[str]] = []
+        self.speller = Speller(
+            [
+                *(" ".join(group) for group in synonyms),
+                *(text for e in self.entries for text in (e.question, _TAG.sub(" ", e.answer))),
+            ],
+            [text for e in self.entries for text in (*e.alternatives, *e.keywords)],
+        )
         self._build()
 
     @classmethod
@@ -563,19 +573,29 @@ class Matcher:
         English carried into Serbian), the ranked candidates and the signals of the best one."""
         text = question[:MAX_QUESTION_CHARS]
         english = is_english(text, self.glossary)
-        focused = focus(text)
-        readings = [focused] if focused == text else [focused, text]
-        best: tuple[str, list[tuple[float, Features]]] | None = None
-        for reading in readings:
-            if best is not None and best[1] and best[1][0][0] >= WHOLE_MESSAGE_BELOW:
-                break  # the focused question found its entry: spare the second matching
+        spelled = text if english or not self.config.spelling else self.speller.correct(text)
+        focused = focus(spelled)
+        # (what is matched, as written): the embedding reads the clerk's own words
+        readings = [(focused, focus(text))]
+        # the question without the story before it, tried as well (not in English: the glossary
+        # carries over subject words only, and the story may hold the only one)
+        marked = None if english else asked_sentences(spelled)
+        if marked is not None:
+            readings.append((marked, asked_sentences(text) or marked))
+        if focused != spelled:
+            readings.append((spelled, text))
+        best: tuple[str, list[tuple[float, Features]], str] | None = None
+        for reading, written in readings:
+            found = best is not None and bool(best[1]) and best[1][0][0] >= WHOLE_MESSAGE_BELOW
+            if reading == spelled and found:
+                break  # the focused question found its entry: spare the whole message
             asked = to_serbian(reading, self.glossary) if english else reading
             features, _ = self.features(asked, everything=True)
             ranked = sorted(((self.score(f), f) for f in features), key=lambda sf: -sf[0])
             if best is None or (ranked and (not best[1] or ranked[0][0] > best[1][0][0])):
-                best = (asked, ranked)
+                best = (asked, ranked, written)
         assert best is not None
-        asked, ranked = best
+        asked, ranked, read = best
         signals: tuple[float, ...] = ()
         if ranked:
             signals = self._signals(asked, ranked, english)
@@ -586,6 +606,7 @@ class Matcher:
             failure=is_failure_report(text),
             ranked=[(s, f.index) for s, f in ranked],
             signals=signals,
+            read=read,
         )
 
     def _signals(
@@ -594,6 +615,8 @@ class Matcher:
         best_score, best = ranked[0]
         second = ranked[1][0] if len(ranked) > 1 else 0.0
         terms = set(self.analyzer.terms(asked, limit=MAX_TERMS))
+        # the lookups are cached by `features`: no typo search again (budget 0)
+        novel = sum(1 for t in terms if not self._lookup_cached(t, [0]).matches)
         named = {sid for sid, words in self._service_terms.items() if words & terms}
         service = self.entries[best.index].service
         return (
@@ -606,6 +629,7 @@ class Matcher:
             best.fuzzy,
             best.ngrams,
             best.known,
+            math.log1p(novel),
             best.evidence,
             math.log1p(len(terms)),
             1.0 if service in named else 0.0,
@@ -664,7 +688,10 @@ class Matcher:
         """An unsure choice, or an unsure escalation with candidates, that the meaning of the
         question could settle (see `semantic`)."""
         second = self.model.semantic
-        if second is not None and min(second.answer_at, second.clarify_at) >= 1.0:
+        if (
+            second is not None
+            and min(second.answer_cut(True), second.answer_at, second.clarify_at) >= 1.0
+        ):
             return False  # fitted, and found to settle nothing: spare the embedding's cost
         return (
             self.semantic is not None
@@ -702,7 +729,7 @@ class Matcher:
         )
         confidence = second.probability(signals)
         tie = assessment.signals[SIGNALS.index("margin")] < TIE
-        if confidence >= second.answer_at and not tie:
+        if confidence >= second.answer_cut(assessment.english) and not tie:
             return self._settled(result, "answer", "", confidence)
         if confidence >= second.clarify_at:
             return self._settled(result, "", "clarify", confidence)
@@ -710,8 +737,9 @@ class Matcher:
 
     def semantic_text(self, assessment: Assessment) -> str:
         """What the embedding reads: the English question as written (it is multilingual),
-        otherwise the part that asks something."""
-        text = assessment.question if assessment.english else assessment.asked
+        otherwise the part that asks something as written (the embedding reads diacritics and
+        copes with typos itself)."""
+        text = assessment.question if assessment.english else assessment.read or assessment.asked
         return text[: MAX_FUZZY_CHARS * 2]
 
     def _settled(
