@@ -295,10 +295,11 @@ async def test_two_short_database_blips_do_not_stop_the_outbox(database: Databas
             batch_size=6, lease_seconds=600, idle_seconds=0.05,
         )
         try:
-            blips.left = 1  # the first mark after the first send fails
+            # The first two marks fail (set before the start: arming the second blip after
+            # the first send raced with a dispatcher that had already marked the rest).
+            blips.left = 2
             runner = asyncio.create_task(dispatcher.run_forever(stop))
             assert await _wait_for(lambda: _sent_count(api, "A", 1))
-            blips.left = 1
             assert await _wait_for(lambda: _sent_count(api, "B", 1))
             for n in range(5):
                 await _queue(database, user_c, 513, f"C{n}", f"blip:c:{n}")
@@ -331,7 +332,8 @@ def _sent_count(api: FakeBotAPI, prefix: str, at_least: int):
 
 async def test_a_queue_slower_than_the_lease_is_sent_once(database: Database):
     """One chat's queue takes longer to drain (one a second) than the lease: the instance
-    holding the rows keeps them, another instance never sends them too."""
+    holding the rows keeps them, another instance never sends them too. (The lease is a few
+    seconds, not one: on a loaded machine a one-second lease ran out before its renewal.)"""
     user_id = await _clerk(database, 521)
     for n in range(5):
         await _queue(database, user_id, 521, f"Q{n}", f"lease:{n}")
@@ -340,18 +342,18 @@ async def test_a_queue_slower_than_the_lease_is_sent_once(database: Database):
         stop = asyncio.Event()
 
         def instance() -> OutboxDispatcher:
-            limiter = LocalRateLimiter(per_second=1000, per_chat_interval=0.5,
+            limiter = LocalRateLimiter(per_second=1000, per_chat_interval=1.0,
                                        per_group_interval=0)
             return OutboxDispatcher(database, {"telegram": TelegramSender(bot)}, limiter,
-                                    lease_seconds=1.0, idle_seconds=0.05)
+                                    lease_seconds=3.0, idle_seconds=0.05)
 
         first, second = instance(), instance()
         try:
             one = asyncio.create_task(first.run_forever(stop))
             await asyncio.sleep(0.2)  # the first instance claims the whole queue
             two = asyncio.create_task(second.run_forever(stop))
-            assert await _wait_for(lambda: _sent_count(api, "Q", 5), timeout=15)
-            await asyncio.sleep(1.5)  # leases of anything still claimed run out
+            assert await _wait_for(lambda: _sent_count(api, "Q", 5), timeout=30)
+            await asyncio.sleep(3.5)  # leases of anything still claimed run out
         finally:
             stop.set()
             await asyncio.gather(one, two)
