@@ -31,6 +31,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from storage.errors import InvalidDatabaseURL, MigrationError, translate_errors
+from storage.sqlite_driver import one_trip_dbapi
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -214,7 +215,9 @@ def create_engine(
         path = _sqlite_file(parsed)
         if path is not None:
             path.expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-        # No pre-ping: a file has no server that could have gone away meanwhile.
+        # No pre-ping: a file has no server that could have gone away meanwhile. One trip to
+        # aiosqlite's thread per statement (storage/sqlite_driver.py).
+        kwargs.setdefault("module", one_trip_dbapi())
         engine = create_async_engine(parsed, echo=echo, connect_args=connect_args, **kwargs)
         _install_sqlite_hooks(engine)
         return engine
