@@ -8,13 +8,14 @@ import signal
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from aiogram.utils.backoff import BackoffConfig
 from sqlalchemy import select
 
 from bot.runtime import RuntimeOptions
 from storage.clock import utcnow
 from storage.models import ProcessedUpdate
-from storage.uow import Database
+from storage.uow import Carried, Database
 from tests.fakes.bot_api import FakeBotAPI, message_update
 from tests.fakes.harness import FAST_RETRIES, BotUnderTest
 from tests.telegram.test_telegram_runner import bot_env, run_bot
@@ -212,3 +213,57 @@ async def test_claims_arriving_together_are_each_kept_and_each_id_claimed_once(
     assert all(row.payload is not None and row.done_at is None for row in kept)
     assert [await inbox.claim(91_000, updates[0])] == [False]  # a later redelivery
     await inbox.stop()
+
+
+async def test_done_marks_ride_with_the_next_writing_transaction(database: Database) -> None:
+    """A finished update is written down by whichever writing transaction of the process
+    commits next (bot.inbox; storage.uow `Database.carry`); one that does not commit gives the
+    marks back, and they are written all the same."""
+    from bot.inbox import UpdateInbox
+    from bot.services.delivery import DeliveryService
+    from bot.services.errors import StorageUnavailable
+
+    async def marked() -> set[int]:
+        async with database.uow(read_only=True) as uow:
+            rows = await uow.session.scalars(
+                select(ProcessedUpdate).where(ProcessedUpdate.update_id >= 92_000))
+            return {row.update_id for row in rows if row.done_at is not None}
+
+    inbox = UpdateInbox(DeliveryService(database), carry_wait=60.0)
+    updates = [message_update(92_000 + n, 7600 + n, "kako do ezupa") for n in range(3)]
+    assert await inbox.claim_batch(updates) == {92_000, 92_001, 92_002}
+
+    async def feed(_payload: dict[str, object]) -> None:
+        return None
+
+    inbox.start(feed)
+    try:
+        # A writing transaction is open when the first update ends: it carries the mark.
+        async with database.uow() as uow:
+            inbox.started(92_000)
+            inbox.finished(92_000)
+            await asyncio.sleep(0.05)  # the inbox sees it open and waits for it
+            assert await marked() == set()
+            await uow.users.get_or_create("telegram", "7600", display_name="Ana")
+            await uow.commit()
+        assert await marked() == {92_000}
+        # A commit that fails after taking the marks gives them back: they are not lost.
+        async def refuse(_uow: object, _items: object) -> None:
+            raise StorageUnavailable("refused")
+
+        stop = database.carry(Carried(lambda: {1}, refuse, lambda _items: None))
+        inbox.started(92_001)
+        inbox.finished(92_001)
+        with pytest.raises(StorageUnavailable):
+            async with database.uow() as uow:
+                await uow.users.get_or_create("telegram", "7601", display_name="Bojan")
+                await uow.commit()
+        stop()
+        async with database.uow(read_only=True) as uow:
+            assert await uow.users.get_by_external("telegram", "7601") is None
+        deadline = asyncio.get_running_loop().time() + 5
+        while await marked() != {92_000, 92_001}:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.02)
+    finally:
+        await inbox.stop()
