@@ -216,9 +216,9 @@ async def test_claims_arriving_together_are_each_kept_and_each_id_claimed_once(
 
 
 async def test_done_marks_ride_with_the_next_writing_transaction(database: Database) -> None:
-    """A finished update is written down by whichever writing transaction of the process
-    commits next (bot.inbox; storage.uow `Database.carry`); one that does not commit gives the
-    marks back, and they are written all the same."""
+    """Finished updates are written down by whichever writing transaction of the process
+    commits next (storage.uow `Database.carry`, as the inbox uses it); one that does not commit
+    gives the marks back and writes nothing."""
     from bot.inbox import UpdateInbox
     from bot.services.delivery import DeliveryService
     from bot.services.errors import StorageUnavailable
@@ -229,41 +229,38 @@ async def test_done_marks_ride_with_the_next_writing_transaction(database: Datab
                 select(ProcessedUpdate).where(ProcessedUpdate.update_id >= 92_000))
             return {row.update_id for row in rows if row.done_at is not None}
 
-    inbox = UpdateInbox(DeliveryService(database), carry_wait=60.0)
-    updates = [message_update(92_000 + n, 7600 + n, "kako do ezupa") for n in range(3)]
-    assert await inbox.claim_batch(updates) == {92_000, 92_001, 92_002}
+    delivery = DeliveryService(database)
+    updates = [message_update(92_000 + n, 7600 + n, "kako do ezupa") for n in range(2)]
+    assert await UpdateInbox(delivery).claim_batch(updates) == {92_000, 92_001}
+    waiting = {92_000}
 
-    async def feed(_payload: dict[str, object]) -> None:
-        return None
+    def take() -> set[int] | None:
+        taken = set(waiting)
+        waiting.clear()
+        return taken or None
 
-    inbox.start(feed)
+    stop = delivery.carry_finished("telegram", take, waiting.update)
     try:
-        # A writing transaction is open when the first update ends: it carries the mark.
-        async with database.uow() as uow:
-            inbox.started(92_000)
-            inbox.finished(92_000)
-            await asyncio.sleep(0.05)  # the inbox sees it open and waits for it
-            assert await marked() == set()
+        async with database.uow() as uow:  # a use case's transaction, about something else
             await uow.users.get_or_create("telegram", "7600", display_name="Ana")
             await uow.commit()
-        assert await marked() == {92_000}
-        # A commit that fails after taking the marks gives them back: they are not lost.
+        assert await marked() == {92_000} and not waiting
+
         async def refuse(_uow: object, _items: object) -> None:
             raise StorageUnavailable("refused")
 
-        stop = database.carry(Carried(lambda: {1}, refuse, lambda _items: None))
-        inbox.started(92_001)
-        inbox.finished(92_001)
+        waiting.add(92_001)
+        stop_refusing = database.carry(Carried(lambda: {1}, refuse, lambda _items: None))
         with pytest.raises(StorageUnavailable):
             async with database.uow() as uow:
                 await uow.users.get_or_create("telegram", "7601", display_name="Bojan")
                 await uow.commit()
-        stop()
+        stop_refusing()
+        assert waiting == {92_001} and await marked() == {92_000}
         async with database.uow(read_only=True) as uow:
             assert await uow.users.get_by_external("telegram", "7601") is None
-        deadline = asyncio.get_running_loop().time() + 5
-        while await marked() != {92_000, 92_001}:
-            assert asyncio.get_running_loop().time() < deadline
-            await asyncio.sleep(0.02)
+        async with database.uow() as uow:
+            await uow.commit()
+        assert await marked() == {92_000, 92_001}
     finally:
-        await inbox.stop()
+        stop()
