@@ -279,7 +279,10 @@ class Database:
         self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
             clocked, expire_on_commit=False, autoflush=True
         )
-        self._read_only_engine = clocked.execution_options(**{READ_ONLY_OPTION: True})
+        read_only: dict[str, Any] = {READ_ONLY_OPTION: True}
+        if engine.dialect.name == "postgresql":
+            read_only["postgresql_readonly"] = True  # BEGIN READ ONLY: one statement, not two
+        self._read_only_engine = clocked.execution_options(**read_only)
         self.read_only_sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self._read_only_engine, expire_on_commit=False
         )
