@@ -224,7 +224,7 @@ def measure_semantic(kb: KnowledgeBase, qs: list[str]) -> str:
     for q in qs:
         assessment = matcher.assess(q)
         result = matcher.decide(assessment)
-        if matcher.wants_second_opinion(result):
+        if matcher.wants_second_opinion(result, assessment):
             t0 = time.perf_counter()
             matcher.second_opinion(assessment, result)
             timings.append((time.perf_counter() - t0) * 1000.0)

@@ -10,9 +10,11 @@ cannot loop for ever.
 
 In long polling a whole getUpdates batch is claimed in one transaction before the next
 getUpdates tells Telegram it arrived (`claim_batch`): a burst waiting in memory for its turn is
-already kept when the process dies. Handling that ends is written down at once, in one short
-transaction for whatever ended meanwhile (under a burst many at a time): after a kill only the
-replies of the last few milliseconds may be sent twice.
+already kept when the process dies. Handling that ends is written down at once: by the writing
+transaction of this process that commits next (a question being stored, a claim), which
+carries the done marks of whatever ended meanwhile, or, when none is open, in one short
+transaction of its own (after at most `carry_wait` seconds of waiting for one): after a kill
+only the replies of the last few milliseconds may be sent twice.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class UpdateInbox:
         scan_every: float = 15.0,
         max_replays: int = 3,
         channel: str = CHANNEL,
+        carry_wait: float = 0.05,
     ) -> None:
         self._ledger = ledger
         self._channel = channel
@@ -76,6 +79,9 @@ class UpdateInbox:
         # Claims waiting to be written together (see `claim`), and the task writing them.
         self._claims: list[tuple[int, dict[str, Any], asyncio.Future[bool]]] = []
         self._claimer: asyncio.Task[None] | None = None
+        # Done marks wait at most this long for another writing transaction to carry them.
+        self._carry_wait = carry_wait
+        self._uncarry: Callable[[], None] | None = None
 
     async def claim(self, update_id: int, payload: dict[str, Any]) -> bool:
         """Claim an update and keep it; True only the first time. Raises StorageUnavailable
@@ -156,6 +162,18 @@ class UpdateInbox:
         self._done.add(update_id)
         self._ended.set()
 
+    def _take_done(self) -> set[int] | None:
+        """The finished updates, handed to a committing transaction to write (`start`)."""
+        if not self._done:
+            return None
+        ids, self._done = self._done, set()
+        return ids
+
+    def _give_back(self, ids: set[int]) -> None:
+        """That transaction did not commit: written by the next one, or the flush."""
+        self._done |= ids
+        self._ended.set()
+
     async def flush(self) -> bool:
         """Write down what ended; False when the database could not take it (kept for later)."""
         if not self._done:
@@ -216,6 +234,7 @@ class UpdateInbox:
         return len(payloads)
 
     def start(self, feed: Feed) -> None:
+        self._uncarry = self._ledger.carry_finished(self._channel, self._take_done, self._give_back)
         self._task = asyncio.create_task(self._run(feed), name="update-inbox")
 
     async def stop(self) -> None:
@@ -228,6 +247,9 @@ class UpdateInbox:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._uncarry is not None:
+            self._uncarry()
+            self._uncarry = None
         with contextlib.suppress(StorageUnavailable):
             await self.flush()
 
@@ -236,6 +258,7 @@ class UpdateInbox:
         next_scan = loop.time()  # at start-up first
         next_touch = loop.time() + self._touch_every
         replaying: asyncio.Task[None] | None = None
+        carry_since: float | None = None  # since when done marks wait to be carried
         try:
             while True:
                 if loop.time() >= next_touch:
@@ -249,6 +272,14 @@ class UpdateInbox:
                     # holds while a replayed update waits (a chat lock a dead process left).
                     next_scan = loop.time() + self._scan_every
                     replaying = asyncio.create_task(self._replay_logged(feed))
+                if self._done and self._ledger.writing():
+                    # A writing transaction is open: its commit writes these marks too.
+                    carry_since = loop.time() if carry_since is None else carry_since
+                    left = carry_since + self._carry_wait - loop.time()
+                    if left > 0:
+                        await self._ledger.wait_written(left)
+                        continue
+                carry_since = None
                 if not await self.flush():  # the database is away: try again after a pause
                     await asyncio.sleep(self._flush_every)
                     continue

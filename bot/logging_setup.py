@@ -65,7 +65,14 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) 
     "asctime",
     "taskName",
 }
-_NOISY = {"apscheduler": logging.WARNING, "aiohttp.access": logging.WARNING}
+# aiogram.event: a line per update ("Update id=... is handled. Duration ..."), a formatted log
+# record on every clerk's message that says less than our own `question.answered` and the
+# update-duration metric (bot_update_seconds); its warnings and errors still show.
+_NOISY = {
+    "apscheduler": logging.WARNING,
+    "aiohttp.access": logging.WARNING,
+    "aiogram.event": logging.WARNING,
+}
 
 
 def _json_value(value: Any) -> Any:

@@ -60,6 +60,18 @@ SEMANTIC_SIGNALS = (
     "sem_first_english",
     "sem_gap_english",
 )
+# What each of SEMANTIC_SIGNALS can be at all (similarities are cosines; rank's log has no top).
+_SEMANTIC_RANGES = (
+    (-1.0, 1.0),  # sem_first
+    (0.0, 2.0),  # sem_gap
+    (0.0, 1.0),  # sem_agree
+    (0.0, 2.0),  # sem_lead
+    (-2.0, 2.0),  # sem_over_second
+    (0.0, math.inf),  # sem_rank
+)
+# How far the embedding is taken to move a second stage (`DecisionModel.semantic_reach`): each
+# signal within this many of its standard deviations in the data the stage was fitted on.
+REACH_SCALES = 4.0
 
 
 def semantic_signals(
@@ -108,6 +120,34 @@ class DecisionModel:
         for w, x, m, s in zip(self.weights, signals, self.means, self.scales, strict=True):
             z += w * (x - m) / s
         return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
+
+    def lexical_log_odds(self, signals: Sequence[float]) -> float:
+        """The log-odds from SIGNALS alone: a second stage's bias and its lexical terms, before
+        what the embedding adds (`semantic_reach`)."""
+        z = self.bias
+        for w, x, m, s in zip(self.weights, signals, self.means, self.scales, strict=False):
+            z += w * (x - m) / s
+        return z
+
+    def semantic_reach(self) -> float:
+        """The most SEMANTIC_SIGNALS can add to this second stage's log-odds for a question not
+        written in English (the English signals are then 0), with each signal anywhere within
+        REACH_SCALES standard deviations of the data the stage was fitted on. The signals are
+        bounded one by one, as if all could be at their best at once (they cannot: agreement
+        and a gap exclude each other), so the bound is generous; on the dev set what they
+        added never came to half of it."""
+        n = len(SIGNALS)
+        reach = 0.0
+        for k, (w, m, s) in enumerate(
+            zip(self.weights[n:], self.means[n:], self.scales[n:], strict=True)
+        ):
+            if k < len(_SEMANTIC_RANGES):
+                low, high = _SEMANTIC_RANGES[k]
+                low, high = max(low, m - REACH_SCALES * s), min(high, m + REACH_SCALES * s)
+            else:  # the English-only signals: 0 for any other question
+                low = high = 0.0
+            reach += max(w * (low - m) / s, w * (high - m) / s)
+        return reach
 
     def save(self, path: Path = MODEL_FILE) -> None:
         data = asdict(self)

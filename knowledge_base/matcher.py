@@ -224,6 +224,7 @@ class Matcher:
             ],
             [text for e in self.entries for text in (*e.alternatives, *e.keywords)],
         )
+        self._reach_of: tuple[DecisionModel, float] | None = None  # see `_reach`
         self._build()
 
     @classmethod
@@ -680,20 +681,24 @@ class Matcher:
         Async callers use `assess` + `decide` and run `second_opinion` off the event loop."""
         assessment = self.assess(question)
         result = self.decide(assessment)
-        if self.wants_second_opinion(result):
+        if self.wants_second_opinion(result, assessment):
             result = self.second_opinion(assessment, result)
         return result
 
-    def wants_second_opinion(self, result: MatchResult) -> bool:
+    def wants_second_opinion(
+        self, result: MatchResult, assessment: Assessment | None = None
+    ) -> bool:
         """An unsure choice, or an unsure escalation with candidates, that the meaning of the
-        question could settle (see `semantic`)."""
+        question could settle (see `semantic`). Given the `assessment`, also only when the
+        second stage could change the decision at all (`_could_settle`): the embedding costs
+        tens of ms of CPU, more than the rest of a question's handling."""
         second = self.model.semantic
         if (
             second is not None
             and min(second.answer_cut(True), second.answer_at, second.clarify_at) >= 1.0
         ):
             return False  # fitted, and found to settle nothing: spare the embedding's cost
-        return (
+        unsure = (
             self.semantic is not None
             and self.semantic.available
             and bool(result.candidates)
@@ -702,6 +707,38 @@ class Matcher:
                 or (result.decision == "escalate" and result.reason == "unsure")
             )
         )
+        if not unsure or assessment is None or second is None:
+            return unsure
+        return self._could_settle(assessment, result, second)
+
+    def _could_settle(
+        self, assessment: Assessment, result: MatchResult, second: DecisionModel
+    ) -> bool:
+        """Could the second stage turn this decision into another one, whatever the embedding
+        says? Not a choice between two entries this close (only an answer needs no tie, so it
+        stays a choice), nor a question not written in English whose lexical evidence leaves
+        the cut-off out of the embedding's reach (`DecisionModel.semantic_reach`). An English
+        question always asks: the embedding reads it as written, the lexical matcher only
+        through the glossary, and there its push is the largest."""
+        tie = assessment.signals[SIGNALS.index("margin")] < TIE
+        if result.decision == "clarify" and tie:
+            return False
+        if assessment.english:
+            return True
+        cutoff = second.answer_at if result.decision == "clarify" else second.clarify_at
+        if cutoff <= 0.0:
+            return True
+        if cutoff >= 1.0:
+            return False
+        best = second.lexical_log_odds(assessment.signals) + self._reach(second)
+        return best >= math.log(cutoff / (1.0 - cutoff))
+
+    def _reach(self, second: DecisionModel) -> float:
+        """`second.semantic_reach()`, computed once per model."""
+        cached = self._reach_of
+        if cached is None or cached[0] is not second:
+            cached = self._reach_of = (second, second.semantic_reach())
+        return cached[1]
 
     def second_opinion(self, assessment: Assessment, result: MatchResult) -> MatchResult:
         """The meaning of the question, weighed with the lexical evidence by the decision

@@ -29,8 +29,10 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util.concurrency import await_
 
 from storage.errors import InvalidDatabaseURL, MigrationError, translate_errors
+from storage.sqlite_driver import one_trip_dbapi
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -214,7 +216,9 @@ def create_engine(
         path = _sqlite_file(parsed)
         if path is not None:
             path.expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-        # No pre-ping: a file has no server that could have gone away meanwhile.
+        # No pre-ping: a file has no server that could have gone away meanwhile. One trip to
+        # aiosqlite's thread per statement (storage/sqlite_driver.py).
+        kwargs.setdefault("module", one_trip_dbapi())
         engine = create_async_engine(parsed, echo=echo, connect_args=connect_args, **kwargs)
         _install_sqlite_hooks(engine)
         return engine
@@ -275,10 +279,27 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
 
 
 def _install_postgresql_hooks(engine: AsyncEngine) -> None:
+    engine.sync_engine.dialect.do_ping = _ping  # type: ignore[method-assign]
+
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        if connection.get_execution_options().get(READ_ONLY_OPTION, False):
+        # storage.uow's read-only units of work begin with BEGIN READ ONLY (asyncpg's
+        # `postgresql_readonly`); other read-only connections say so here.
+        options = connection.get_execution_options()
+        if options.get(READ_ONLY_OPTION, False) and not options.get("postgresql_readonly"):
             connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+
+
+def _ping(dbapi_connection: Any) -> bool:
+    """The pool's pre-ping (every checkout) in one round trip. asyncpg's adapter wraps its `;`
+    in a transaction of its own (BEGIN, `;`, ROLLBACK: for pgbouncer's transaction mode, which
+    we do not use), three round trips per checkout, several per clerk's question. A failure is
+    raised as the adapter raises it, so the pool still replaces a dead connection."""
+    try:
+        await_(dbapi_connection._connection.fetchrow(";"))
+    except Exception as error:
+        dbapi_connection._handle_exception(error)
+    return True
 
 
 # --------------------------------------------------------------------------- migrations

@@ -9,8 +9,20 @@ tells each attached clerk once.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, select
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    Integer,
+    Select,
+    String,
+    Text,
+    UniqueConstraint,
+    bindparam,
+    func,
+    select,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.clock import stamp
@@ -98,14 +110,9 @@ class DeskRepository(Repository):
     async def any_open(self, services: set[str]) -> bool:
         """Is an incident open on one of these services? (Asked for every clerk's question:
         a Core statement, no ORM rows in the usual case of none.)"""
-        table = Incident.__table__
-        stmt = (
-            select(table.c.id)
-            .where(table.c.closed_at.is_(None), table.c.service.in_(sorted(services)))
-            .limit(1)
-        )
         connection = await self.session.connection()
-        return (await connection.execute(stmt)).first() is not None
+        found = await connection.execute(_any_open(), {"services": sorted(services)})
+        return found.first() is not None
 
     @guarded
     async def open_incidents(self, services: set[str] | None = None) -> list[Incident]:
@@ -205,3 +212,17 @@ class DeskRepository(Repository):
             await self.session.delete(found)
             await self.session.flush()
         return found
+
+
+@lru_cache(maxsize=1)
+def _any_open() -> Select[tuple[int]]:
+    """`DeskRepository.any_open`'s statement, built once (it runs for every question)."""
+    table = Incident.__table__
+    return (
+        select(table.c.id)
+        .where(
+            table.c.closed_at.is_(None),
+            table.c.service.in_(bindparam("services", expanding=True)),
+        )
+        .limit(1)
+    )

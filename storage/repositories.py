@@ -8,9 +8,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, and_, delete, func, insert, null, or_, select, update
+from sqlalchemy import (
+    Insert,
+    Select,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -235,23 +250,18 @@ class QuestionRepository(Repository):
         """`add` for the hot path (every clerk's question): one Core INSERT ... RETURNING id,
         without the ORM's object and flush; returns the new question's id."""
         _check(decision, DECISIONS, "decision")
-        table = cast(Table, Question.__table__)
-        stmt = (
-            insert(table)
-            .values(
-                user_id=user_id,
-                text=text,
-                decision=decision,
-                entry_id=entry_id,
-                score=float(score),
-                candidates=list(candidates),
-                created_at=self.now(),
-                roadmap_step=roadmap_step,
-            )
-            .returning(table.c.id)
-        )
+        row = {
+            "user_id": user_id,
+            "text": text,
+            "decision": decision,
+            "entry_id": entry_id,
+            "score": float(score),
+            "candidates": list(candidates),
+            "created_at": self.now(),
+            "roadmap_step": roadmap_step,
+        }
         connection = await self.session.connection()  # Core: no ORM execution machinery
-        return int((await connection.execute(stmt)).scalar_one())
+        return int((await connection.execute(_insert_question(), row)).scalar_one())
 
     @guarded
     async def get(self, question_id: int) -> Question | None:
@@ -425,14 +435,10 @@ class ProcessedUpdateRepository(Repository):
         ids = [int(i) for i in update_ids]
         if not ids:
             return
-        table = cast(Table, ProcessedUpdate.__table__)
-        stmt = (
-            update(table)
-            .where(table.c.channel == channel, table.c.update_id.in_(ids))
-            .values(done_at=self.now(), payload=null())  # SQL NULL, not JSON null
-        )
         connection = await self.session.connection()  # Core: written for every update
-        await connection.execute(stmt)
+        await connection.execute(
+            _finish_updates(), {"b_channel": channel, "b_ids": ids, "b_done_at": self.now()}
+        )
 
     @guarded
     async def take_unfinished(
@@ -698,3 +704,26 @@ class OutboxRepository(Repository):
     async def pending_count(self) -> int:
         stmt = select(func.count()).where(OutboxMessage.status.in_(("pending", "sending")))
         return int(await self.session.scalar(stmt) or 0)
+
+
+# The hot path's statements, built once: a statement built per call costs more to construct
+# and to look up in the compiled cache than to run (SQLite).
+
+
+@lru_cache(maxsize=1)
+def _insert_question() -> Insert:
+    table = cast(Table, Question.__table__)
+    return insert(table).returning(table.c.id)
+
+
+@lru_cache(maxsize=1)
+def _finish_updates() -> Update:
+    table = cast(Table, ProcessedUpdate.__table__)
+    return (
+        update(table)
+        .where(
+            table.c.channel == bindparam("b_channel"),
+            table.c.update_id.in_(bindparam("b_ids", expanding=True)),
+        )
+        .values(done_at=bindparam("b_done_at"), payload=null())  # SQL NULL, not JSON null
+    )

@@ -16,7 +16,8 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -46,6 +47,17 @@ R = TypeVar("R", bound=Repository)
 
 # Called with the ids of the users whose rows a committed unit of work changed or deleted.
 UsersChanged = Callable[[frozenset[int]], None]
+
+
+@dataclass(frozen=True)
+class Carried:
+    """Small writes that ride along with the next writing transaction of this process
+    (`Database.carry`): `take` hands over what waits (None: nothing), `write` writes it in the
+    transaction before its commit, `give_back` returns it when that commit does not happen."""
+
+    take: Callable[[], Any]
+    write: Callable[[UnitOfWork, Any], Awaitable[None]]
+    give_back: Callable[[Any], None]
 _CHANGED_USERS = "storage_changed_users"  # session.info key
 
 
@@ -145,6 +157,7 @@ class UnitOfWork:
         clock: Clock = utcnow,
         users_changed: list[UsersChanged] | None = None,
         urgent: bool = False,
+        database: Database | None = None,
     ) -> None:
         self._session_factory = session_factory
         self._writers = writers
@@ -152,6 +165,8 @@ class UnitOfWork:
         self._users_changed = users_changed
         self._session: AsyncSession | None = None
         self.clock = clock
+        # A writing unit of work of this database: it carries `Database.carry`'s writes.
+        self._database = database
 
     @property
     def session(self) -> AsyncSession:
@@ -165,6 +180,8 @@ class UnitOfWork:
             raise RuntimeError("UnitOfWork is already active (not reentrant)")
         if self._writers is not None:
             await self._writers.acquire(urgent=self._urgent)
+        if self._database is not None:
+            self._database.writing += 1
         session = self._session_factory()
         self._session = session
         self.users = UserRepository(session, self.clock)
@@ -197,6 +214,8 @@ class UnitOfWork:
         finally:
             if self._writers is not None:
                 self._writers.release()
+            if self._database is not None:
+                self._database.written()
         if exc is not None:
             if cleanup_error is not None:
                 log.debug("rollback after error failed", exc_info=cleanup_error)
@@ -218,8 +237,16 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         session = self.session
-        with translate_errors():
-            await session.commit()
+        carried = self._database.take_carried() if self._database is not None else []
+        try:
+            for carry, taken in carried:
+                await carry.write(self, taken)
+            with translate_errors():
+                await session.commit()
+        except BaseException:
+            for carry, taken in carried:
+                carry.give_back(taken)
+            raise
         changed = session.info.pop(_CHANGED_USERS, None)
         if changed and self._users_changed:
             ids = frozenset(changed)
@@ -252,7 +279,10 @@ class Database:
         self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
             clocked, expire_on_commit=False, autoflush=True
         )
-        self._read_only_engine = clocked.execution_options(**{READ_ONLY_OPTION: True})
+        read_only: dict[str, Any] = {READ_ONLY_OPTION: True}
+        if engine.dialect.name == "postgresql":
+            read_only["postgresql_readonly"] = True  # BEGIN READ ONLY: one statement, not two
+        self._read_only_engine = clocked.execution_options(**read_only)
         self.read_only_sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self._read_only_engine, expire_on_commit=False
         )
@@ -263,6 +293,39 @@ class Database:
         self.source_url: str | URL | None = None  # as given to from_url (options included)
         self._urgent_engine: AsyncEngine | None = None
         self._urgent_sessionmaker: async_sessionmaker[AsyncSession] | None = None
+        self._carried: list[Carried] = []
+        self.writing = 0  # writing units of work open now (each carries `_carried`'s writes)
+        self._written = asyncio.Event()  # set whenever one of them ends
+
+    def carry(self, carried: Carried) -> Callable[[], None]:
+        """Let the next writing transaction of this process (whichever use case opens it) write
+        `carried`'s waiting items just before it commits, instead of a transaction of their
+        own: the inbox's done marks ride along with the next question. Returns the function
+        that stops it. A transaction that does not commit gives the items back."""
+        self._carried.append(carried)
+        return lambda: self._carried.remove(carried) if carried in self._carried else None
+
+    def take_carried(self) -> list[tuple[Carried, Any]]:
+        """What waits to be carried, handed over to the committing unit of work."""
+        taken = []
+        for carried in self._carried:
+            items = carried.take()
+            if items:
+                taken.append((carried, items))
+        return taken
+
+    def written(self) -> None:
+        """A writing unit of work ended (committed or not)."""
+        self.writing -= 1
+        event, self._written = self._written, asyncio.Event()
+        event.set()
+
+    async def wait_written(self, timeout: float) -> None:
+        """Until a writing unit of work ends, or `timeout` seconds."""
+        event = self._written
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await event.wait()
 
     def on_users_changed(self, listener: UsersChanged) -> None:
         """Call ``listener(user_ids)`` after every commit of this process that changed or
@@ -298,9 +361,10 @@ class Database:
         if read_only:
             return UnitOfWork(self.read_only_sessionmaker, clock=self.clock)
         if urgent and self._writers is None and self.source_url is not None:
-            return UnitOfWork(self._urgent_sessions(), None, self.clock, self._users_changed)
+            return UnitOfWork(self._urgent_sessions(), None, self.clock, self._users_changed,
+                              database=self)
         return UnitOfWork(self.sessionmaker, self._writers, self.clock, self._users_changed,
-                          urgent=urgent)
+                          urgent=urgent, database=self)
 
     def _urgent_sessions(self) -> async_sessionmaker[AsyncSession]:
         if self._urgent_sessionmaker is None:

@@ -162,7 +162,7 @@ class AnswerService:
             return known
         assessment = matcher.assess(question)
         result = matcher.decide(assessment)
-        if matcher.wants_second_opinion(result):
+        if matcher.wants_second_opinion(result, assessment):
             result = await asyncio.to_thread(matcher.second_opinion, assessment, result)
         semantic = matcher.semantic
         # Kept unless the semantic second opinion is still loading (its answer could differ

@@ -6,14 +6,14 @@ file links serve. Channels call this service; only it opens units of work for th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot.i18n import tr
 from bot.services.replies import Reply
-from storage.uow import Database
+from storage.uow import Carried, Database, UnitOfWork
 
 DEFAULT_LANGUAGE = "sr-Latn"
 
@@ -62,6 +62,30 @@ class DeliveryService:
         async with self._database.uow(urgent=True) as uow:
             await uow.processed_updates.finish(channel, update_ids)
             await uow.commit()
+
+    def carry_finished(
+        self,
+        channel: str,
+        take: Callable[[], set[int] | None],
+        give_back: Callable[[set[int]], None],
+    ) -> Callable[[], None]:
+        """Let the next writing transaction of this process write the updates `take` hands
+        over as finished, just before it commits (`give_back` when it does not commit): under
+        load a question's transaction carries the done marks of the ones answered before it,
+        instead of a transaction of their own. Returns the function that stops it."""
+
+        async def write(uow: UnitOfWork, update_ids: set[int]) -> None:
+            await uow.processed_updates.finish(channel, update_ids)
+
+        return self._database.carry(Carried(take, write, give_back))
+
+    def writing(self) -> bool:
+        """A writing transaction of this process is open (and will carry finished updates)."""
+        return self._database.writing > 0
+
+    async def wait_written(self, timeout: float) -> None:
+        """Until a writing transaction of this process ends, or `timeout` seconds."""
+        await self._database.wait_written(timeout)
 
     async def touch(self, channel: str, update_ids: Iterable[int]) -> None:
         """Still being handled here: their claims count from now."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -247,6 +248,72 @@ def test_second_stage_answers_an_unsure_choice_when_the_embedding_agrees(kb) -> 
     matcher.model = lexical_model.with_semantic(_agreement_stage(1.5, 1.5))
     assert matcher.wants_second_opinion(lexical) is False
     assert matcher.second_opinion(assessment, lexical) == lexical
+
+
+def _dev_questions() -> list[str]:
+    path = Path(__file__).resolve().parents[2] / "knowledge_base" / "eval" / "dev.jsonl"
+    return [json.loads(line)["question"] for line in path.read_text().splitlines() if line]
+
+
+def test_the_embedding_is_asked_only_where_it_could_change_the_decision(matcher) -> None:
+    """A skipped second opinion must be one that would have changed nothing: a choice between
+    tied entries stays a choice, and a non-English question out of the embedding's reach keeps
+    its lexical decision. On dev, what the embedding added never exceeded the reach."""
+    second = matcher.model.semantic
+    assert second is not None and matcher.semantic is not None
+    reach = second.semantic_reach()
+    n = len(SIGNALS)
+    asked = skipped = 0
+    for question in _dev_questions():
+        assessment = matcher.assess(question)
+        lexical = matcher.decide(assessment)
+        if not matcher.wants_second_opinion(lexical):
+            continue  # not unsure: the rule before the reach
+        settled = matcher.second_opinion(assessment, lexical)
+        if matcher.wants_second_opinion(lexical, assessment):
+            asked += 1
+            continue
+        skipped += 1
+        assert settled == lexical, question
+        if not assessment.english:
+            similarity = matcher.semantic.entry_similarities(matcher.semantic_text(assessment))
+            assert similarity is not None
+            ranked = [matcher.entries[i].id for _, i in assessment.ranked]
+            signals = (*assessment.signals, *semantic_signals(ranked, similarity, False))
+            added = DecisionModel(
+                second.weights[n:], 0.0, second.means[n:], second.scales[n:], 0.5, 0.5
+            ).lexical_log_odds(signals[n:])
+            assert added <= reach, question
+    assert asked and skipped
+
+
+def test_the_reach_follows_the_second_stage(matcher) -> None:
+    """An agreement-only stage (weight 10 on sem_agree, which is 0 or 1) reaches 10 above its
+    lexical log-odds; English-only signals add nothing to other questions."""
+    assert _agreement_stage(0.9, 0.5).semantic_reach() == pytest.approx(10.0)
+    names = (*SIGNALS, *SEMANTIC_SIGNALS)
+    english_only = tuple(5.0 if name == "sem_first_english" else 0.0 for name in names)
+    k = len(names)
+    stage = DecisionModel(english_only, 0.0, (0.0,) * k, (1.0,) * k, 0.5, 0.5)
+    assert stage.semantic_reach() == 0.0
+    # a tied choice never asks: only an answer needs no tie
+    lexical_model = matcher.model.with_cutoffs(0.99, 0.05)
+    matcher_model = matcher.model
+    try:
+        matcher.model = lexical_model.with_semantic(_agreement_stage(0.9, 0.5))
+        assessment = matcher.assess(UNSURE)
+        lexical = matcher.decide(assessment)
+        assert matcher.wants_second_opinion(lexical, assessment)
+        margin = SIGNALS.index("margin")
+        tied = dataclasses.replace(
+            assessment,
+            signals=tuple(0.0 if i == margin else v for i, v in enumerate(assessment.signals)),
+        )
+        assert lexical.decision == "clarify"
+        assert not matcher.wants_second_opinion(lexical, tied)
+        assert matcher.second_opinion(tied, lexical) == lexical
+    finally:
+        matcher.model = matcher_model
 
 
 def test_without_a_second_stage_the_agreement_rule_settles_an_unsure_choice(kb) -> None:

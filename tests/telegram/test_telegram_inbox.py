@@ -8,13 +8,14 @@ import signal
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from aiogram.utils.backoff import BackoffConfig
 from sqlalchemy import select
 
 from bot.runtime import RuntimeOptions
 from storage.clock import utcnow
 from storage.models import ProcessedUpdate
-from storage.uow import Database
+from storage.uow import Carried, Database
 from tests.fakes.bot_api import FakeBotAPI, message_update
 from tests.fakes.harness import FAST_RETRIES, BotUnderTest
 from tests.telegram.test_telegram_runner import bot_env, run_bot
@@ -213,3 +214,54 @@ async def test_claims_arriving_together_are_each_kept_and_each_id_claimed_once(
     assert all(row.payload is not None and row.done_at is None for row in kept)
     assert [await inbox.claim(91_000, updates[0])] == [False]  # a later redelivery
     await inbox.stop()
+
+
+async def test_done_marks_ride_with_the_next_writing_transaction(database: Database) -> None:
+    """Finished updates are written down by whichever writing transaction of the process
+    commits next (storage.uow `Database.carry`, as the inbox uses it); one that does not commit
+    gives the marks back and writes nothing."""
+    from bot.inbox import UpdateInbox
+    from bot.services.delivery import DeliveryService
+    from bot.services.errors import StorageUnavailable
+
+    async def marked() -> set[int]:
+        async with database.uow(read_only=True) as uow:
+            rows = await uow.session.scalars(
+                select(ProcessedUpdate).where(ProcessedUpdate.update_id >= 92_000))
+            return {row.update_id for row in rows if row.done_at is not None}
+
+    delivery = DeliveryService(database)
+    updates = [message_update(92_000 + n, 7600 + n, "kako do ezupa") for n in range(2)]
+    assert await UpdateInbox(delivery).claim_batch(updates) == {92_000, 92_001}
+    waiting = {92_000}
+
+    def take() -> set[int] | None:
+        taken = set(waiting)
+        waiting.clear()
+        return taken or None
+
+    stop = delivery.carry_finished("telegram", take, waiting.update)
+    try:
+        async with database.uow() as uow:  # a use case's transaction, about something else
+            await uow.users.get_or_create("telegram", "7600", display_name="Ana")
+            await uow.commit()
+        assert await marked() == {92_000} and not waiting
+
+        async def refuse(_uow: object, _items: object) -> None:
+            raise StorageUnavailable("refused")
+
+        waiting.add(92_001)
+        stop_refusing = database.carry(Carried(lambda: {1}, refuse, lambda _items: None))
+        with pytest.raises(StorageUnavailable):
+            async with database.uow() as uow:
+                await uow.users.get_or_create("telegram", "7601", display_name="Bojan")
+                await uow.commit()
+        stop_refusing()
+        assert waiting == {92_001} and await marked() == {92_000}
+        async with database.uow(read_only=True) as uow:
+            assert await uow.users.get_by_external("telegram", "7601") is None
+        async with database.uow() as uow:
+            await uow.commit()
+        assert await marked() == {92_000, 92_001}
+    finally:
+        stop()

@@ -123,7 +123,7 @@ def decide(matcher: Matcher, text: str) -> MatchResult:
     """The answering service's decision, synchronously (for a worker thread)."""
     assessment = matcher.assess(text)
     result = matcher.decide(assessment)
-    if matcher.wants_second_opinion(result):
+    if matcher.wants_second_opinion(result, assessment):
         result = matcher.second_opinion(assessment, result)
     return result
 
