@@ -69,6 +69,8 @@ class UpdateInbox:
         self._scan_every = scan_every
         self._max_replays = max_replays
         self._done: set[int] = set()
+        # finished, handed to a transaction that has not committed yet: still ended here
+        self._marking: set[int] = set()
         self._in_flight: set[int] = set()  # being handled by this process right now
         self._kept: set[int] = set()  # claimed with their batch, waiting for their turn here
         self._ended = asyncio.Event()  # something finished: write it down now
@@ -167,12 +169,18 @@ class UpdateInbox:
         if not self._done:
             return None
         ids, self._done = self._done, set()
+        self._marking |= ids
         return ids
 
     def _give_back(self, ids: set[int]) -> None:
         """That transaction did not commit: written by the next one, or the flush."""
+        self._marking -= ids
         self._done |= ids
         self._ended.set()
+
+    def _written(self, ids: set[int]) -> None:
+        """That transaction committed: the marks are in the database."""
+        self._marking -= ids
 
     async def flush(self) -> bool:
         """Write down what ended; False when the database could not take it (kept for later)."""
@@ -203,7 +211,7 @@ class UpdateInbox:
         return await self._ledger.count_unfinished(
             self._channel,
             older_than=timedelta(seconds=self._replay_after + self._scan_every),
-            exclude=self._in_flight | self._done | self._kept,
+            exclude=self._in_flight | self._done | self._marking | self._kept,
         )
 
     async def replay(self, feed: Feed) -> int:
@@ -214,7 +222,7 @@ class UpdateInbox:
             older_than=timedelta(seconds=self._replay_after),
             max_replays=self._max_replays,
             # still being handled here, or finished and not yet written down
-            exclude=self._in_flight | self._done | self._kept,
+            exclude=self._in_flight | self._done | self._marking | self._kept,
         )
         # Ours now: stamped anew with the rest this process holds while they wait their turn
         # (a replay can wait long, e.g. on a chat lock the dead process left in Redis).
@@ -234,7 +242,9 @@ class UpdateInbox:
         return len(payloads)
 
     def start(self, feed: Feed) -> None:
-        self._uncarry = self._ledger.carry_finished(self._channel, self._take_done, self._give_back)
+        self._uncarry = self._ledger.carry_finished(
+            self._channel, self._take_done, self._give_back, self._written
+        )
         self._task = asyncio.create_task(self._run(feed), name="update-inbox")
 
     async def stop(self) -> None:

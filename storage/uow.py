@@ -53,11 +53,13 @@ UsersChanged = Callable[[frozenset[int]], None]
 class Carried:
     """Small writes that ride along with the next writing transaction of this process
     (`Database.carry`): `take` hands over what waits (None: nothing), `write` writes it in the
-    transaction before its commit, `give_back` returns it when that commit does not happen."""
+    transaction before its commit, `give_back` returns it when that commit does not happen,
+    `written` says it is in the database once the commit is done."""
 
     take: Callable[[], Any]
     write: Callable[[UnitOfWork, Any], Awaitable[None]]
     give_back: Callable[[Any], None]
+    written: Callable[[Any], None]
 _CHANGED_USERS = "storage_changed_users"  # session.info key
 
 
@@ -247,6 +249,8 @@ class UnitOfWork:
             for carry, taken in carried:
                 carry.give_back(taken)
             raise
+        for carry, taken in carried:
+            carry.written(taken)
         changed = session.info.pop(_CHANGED_USERS, None)
         if changed and self._users_changed:
             ids = frozenset(changed)

@@ -68,16 +68,18 @@ class DeliveryService:
         channel: str,
         take: Callable[[], set[int] | None],
         give_back: Callable[[set[int]], None],
+        written: Callable[[set[int]], None],
     ) -> Callable[[], None]:
         """Let the next writing transaction of this process write the updates `take` hands
         over as finished, just before it commits (`give_back` when it does not commit): under
         load a question's transaction carries the done marks of the ones answered before it,
-        instead of a transaction of their own. Returns the function that stops it."""
+        instead of a transaction of their own; `written` once committed. Returns the function
+        that stops it."""
 
         async def write(uow: UnitOfWork, update_ids: set[int]) -> None:
             await uow.processed_updates.finish(channel, update_ids)
 
-        return self._database.carry(Carried(take, write, give_back))
+        return self._database.carry(Carried(take, write, give_back, written))
 
     def writing(self) -> bool:
         """A writing transaction of this process is open (and will carry finished updates)."""

@@ -240,24 +240,27 @@ async def test_done_marks_ride_with_the_next_writing_transaction(database: Datab
         waiting.clear()
         return taken or None
 
-    stop = delivery.carry_finished("telegram", take, waiting.update)
+    written: set[int] = set()
+    stop = delivery.carry_finished("telegram", take, waiting.update, written.update)
     try:
         async with database.uow() as uow:  # a use case's transaction, about something else
             await uow.users.get_or_create("telegram", "7600", display_name="Ana")
             await uow.commit()
-        assert await marked() == {92_000} and not waiting
+        assert await marked() == {92_000} and not waiting and written == {92_000}
 
         async def refuse(_uow: object, _items: object) -> None:
             raise StorageUnavailable("refused")
 
         waiting.add(92_001)
-        stop_refusing = database.carry(Carried(lambda: {1}, refuse, lambda _items: None))
+        stop_refusing = database.carry(
+            Carried(lambda: {1}, refuse, lambda _items: None, lambda _items: None)
+        )
         with pytest.raises(StorageUnavailable):
             async with database.uow() as uow:
                 await uow.users.get_or_create("telegram", "7601", display_name="Bojan")
                 await uow.commit()
         stop_refusing()
-        assert waiting == {92_001} and await marked() == {92_000}
+        assert waiting == {92_001} and await marked() == {92_000} and written == {92_000}
         async with database.uow(read_only=True) as uow:
             assert await uow.users.get_by_external("telegram", "7601") is None
         async with database.uow() as uow:
