@@ -37,54 +37,48 @@ class RoadmapPlan:
 
 
 @dataclass(frozen=True)
-class StepDone:
+class _StepToken:
+    """The step a button is about: one municipality's (participant's) service and step."""
+
+    participant_id: int
+    service: str
+    step: str
+
+
+@dataclass(frozen=True)
+class StepDone(_StepToken):
     """"Urađeno" on a step."""
 
     KIND: ClassVar[str] = "rd"
-    participant_id: int
-    service: str
-    step: str
 
 
 @dataclass(frozen=True)
-class StepStuck:
+class StepStuck(_StepToken):
     """"Zapeli smo" on a step: the blockers are offered next."""
 
     KIND: ClassVar[str] = "rz"
-    participant_id: int
-    service: str
-    step: str
 
 
 @dataclass(frozen=True)
-class StepBlocker:
+class StepBlocker(_StepToken):
     """The blocker picked: a template's typical one (1..) or 0, another."""
 
     KIND: ClassVar[str] = "rb"
-    participant_id: int
-    service: str
-    step: str
     blocker: int
 
 
 @dataclass(frozen=True)
-class StepConfirm:
+class StepConfirm(_StepToken):
     """A mentor's "Potvrdi" on a reported step."""
 
     KIND: ClassVar[str] = "rk"
-    participant_id: int
-    service: str
-    step: str
 
 
 @dataclass(frozen=True)
-class StepReturn:
+class StepReturn(_StepToken):
     """A mentor's "Vrati" on a reported step."""
 
     KIND: ClassVar[str] = "rv"
-    participant_id: int
-    service: str
-    step: str
 
 
 RoadmapToken: TypeAlias = (

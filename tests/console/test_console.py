@@ -6,38 +6,17 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-import pytest_asyncio
 
-from tests.conftest import BACKENDS, fresh_database_url
-from tests.fakes.bot_api import FakeBotAPI
+from tests.console.conftest import ADMIN
 from tests.fakes.clock import Clock
 from tests.fakes.harness import BotUnderTest
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-ADMIN = 7001
 LINK = re.compile(r'href="([^"]+/console/login\?t=[^"]+)"')
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def clock() -> Clock:
-    return Clock()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module", params=BACKENDS)
-async def bot(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, clock: Clock
-) -> AsyncIterator[BotUnderTest]:
-    async with (
-        fresh_database_url(request.param, tmp_path_factory.mktemp("db")) as url,
-        FakeBotAPI() as api,
-        BotUnderTest(api, url, admin_ids=[ADMIN], clock=clock) as running,
-    ):
-        yield running
 
 
 _ids = iter(range(7100, 7999))

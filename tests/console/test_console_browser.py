@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests.conftest import BACKENDS, fresh_database_url
-from tests.fakes.bot_api import FakeBotAPI
+from tests.console.conftest import ADMIN
 from tests.fakes.clock import Clock
 from tests.fakes.harness import BotUnderTest
 
@@ -34,7 +33,6 @@ pytestmark = [
 ]
 playwright_api = pytest.importorskip("playwright.async_api")
 
-ADMIN = 8001
 LINK = re.compile(r'href="([^"]+/console/login\?t=[^"]+)"')
 UNANSWERED = [
     "treba mi ono za lozinku sto se zaboravi",
@@ -43,23 +41,6 @@ UNANSWERED = [
 ]
 SHOTS = os.environ.get("CONSOLE_SCREENSHOTS", "")
 _ids = iter(range(8100, 8999))
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def clock() -> Clock:
-    return Clock()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module", params=BACKENDS)
-async def bot(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, clock: Clock
-) -> AsyncIterator[BotUnderTest]:
-    async with (
-        fresh_database_url(request.param, tmp_path_factory.mktemp("db")) as url,
-        FakeBotAPI() as api,
-        BotUnderTest(api, url, admin_ids=[ADMIN], clock=clock) as running,
-    ):
-        yield running
 
 
 def _real_clock_environment() -> dict[str, str]:
