@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -51,6 +51,7 @@ from bot.inbox import REPLAY, UpdateInbox
 from bot.services.answering import AnswerService
 from bot.services.delivery import DeliveryService
 from bot.services.errors import StorageUnavailable
+from bot.services.flood import FloodWindow
 from bot.services.users import UserProfile, UserService
 from bot.telegram.metrics import Metrics
 from bot.telegram.render import chunks
@@ -355,51 +356,14 @@ class RateLimitMiddleware(BaseMiddleware):
         self.languages = languages
         self.metrics = metrics
         self.per_minute = per_minute
-        self.window = window
-        self.clock = clock
-        self._seen: dict[int, deque[float]] = {}
-        self._warned: dict[int, float] = {}
-        self._taps: dict[int, deque[float]] = {}
-
-    def _allow_tap(self, telegram_id: int) -> bool:
-        now = self.clock()
-        stamps = self._taps.setdefault(telegram_id, deque())
-        while stamps and now - stamps[0] >= self.window:
-            stamps.popleft()
-        if len(stamps) >= self.per_minute * self.TAPS_FACTOR:
-            return False
-        stamps.append(now)
-        if len(self._taps) > 50_000:
-            self._taps = {k: v for k, v in self._taps.items() if v and now - v[-1] < self.window}
-        return True
-
-    def _allow(self, telegram_id: int) -> tuple[bool, bool]:
-        """(allowed, should_warn)"""
-        now = self.clock()
-        stamps = self._seen.setdefault(telegram_id, deque())
-        while stamps and now - stamps[0] >= self.window:
-            stamps.popleft()
-        if len(stamps) < self.per_minute:
-            stamps.append(now)
-            if len(self._seen) > 50_000:
-                self._forget_idle(now)
-            return True, False
-        warned_at = self._warned.get(telegram_id)
-        should_warn = warned_at is None or now - warned_at >= self.window
-        if should_warn:
-            self._warned[telegram_id] = now
-        return False, should_warn
-
-    def _forget_idle(self, now: float) -> None:
-        for key in [k for k, v in self._seen.items() if not v or now - v[-1] >= self.window]:
-            self._seen.pop(key, None)
-            self._warned.pop(key, None)
+        self._messages = FloodWindow(per_minute, window, clock)
+        self._taps = FloodWindow(per_minute * self.TAPS_FACTOR, window, clock)
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Update)
         from_user: User | None = data.get("event_from_user")
         if event.callback_query is not None and from_user is not None and self.per_minute > 0:
-            if self._allow_tap(from_user.id):
+            if self._taps.check(from_user.id)[0]:
                 return await handler(event, data)
             self.metrics.rate_limited.inc()
             log.info("callback.rate_limited telegram_id=%s", from_user.id)
@@ -408,7 +372,7 @@ class RateLimitMiddleware(BaseMiddleware):
             return None
         if event.message is None or from_user is None or self.per_minute <= 0:
             return await handler(event, data)
-        allowed, should_warn = self._allow(from_user.id)
+        allowed, should_warn = self._messages.check(from_user.id)
         if allowed:
             return await handler(event, data)
         self.metrics.rate_limited.inc()

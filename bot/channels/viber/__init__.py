@@ -45,7 +45,6 @@ the outbox when Viber is busy), `ratelimit`, `common` (shared names), `wiring` (
 from bot.channels.viber.channel import ViberChannel
 from bot.channels.viber.common import CHANNEL, ViberServices, _number, stand_in
 from bot.channels.viber.drafts import Draft, viber_attachment
-from bot.channels.viber.ratelimit import _RateLimit
 from bot.channels.viber.webhook import SIGNATURE_HEADER, EventNotKept, signature, token_id
 from bot.channels.viber.wiring import (
     add_viber_routes,
@@ -63,7 +62,6 @@ __all__ = [
     "EventNotKept",
     "ViberChannel",
     "ViberServices",
-    "_RateLimit",
     "_number",
     "add_viber_routes",
     "build_viber_app",

@@ -20,13 +20,13 @@ from bot.channels.viber.common import (
     stand_in,
 )
 from bot.channels.viber.drafts import CALL_BACK, FOLLOW_UP, Draft, viber_attachment
-from bot.channels.viber.ratelimit import _RateLimit
 from bot.channels.viber.webhook import EventNotKept, ViberWebhook, token_id
 from bot.channels.viber_client import ViberClient, ViberSettings
 from bot.channels.viber_render import ACTION_PREFIX, Sender, render, welcome_body
 from bot.i18n import normalize_language
 from bot.inbox import UpdateInbox, storable
 from bot.services.errors import StorageUnavailable
+from bot.services.flood import FloodWindow
 from bot.services.onboarding import OnboardingService
 from bot.services.replies import Reply
 from bot.services.users import UserProfile
@@ -57,7 +57,7 @@ class ViberChannel(ViberWebhook, ViberActions):
         self.settings = settings
         self.onboarding = onboarding or OnboardingService(services.users)
         self.sender = Sender(settings.bot_name, settings.bot_avatar)
-        self._limit = _RateLimit(messages_per_minute, clock)
+        self._limit = FloodWindow(messages_per_minute, clock=clock)
         self.in_flight = 0
         self.handled = 0
         self._idle = asyncio.Event()
