@@ -250,9 +250,7 @@ async def on_broadcast_button(
     reply = await broadcasts.perform(user, action, chat_channel=CHANNEL, chat_id=str(chat_id))
     if reply is None:
         reply = Reply(tr(user.language, "Ovo dugme više ne važi."))
-    if user.is_admin and not action.startswith("bc:stop"):
-        # The preview's buttons are spent either way; the progress message's "Zaustavi
-        # slanje" is the service's (its next edit or the report replaces it).
+    if broadcasts.spends_buttons(user, action):
         await drop_buttons(callback, bot)
     await show_from_button(callback, bot, reply, edit=False)
 

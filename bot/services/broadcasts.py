@@ -457,6 +457,13 @@ class BroadcastService:
             "failed": counts.failed, "cancelled": counts.cancelled})
 
     # ---- button tokens ---------------------------------------------------------------------
+    @staticmethod
+    def spends_buttons(user: UserProfile, action: str) -> bool:
+        """Is the tapped message's keyboard used up? The preview's "Pošalji"/"Odustani" are,
+        for an admin, either way; the progress message's "Zaustavi slanje" is this service's
+        to replace (its next edit or the report does)."""
+        return user.is_admin and not action.startswith("bc:stop")
+
     async def perform(
         self, user: UserProfile, action: str, *, chat_channel: str, chat_id: str
     ) -> Reply | None:
