@@ -45,6 +45,7 @@ eval: install
 	$(PY) -m knowledge_base eval knowledge_base/eval/dev2.jsonl
 	$(PY) -m knowledge_base eval knowledge_base/eval/test.jsonl
 	$(PY) -m knowledge_base eval knowledge_base/eval/blind.jsonl
+	$(PY) -m knowledge_base eval knowledge_base/eval/blind2.jsonl
 	$(PY) -m knowledge_base crossval knowledge_base/eval/dev.jsonl knowledge_base/eval/dev2.jsonl
 
 ## With TEST_POSTGRES_URL set, also two webhook instances on PostgreSQL + Redis (BENCH_REDIS),
