@@ -12,15 +12,17 @@ In long polling a whole getUpdates batch is claimed in one transaction before th
 getUpdates tells Telegram it arrived (`claim_batch`): a burst waiting in memory for its turn is
 already kept when the process dies. Handling that ends is written down at once: by the writing
 transaction of this process that commits next (a question being stored, a claim), which
-carries the done marks of whatever ended meanwhile, or, when none is open, in one short
-transaction of its own (after at most `carry_wait` seconds of waiting for one): after a kill
-only the replies of the last few milliseconds may be sent twice.
+carries the done marks of whatever ended meanwhile, or in one short transaction of its own:
+right away when nothing else is going on, otherwise after at most `carry_wait` seconds of
+waiting for one (under load one comes within milliseconds): after a kill only the replies of
+the last few milliseconds may be sent twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -41,12 +43,22 @@ Feed = Callable[[dict[str, Any]], Awaitable[None]]
 def storable(value: Any) -> Any:
     """The update as it can be kept: PostgreSQL's JSON cannot hold NUL characters (which never
     carry meaning in a clerk's message; the answer service drops them too)."""
+    if isinstance(value, dict):
+        try:
+            if "\\u0000" not in json.dumps(value):
+                return value  # nothing to drop (the usual case): one pass in C, not a walk
+        except (TypeError, ValueError):
+            pass
+    return _without_nul(value)
+
+
+def _without_nul(value: Any) -> Any:
     if isinstance(value, str):
         return value.replace("\x00", "")
     if isinstance(value, dict):
-        return {key: storable(item) for key, item in value.items()}
+        return {key: _without_nul(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [storable(item) for item in value]
+        return [_without_nul(item) for item in value]
     return value
 
 
@@ -282,8 +294,10 @@ class UpdateInbox:
                     # holds while a replayed update waits (a chat lock a dead process left).
                     next_scan = loop.time() + self._scan_every
                     replaying = asyncio.create_task(self._replay_logged(feed))
-                if self._done and self._ledger.writing():
-                    # A writing transaction is open: its commit writes these marks too.
+                if self._done and (self._ledger.writing() or self._in_flight or self._kept):
+                    # A writing transaction is open, or soon will be (other updates are being
+                    # handled: their questions are stored next): its commit writes these
+                    # marks too. With nothing else going on they are written at once.
                     carry_since = loop.time() if carry_since is None else carry_since
                     left = carry_since + self._carry_wait - loop.time()
                     if left > 0:

@@ -85,3 +85,16 @@ class ButtonData(Filter):
 
 # A text message that is not a command: what the dialogues' steps wait for.
 TEXT = (has_text, not_command)
+
+
+async def may_want(event: Message, raw_state: str | None = None) -> bool:
+    """The gate of a router whose every message handler wants a command, an open dialogue
+    (a state) or a group chat: a clerk's plain question in a private chat passes a gated
+    router in this one check instead of one per handler (aiogram's call of each filter costs
+    more than the filter). tests/telegram/test_telegram_filters.py fails when a gated router
+    gets a handler that could take such a message. A command is what aiogram's `Command`
+    takes: a text, or else a caption, that begins with "/"."""
+    text = event.text or event.caption
+    if text is not None and text.startswith("/"):
+        return True
+    return raw_state is not None or event.chat.type != PRIVATE

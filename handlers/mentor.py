@@ -36,7 +36,7 @@ from bot.services.mentoring import PARTY_CODES, Attachment, MentoringService
 from bot.services.users import UserProfile
 from bot.telegram.ui import chat_of, send_reply, show_from_button, show_privately
 from handlers.callbacks import AskMentor, Tapped
-from handlers.filters import is_reply, not_command, private_chat
+from handlers.filters import is_reply, may_want, not_command, private_chat
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,14 @@ async def in_mentor_group(message: Message, mentoring: MentoringService) -> bool
     """A filter: the message was written in MENTOR_CHAT_ID."""
     chat = mentoring.config.mentor_chat_id
     return chat is not None and message.chat.id == chat
+
+
+async def may_want_here(
+    event: Message, mentoring: MentoringService, raw_state: str | None = None
+) -> bool:
+    """The mentor router's gate (handlers.gated): `may_want`, or a message in MENTOR_CHAT_ID
+    (whatever kind of chat it is)."""
+    return await may_want(event, raw_state) or await in_mentor_group(event, mentoring)
 
 
 # -- clerk: composing a request ---------------------------------------------------------------

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.util.concurrency import await_
 
 from storage.errors import InvalidDatabaseURL, MigrationError, translate_errors
-from storage.sqlite_driver import one_trip_dbapi
+from storage.sqlite_driver import BUSY_TIMEOUT_MS, one_trip_dbapi
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -219,6 +219,12 @@ def create_engine(
         # No pre-ping: a file has no server that could have gone away meanwhile. One trip to
         # aiosqlite's thread per statement (storage/sqlite_driver.py).
         kwargs.setdefault("module", one_trip_dbapi())
+        # Statements run on the event loop's thread when they need not wait for a lock
+        # (storage/sqlite_driver.py); the connection is still used by one thread at a time.
+        connect_args.setdefault("check_same_thread", False)
+        # Statements of a transaction holding the write lock run on the event loop's thread
+        # (storage/sqlite_driver.py); the connection is still used by one thread at a time.
+        connect_args.setdefault("check_same_thread", False)
         engine = create_async_engine(parsed, echo=echo, connect_args=connect_args, **kwargs)
         _install_sqlite_hooks(engine)
         return engine
@@ -260,9 +266,12 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=15000")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # Commits run on the event loop; the WAL is checkpointed (flushed to disk) in
+            # aiosqlite's thread every CHECKPOINT_EVERY commits instead (storage/sqlite_driver.py).
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         finally:
             cursor.close()
 

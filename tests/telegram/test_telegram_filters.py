@@ -99,6 +99,59 @@ async def test_no_synchronous_filter_or_handler_on_the_bots_routers(
         await runtime.stop()
 
 
+def wants_command_state_or_group(handler: Any) -> bool:
+    """One of the handler's filters can only pass a command (aiogram's `Command`), a message
+    in an open dialogue (a `StateFilter` without the "no state" and "any state" choices) or a
+    message in the mentors' chat."""
+    from aiogram.filters import Command, StateFilter
+
+    from handlers.mentor import in_mentor_group
+
+    for flt in handler.filters or []:
+        callback = flt.callback
+        if isinstance(callback, Command) or callback is in_mentor_group:
+            return True
+        if isinstance(callback, StateFilter) and all(
+            state is not None and state != "*" for state in callback.states
+        ):
+            return True
+    return False
+
+
+def test_a_gated_router_has_no_handler_for_a_plain_message() -> None:
+    """`handlers.gated` lets a router's message handlers be skipped in one check when the
+    message is not a command, no dialogue is open and the chat is private: right only as long
+    as each of its handlers wants one of those."""
+    from handlers import build_router, may_want
+    from handlers.mentor import may_want_here
+
+    gated = [
+        router
+        for router in _walk(build_router())
+        if any(
+            flt.callback in (may_want, may_want_here)
+            for flt in router.message._handler.filters or []
+        )
+    ]
+    assert {router.name for router in gated} >= {"mentor", "trainings", "admin", "desk"}
+    for router in gated:
+        assert router.message.handlers, router.name
+        for handler in router.message.handlers:
+            label = getattr(handler.callback, "__name__", repr(handler.callback))
+            assert wants_command_state_or_group(handler), f"{router.name} -> {label}"
+
+
+async def test_the_gate_lets_through_what_a_gated_handler_could_take() -> None:
+    from handlers import may_want
+
+    assert not await may_want(message(text="kako da platim taksu"))
+    assert not await may_want(message(caption="slika"))
+    assert await may_want(message(text="/start"))
+    assert await may_want(message(caption="/audit"))
+    assert await may_want(message(text="kako da platim taksu"), raw_state="Onboarding:x")
+    assert await may_want(message("supergroup", text="kako da platim taksu"))
+
+
 def test_the_check_catches_magic_and_plain_functions() -> None:
     """The walk above can fail: a magic filter, a plain function and a Filter with a
     synchronous __call__ are each reported, at router and at handler level."""

@@ -268,3 +268,46 @@ async def test_done_marks_ride_with_the_next_writing_transaction(database: Datab
         assert await marked() == {92_000, 92_001}
     finally:
         stop()
+
+
+async def test_a_done_mark_waits_for_a_carrier_only_while_other_updates_are_handled(
+    database: Database,
+) -> None:
+    """While other updates are being handled (their questions are about to be stored) a
+    finished update's mark waits for that transaction to carry it, instead of a transaction
+    of its own; with nothing else going on it is written at once."""
+    from bot.inbox import UpdateInbox
+    from bot.services.delivery import DeliveryService
+
+    async def marked() -> set[int]:
+        async with database.uow(read_only=True) as uow:
+            rows = await uow.session.scalars(
+                select(ProcessedUpdate).where(ProcessedUpdate.update_id >= 93_000))
+            return {row.update_id for row in rows if row.done_at is not None}
+
+    async def feed(_update: dict[str, object]) -> None:
+        return None
+
+    inbox = UpdateInbox(DeliveryService(database), carry_wait=30.0)
+    updates = [message_update(93_000 + n, 7700 + n, "kako do ezupa") for n in range(2)]
+    assert await inbox.claim_batch(updates) == {93_000, 93_001}
+    inbox.start(feed)
+    await asyncio.sleep(0.2)  # its start-up replay scan is over
+    try:
+        inbox.started(93_000)
+        inbox.started(93_001)
+        inbox.finished(93_000)  # 93_001 is still being handled
+        await asyncio.sleep(0.3)
+        assert await marked() == set()
+        async with database.uow() as uow:  # its question's transaction carries the mark
+            await uow.users.get_or_create("telegram", "7701", display_name="Ana")
+            await uow.commit()
+        assert await marked() == {93_000}
+        inbox.finished(93_001)  # nothing else going on: written at once
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while await marked() != {93_000, 93_001} and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        assert await marked() == {93_000, 93_001}
+    finally:
+        await inbox.stop()
