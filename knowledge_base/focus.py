@@ -26,9 +26,12 @@ _CLAUSES = re.compile(r",\s*")
 
 _GREETING = re.compile(
     r"^(dobar dan|dobro jutro|dobro vece|dobar vece|pozdrav\w*|zdravo|cao|hej|ej|hello|hi|hey|"
-    r"good (morning|afternoon|evening|day)|dear \w+|postovan\w*|uvazen\w*|kolege|kolega|koleginice)"
+    r"good (morning|afternoon|evening|day)|dear \w+|postovan\w*|uvazen\w*)"
     r"\b"
 )
+# "Kolege," alone addresses the reader; "Koleginice stalno pominju eZUP" says something.
+_ADDRESS = re.compile(r"^(kolege|kolega|koleginice|koleginica|colleagues)\b")
+_ADDRESS_WORDS = 2
 _THANKS = re.compile(
     r"\b(hvala|zahvaljujem|zahvalni?|unapred|thanks?|thank you|cheers|srdacan pozdrav|"
     r"srdacno|lep pozdrav|lp|s postovanjem|best regards|regards|kind regards)\b"
@@ -63,6 +66,8 @@ def _is_courtesy(clause: str) -> bool:
     words = text.split()
     if _GREETING.match(text) and len(words) <= 4:
         return True
+    if _ADDRESS.match(text) and len(words) <= _ADDRESS_WORDS:
+        return True
     if _THANKS.search(text) and len(words) <= _SHORT_COURTESY_WORDS and not _ASKING.search(text):
         return True
     if _PREAMBLE.match(text) and len(words) <= 8:
@@ -72,6 +77,11 @@ def _is_courtesy(clause: str) -> bool:
 
 def _is_intro(text: str) -> bool:
     return bool(_INTRO.search(text)) and not _ASKING.search(text)
+
+
+# After a greeting, "Sonja iz matične službe", "Jovan sa šaltera Opštine Osečina", "Ana from
+# Ruma": a name, then where the clerk works.
+_NAME_FROM = re.compile(r"^\w+( \w+)? (iz|sa|from)\b")
 
 
 def _strip_greeting(clause: str) -> str:
@@ -90,13 +100,16 @@ def _kept_sentences(message: str) -> list[str]:
     for sentence in _SENTENCES.split(message):
         clauses = [c for c in _CLAUSES.split(sentence) if c.strip()]
         introducing = False  # "Radim u upravi Knjaževac, u odeljenju za ...": still the intro
+        greeted = False
         parts: list[str] = []
         for clause in clauses:
             text = normalize(clause)
             if introducing and not _ASKING.search(text):
                 continue
-            introducing = _is_intro(text)
-            if not _is_courtesy(clause):
+            signed = greeted and bool(_NAME_FROM.match(text)) and not _ASKING.search(text)
+            introducing = signed or _is_intro(text)
+            greeted = bool(_GREETING.match(text))
+            if not signed and not _is_courtesy(clause):
                 parts.append(_strip_greeting(clause))
         if parts:
             kept.append(", ".join(parts))
@@ -106,6 +119,14 @@ def _kept_sentences(message: str) -> list[str]:
 def focus(message: str) -> str:
     """The part of `message` that asks something; the whole message when all is courtesy."""
     return " ".join(_kept_sentences(message)) or message
+
+
+# Words by which a question points back at the sentences before it.
+_POINTING_BACK = re.compile(
+    r"\b(to|ovo|ono|taj|ta|tu|tome|tom|toga|tim|ovaj|ova|ove|ovih|ovome|njega|nju|njih|"
+    r"sad|sada|dalje|onda|it|this|that|these|those|them|now|then)\b"
+)
+_POINTING_WORDS = 7
 
 
 def asked_sentences(message: str) -> str | None:
@@ -118,7 +139,16 @@ def asked_sentences(message: str) -> str | None:
     asked = [s for s in kept if s.rstrip().endswith("?")]
     if not asked or len(asked) == len(kept):
         return None
+    if any(_points_back(s) for s in asked):
+        return None  # "Šta je to?" asks about what the story before it named
     return " ".join(asked)
+
+
+def _points_back(sentence: str) -> bool:
+    """A short question about "it" ("Šta je to zapravo?", "Šta sad da radimo?") says too little
+    on its own; a longer one names its subject again."""
+    text = normalize(sentence)
+    return len(text.split()) <= _POINTING_WORDS and bool(_POINTING_BACK.search(text))
 
 
 # -- failure reports -----------------------------------------------------------------------

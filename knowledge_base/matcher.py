@@ -38,6 +38,7 @@ from typing import Literal
 from rapidfuzz import fuzz, process
 
 from knowledge_base.analysis import MAX_TERMS, Analyzer, close, content_words
+from knowledge_base.common_words import common_words
 from knowledge_base.decision import SIGNALS, DecisionModel, semantic_signals
 from knowledge_base.english import Glossary, is_english, load_glossary, to_serbian
 from knowledge_base.focus import asked_sentences, focus, is_failure_report
@@ -127,6 +128,7 @@ class MatcherConfig:
     family_weight: float = 0.6  # ...gets this credit (integrisemo ~ integracija)
     unknown_idf: float = 0.7  # weight of an unknown question term, as a share of the max IDF
     spelling: bool = True  # put typos right against the KB's words first (`spelling`)
+    common_words: bool = True  # leave everyday Serbian words alone when putting typos right
     # scoring: weights of the evidence (see Features)
     retrieve: int = 10
     retrieval_work: int = 8_000  # postings visited at most, once `retrieve` entries are found
@@ -223,6 +225,7 @@ class Matcher:
                 *(text for e in self.entries for text in (e.question, _TAG.sub(" ", e.answer))),
             ],
             [text for e in self.entries for text in (*e.alternatives, *e.keywords)],
+            common_words() if self.config.common_words else frozenset(),
         )
         self._reach_of: tuple[DecisionModel, float] | None = None  # see `_reach`
         self._build()

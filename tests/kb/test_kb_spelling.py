@@ -53,6 +53,17 @@ def test_a_misspelt_question_finds_its_entry_only_with_spelling(kb) -> None:
     assert without.assess(question).asked == question
 
 
+def test_everyday_words_are_not_typos(kb) -> None:
+    """'traje' is one edit from the KB's 'traze', 'dolaze' from 'dokaze': without the list of
+    everyday words both were 'corrected' and the question lost its sense."""
+    with_words = Matcher.from_knowledge_base(kb, semantic=False)
+    without = Matcher.from_knowledge_base(kb, MatcherConfig(common_words=False), semantic=False)
+    question = "koliko traje odobrenje naloga kad gradjani dolaze na salter"
+    assert with_words.speller.correct(question) == question
+    assert without.speller.correct(question) != question  # the list is what keeps them
+    assert with_words.speller.correct("kako da posaljemo resnje") == "kako da posaljemo resenje"
+
+
 def test_the_sentences_that_ask_are_found_behind_the_story() -> None:
     message = (
         "Stranka insistira da sama donese izvod jer joj se žuri. "
