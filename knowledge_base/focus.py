@@ -79,11 +79,6 @@ def _is_intro(text: str) -> bool:
     return bool(_INTRO.search(text)) and not _ASKING.search(text)
 
 
-# After a greeting, "Sonja iz matične službe", "Jovan sa šaltera Opštine Osečina", "Ana from
-# Ruma": a name, then where the clerk works.
-_NAME_FROM = re.compile(r"^\w+( \w+)? (iz|sa|from)\b")
-
-
 def _strip_greeting(clause: str) -> str:
     """'Dobar dan kako da ...' -> 'kako da ...' (a greeting glued to the question)."""
     text = normalize(clause)
@@ -100,16 +95,13 @@ def _kept_sentences(message: str) -> list[str]:
     for sentence in _SENTENCES.split(message):
         clauses = [c for c in _CLAUSES.split(sentence) if c.strip()]
         introducing = False  # "Radim u upravi Knjaževac, u odeljenju za ...": still the intro
-        greeted = False
         parts: list[str] = []
         for clause in clauses:
             text = normalize(clause)
             if introducing and not _ASKING.search(text):
                 continue
-            signed = greeted and bool(_NAME_FROM.match(text)) and not _ASKING.search(text)
-            introducing = signed or _is_intro(text)
-            greeted = bool(_GREETING.match(text))
-            if not signed and not _is_courtesy(clause):
+            introducing = _is_intro(text)
+            if not _is_courtesy(clause):
                 parts.append(_strip_greeting(clause))
         if parts:
             kept.append(", ".join(parts))
@@ -119,14 +111,6 @@ def _kept_sentences(message: str) -> list[str]:
 def focus(message: str) -> str:
     """The part of `message` that asks something; the whole message when all is courtesy."""
     return " ".join(_kept_sentences(message)) or message
-
-
-# Words by which a question points back at the sentences before it.
-_POINTING_BACK = re.compile(
-    r"\b(to|ovo|ono|taj|ta|tu|tome|tom|toga|tim|ovaj|ova|ove|ovih|ovome|njega|nju|njih|"
-    r"sad|sada|dalje|onda|it|this|that|these|those|them|now|then)\b"
-)
-_POINTING_WORDS = 7
 
 
 def asked_sentences(message: str) -> str | None:
@@ -139,16 +123,7 @@ def asked_sentences(message: str) -> str | None:
     asked = [s for s in kept if s.rstrip().endswith("?")]
     if not asked or len(asked) == len(kept):
         return None
-    if any(_points_back(s) for s in asked):
-        return None  # "Šta je to?" asks about what the story before it named
     return " ".join(asked)
-
-
-def _points_back(sentence: str) -> bool:
-    """A short question about "it" ("Šta je to zapravo?", "Šta sad da radimo?") says too little
-    on its own; a longer one names its subject again."""
-    text = normalize(sentence)
-    return len(text.split()) <= _POINTING_WORDS and bool(_POINTING_BACK.search(text))
 
 
 # -- failure reports -----------------------------------------------------------------------

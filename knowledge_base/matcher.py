@@ -54,9 +54,6 @@ MAX_FUZZY_CHARS = 200
 TIE = 0.03  # two entries this close are a choice for the clerk, whatever the model says
 _E_NAME = re.compile(r"\be[A-ZŠČĆŽĐ]\w*")
 MAX_TYPO_SEARCHES = 8  # per question; further unknown words count as unknown
-# A message with courtesy around its question is matched whole as well (a subject may be named
-# only in the introduction), unless its focused question already scores this much.
-WHOLE_MESSAGE_BELOW = 0.45
 
 
 @lru_cache(maxsize=1)
@@ -104,6 +101,17 @@ class Assessment:
     ranked: list[tuple[float, int]]  # (score, entry index), best first
     signals: tuple[float, ...]  # of the best candidate, in the order of decision.SIGNALS
     read: str = ""  # the part that asks something as written (what the embedding reads)
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """One way of reading a message (focused, its asking sentences, whole), as matched."""
+
+    asked: str
+    written: str
+    ranked: list[tuple[float, Features]]
+    signals: tuple[float, ...]
+    sure: float  # the decision model's probability that its first entry is right
 
 
 def is_chitchat(entry_id: str) -> bool:
@@ -588,21 +596,21 @@ class Matcher:
             readings.append((marked, asked_sentences(text) or marked))
         if focused != spelled:
             readings.append((spelled, text))
-        best: tuple[str, list[tuple[float, Features]], str] | None = None
+        # Of the readings, the one the decision model is surest of: a bare "šta je to zapravo"
+        # may score higher than the whole message that says what "to" is, yet explain less.
+        best: _Reading | None = None
         for reading, written in readings:
-            found = best is not None and bool(best[1]) and best[1][0][0] >= WHOLE_MESSAGE_BELOW
-            if reading == spelled and found:
-                break  # the focused question found its entry: spare the whole message
+            if reading == spelled and best is not None and best.sure >= self.model.answer_at:
+                break  # the focused question is answered: spare the whole message
             asked = to_serbian(reading, self.glossary) if english else reading
             features, _ = self.features(asked, everything=True)
             ranked = sorted(((self.score(f), f) for f in features), key=lambda sf: -sf[0])
-            if best is None or (ranked and (not best[1] or ranked[0][0] > best[1][0][0])):
-                best = (asked, ranked, written)
+            signals = self._signals(asked, ranked, english) if ranked else ()
+            sure = self.model.probability(signals) if ranked else -1.0
+            if best is None or sure > best.sure:
+                best = _Reading(asked, written, ranked, signals, sure)
         assert best is not None
-        asked, ranked, read = best
-        signals: tuple[float, ...] = ()
-        if ranked:
-            signals = self._signals(asked, ranked, english)
+        asked, read, ranked, signals = best.asked, best.written, best.ranked, best.signals
         return Assessment(
             question=question,
             asked=asked,
