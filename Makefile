@@ -30,6 +30,7 @@ test: install
 	$(PY) -m pytest -q
 	$(PY) -m knowledge_base eval knowledge_base/eval/test.jsonl --ratchet knowledge_base/eval/ratchet.json
 	$(PY) -m knowledge_base eval knowledge_base/eval/blind.jsonl --ratchet knowledge_base/eval/ratchet.json
+	$(PY) -m knowledge_base eval knowledge_base/eval/blind2.jsonl --ratchet knowledge_base/eval/ratchet.json
 
 lint: install audit
 	$(PY) -m ruff check .
@@ -46,6 +47,7 @@ eval: install
 	$(PY) -m knowledge_base eval knowledge_base/eval/test.jsonl
 	$(PY) -m knowledge_base eval knowledge_base/eval/blind.jsonl
 	$(PY) -m knowledge_base eval knowledge_base/eval/blind2.jsonl
+	$(PY) -m knowledge_base eval knowledge_base/eval/dev3.jsonl
 	$(PY) -m knowledge_base crossval knowledge_base/eval/dev.jsonl knowledge_base/eval/dev2.jsonl
 
 ## With TEST_POSTGRES_URL set, also two webhook instances on PostgreSQL + Redis (BENCH_REDIS),

@@ -143,6 +143,13 @@ def cmd_semantic(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_words(args: argparse.Namespace) -> int:
+    from knowledge_base.common_words import WORDS_FILE, build
+
+    print(f"{build()} everyday words written to {WORDS_FILE}")
+    return 0
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
     from knowledge_base.tune import tune
 
@@ -190,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "semantic", help="embed every phrasing for the semantic second opinion (after KB edits)"
     )
+    sub.add_parser(
+        "words", help="write the everyday-word list the speller leaves alone (needs wordfreq)"
+    )
     cv = sub.add_parser(
         "crossval", help="out-of-fold figures on held-out KB phrasings and entries (no writing)"
     )
@@ -222,5 +232,6 @@ def main(argv: list[str] | None = None) -> int:
         "tune": cmd_tune,
         "crossval": cmd_crossval,
         "semantic": cmd_semantic,
+        "words": cmd_words,
     }
     return commands[args.command](args)

@@ -26,9 +26,12 @@ _CLAUSES = re.compile(r",\s*")
 
 _GREETING = re.compile(
     r"^(dobar dan|dobro jutro|dobro vece|dobar vece|pozdrav\w*|zdravo|cao|hej|ej|hello|hi|hey|"
-    r"good (morning|afternoon|evening|day)|dear \w+|postovan\w*|uvazen\w*|kolege|kolega|koleginice)"
+    r"good (morning|afternoon|evening|day)|dear \w+|postovan\w*|uvazen\w*)"
     r"\b"
 )
+# "Kolege," alone addresses the reader; "Koleginice stalno pominju eZUP" says something.
+_ADDRESS = re.compile(r"^(kolege|kolega|koleginice|koleginica|colleagues)\b")
+_ADDRESS_WORDS = 2
 _THANKS = re.compile(
     r"\b(hvala|zahvaljujem|zahvalni?|unapred|thanks?|thank you|cheers|srdacan pozdrav|"
     r"srdacno|lep pozdrav|lp|s postovanjem|best regards|regards|kind regards)\b"
@@ -62,6 +65,8 @@ def _is_courtesy(clause: str) -> bool:
         return True
     words = text.split()
     if _GREETING.match(text) and len(words) <= 4:
+        return True
+    if _ADDRESS.match(text) and len(words) <= _ADDRESS_WORDS:
         return True
     if _THANKS.search(text) and len(words) <= _SHORT_COURTESY_WORDS and not _ASKING.search(text):
         return True

@@ -38,6 +38,7 @@ from typing import Literal
 from rapidfuzz import fuzz, process
 
 from knowledge_base.analysis import MAX_TERMS, Analyzer, close, content_words
+from knowledge_base.common_words import common_words
 from knowledge_base.decision import SIGNALS, DecisionModel, semantic_signals
 from knowledge_base.english import Glossary, is_english, load_glossary, to_serbian
 from knowledge_base.focus import asked_sentences, focus, is_failure_report
@@ -53,9 +54,6 @@ MAX_FUZZY_CHARS = 200
 TIE = 0.03  # two entries this close are a choice for the clerk, whatever the model says
 _E_NAME = re.compile(r"\be[A-ZŠČĆŽĐ]\w*")
 MAX_TYPO_SEARCHES = 8  # per question; further unknown words count as unknown
-# A message with courtesy around its question is matched whole as well (a subject may be named
-# only in the introduction), unless its focused question already scores this much.
-WHOLE_MESSAGE_BELOW = 0.45
 
 
 @lru_cache(maxsize=1)
@@ -105,6 +103,17 @@ class Assessment:
     read: str = ""  # the part that asks something as written (what the embedding reads)
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """One way of reading a message (focused, its asking sentences, whole), as matched."""
+
+    asked: str
+    written: str
+    ranked: list[tuple[float, Features]]
+    signals: tuple[float, ...]
+    sure: float  # the decision model's probability that its first entry is right
+
+
 def is_chitchat(entry_id: str) -> bool:
     """Greetings and thanks: answered when they are all a message says, never offered as a
     choice for a real question."""
@@ -127,6 +136,7 @@ class MatcherConfig:
     family_weight: float = 0.6  # ...gets this credit (integrisemo ~ integracija)
     unknown_idf: float = 0.7  # weight of an unknown question term, as a share of the max IDF
     spelling: bool = True  # put typos right against the KB's words first (`spelling`)
+    common_words: bool = True  # leave everyday Serbian words alone when putting typos right
     # scoring: weights of the evidence (see Features)
     retrieve: int = 10
     retrieval_work: int = 8_000  # postings visited at most, once `retrieve` entries are found
@@ -223,6 +233,7 @@ class Matcher:
                 *(text for e in self.entries for text in (e.question, _TAG.sub(" ", e.answer))),
             ],
             [text for e in self.entries for text in (*e.alternatives, *e.keywords)],
+            common_words() if self.config.common_words else frozenset(),
         )
         self._reach_of: tuple[DecisionModel, float] | None = None  # see `_reach`
         self._build()
@@ -585,21 +596,21 @@ class Matcher:
             readings.append((marked, asked_sentences(text) or marked))
         if focused != spelled:
             readings.append((spelled, text))
-        best: tuple[str, list[tuple[float, Features]], str] | None = None
+        # Of the readings, the one the decision model is surest of: a bare "šta je to zapravo"
+        # may score higher than the whole message that says what "to" is, yet explain less.
+        best: _Reading | None = None
         for reading, written in readings:
-            found = best is not None and bool(best[1]) and best[1][0][0] >= WHOLE_MESSAGE_BELOW
-            if reading == spelled and found:
-                break  # the focused question found its entry: spare the whole message
+            if reading == spelled and best is not None and best.sure >= self.model.answer_at:
+                break  # the focused question is answered: spare the whole message
             asked = to_serbian(reading, self.glossary) if english else reading
             features, _ = self.features(asked, everything=True)
             ranked = sorted(((self.score(f), f) for f in features), key=lambda sf: -sf[0])
-            if best is None or (ranked and (not best[1] or ranked[0][0] > best[1][0][0])):
-                best = (asked, ranked, written)
+            signals = self._signals(asked, ranked, english) if ranked else ()
+            sure = self.model.probability(signals) if ranked else -1.0
+            if best is None or sure > best.sure:
+                best = _Reading(asked, written, ranked, signals, sure)
         assert best is not None
-        asked, ranked, read = best
-        signals: tuple[float, ...] = ()
-        if ranked:
-            signals = self._signals(asked, ranked, english)
+        asked, read, ranked, signals = best.asked, best.written, best.ranked, best.signals
         return Assessment(
             question=question,
             asked=asked,

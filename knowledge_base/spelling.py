@@ -42,10 +42,16 @@ class Speller:
     that may carry typos on purpose (alternatives written as clerks type): a loose word a
     trusted word is near is itself a typo, put right like a clerk's."""
 
-    def __init__(self, trusted: Iterable[str], loose: Iterable[str] = ()):
+    def __init__(
+        self,
+        trusted: Iterable[str],
+        loose: Iterable[str] = (),
+        common: frozenset[str] = frozenset(),
+    ):
         counts = _words(trusted)
         counts.update(STOP_WORDS)
         self.counts = counts
+        self.common = common  # everyday words (`common_words`): never a typo
         self._by_length: dict[int, list[str]] = {}
         for word in counts:
             if len(word) >= MIN_LENGTH - 1:
@@ -60,7 +66,9 @@ class Speller:
 
     def word(self, word: str) -> str | None:
         """The KB word `word` is a typo of, or None (known, too short, or nothing near)."""
-        if word in self.counts or not MIN_LENGTH <= len(word) <= MAX_LENGTH or not word.isalpha():
+        if word in self.counts or word in self.common:
+            return None
+        if not MIN_LENGTH <= len(word) <= MAX_LENGTH or not word.isalpha():
             return None
         limit = 2 if len(word) >= LONG else 1
         best: tuple[int, int, str] | None = None
@@ -89,7 +97,7 @@ class Speller:
             if len(words) != 1:
                 return token
             word = words[0]
-            if word in self.counts or len(word) < MIN_LENGTH:
+            if word in self.counts or word in self.common or len(word) < MIN_LENGTH:
                 return token
             fixed = self._cache.get(word)
             if fixed is None:

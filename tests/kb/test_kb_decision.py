@@ -51,6 +51,14 @@ def test_an_announced_question_and_the_rest_of_an_introduction_are_dropped() -> 
     assert focus(message) == "Kako da znam da je stranka primila rešenje?"
 
 
+def test_colleagues_named_in_a_sentence_are_not_a_greeting() -> None:
+    message = "Koleginice stalno pominju eZUP. Šta je to zapravo?"
+    assert "eZUP" in focus(message)
+    assert focus("Kolege, kako da pošaljemo rešenje u eSanduče?") == (
+        "kako da pošaljemo rešenje u eSanduče?"
+    )
+
+
 def test_a_message_that_is_only_courtesy_is_kept_whole() -> None:
     assert focus("Hvala puno!") == "Hvala puno!"
     assert focus("Dobar dan") == "Dobar dan"

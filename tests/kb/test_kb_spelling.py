@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from knowledge_base.common_words import common_words
 from knowledge_base.decision import SIGNALS, DecisionModel
 from knowledge_base.focus import asked_sentences, focus, is_failure_report
 from knowledge_base.loader import load_knowledge_base
@@ -51,6 +52,19 @@ def test_a_misspelt_question_finds_its_entry_only_with_spelling(kb) -> None:
     first = with_spelling.entries[fixed.ranked[0][1]].id
     assert first == "esanduce-send-decision"
     assert without.assess(question).asked == question
+
+
+def test_everyday_words_are_not_typos() -> None:
+    """'traje' is one edit from 'traze', 'dolaze' from 'dokaze': without the list of everyday
+    words both were 'corrected' into the KB's words and the question lost its sense."""
+    kb_words = ["traze dokaze resenje posaljemo"]
+    assert {"traje", "dolaze"} <= common_words()
+    with_words = Speller(kb_words, common=common_words())
+    without = Speller(kb_words)
+    question = "koliko traje dok gradjani dolaze"
+    assert with_words.correct(question) == question
+    assert without.correct(question) == "koliko traze dok gradjani dokaze"
+    assert with_words.correct("kako da posaljemo resnje") == "kako da posaljemo resenje"
 
 
 def test_the_sentences_that_ask_are_found_behind_the_story() -> None:
