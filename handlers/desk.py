@@ -18,7 +18,7 @@ from bot.services.buttons_mentoring import CannedChoice, CloseIncident
 from bot.services.desk import DeskService
 from bot.services.mentoring import MentoringService
 from bot.services.users import UserProfile
-from bot.telegram.ui import send_reply, show_privately
+from bot.telegram.ui import offer_privately, send_reply
 from handlers.callbacks import Tapped
 from handlers.filters import has_text, not_command, private_chat
 
@@ -96,17 +96,7 @@ async def on_canned_button(
         await send_reply(bot, private, sent.reply)
         return
     if reply_id == 0:  # "Šablon" on the card (in the group): the choices go to the mentor
-        choices = await desk.canned_choices(user, number)
-        if not choices.ok:
-            await callback.answer(choices.notice, show_alert=True)
-            return
-        await show_privately(
-            callback,
-            bot,
-            choices.reply,
-            sent=desk.sent_privately(user),
-            needs_start=desk.private_needed(user),
-        )
+        await offer_privately(callback, bot, await desk.canned_choices(user, number), desk, user)
         return
     text = await desk.filled(user, number, reply_id)
     if not isinstance(text, str):

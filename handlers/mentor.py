@@ -34,7 +34,7 @@ from bot.services.buttons_mentoring import (
 )
 from bot.services.mentoring import PARTY_CODES, Attachment, MentoringService
 from bot.services.users import UserProfile
-from bot.telegram.ui import chat_of, send_reply, show_from_button, show_privately
+from bot.telegram.ui import chat_of, offer_privately, send_reply, show_from_button
 from handlers.callbacks import AskMentor, Tapped
 from handlers.filters import is_reply, may_want, not_command, private_chat
 
@@ -310,16 +310,7 @@ async def on_hand_button(
     private = callback.from_user.id
     if target == 0:
         choices = await mentoring.handover_choices(user, number)
-        if not choices.ok:
-            await callback.answer(choices.notice, show_alert=True)
-            return
-        await show_privately(
-            callback,
-            bot,
-            choices.reply,
-            sent=mentoring.sent_privately(user),
-            needs_start=mentoring.private_needed(user),
-        )
+        await offer_privately(callback, bot, choices, mentoring, user)
         return
     if target < 0:
         party = PARTY_CODES.get(target)

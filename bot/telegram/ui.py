@@ -5,12 +5,14 @@ from __future__ import annotations
 import html
 import logging
 import re
+from typing import Protocol
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.types import CallbackQuery, Message
 
 from bot.services.replies import Reply
+from bot.services.users import UserProfile
 from bot.telegram.render import chunks
 
 log = logging.getLogger(__name__)
@@ -78,16 +80,42 @@ async def drop_buttons(callback: CallbackQuery, bot: Bot) -> None:
         log.info("telegram.edit_markup_failed error=%s", exc)
 
 
-async def show_privately(
-    callback: CallbackQuery, bot: Bot, choices: Reply, *, sent: Reply, needs_start: Reply
+class Choices(Protocol):
+    """A service's answer to a tap that offers choices (`Result`, `DeskResult`)."""
+
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def notice(self) -> str: ...
+    @property
+    def reply(self) -> Reply: ...
+
+
+class PrivateWording(Protocol):
+    """How a service tells a mentor where its choices went (mentoring, desk)."""
+
+    def sent_privately(self, actor: UserProfile) -> Reply: ...
+    def private_needed(self, actor: UserProfile) -> Reply: ...
+
+
+async def offer_privately(
+    callback: CallbackQuery,
+    bot: Bot,
+    choices: Choices,
+    wording: PrivateWording,
+    actor: UserProfile,
 ) -> None:
     """Choices for a tap on a card in the mentors' group go to the mentor's private chat (the
     group need not see them); the tap's toast says where they went, or, when Telegram refuses
-    because the mentor never started a private chat with the bot, what to do first."""
+    because the mentor never started a private chat with the bot, what to do first. A refusal
+    by the service (role, state) is the tap's alert."""
+    if not choices.ok:
+        await callback.answer(choices.notice, show_alert=True)
+        return
     try:
-        await send_reply(bot, callback.from_user.id, choices)
+        await send_reply(bot, callback.from_user.id, choices.reply)
     except TelegramAPIError as exc:
         log.info("telegram.private_failed user_id=%s error=%s", callback.from_user.id, exc)
-        await callback.answer(plain_text(needs_start.text), show_alert=True)
+        await callback.answer(plain_text(wording.private_needed(actor).text), show_alert=True)
         return
-    await callback.answer(plain_text(sent.text))
+    await callback.answer(plain_text(wording.sent_privately(actor).text))
