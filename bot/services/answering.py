@@ -466,6 +466,10 @@ class AnswerService:
             )
         )
 
+    def taps_too_fast(self, user: UserProfile) -> Reply:
+        """The toast for a clerk tapping buttons faster than the flood guard allows."""
+        return Reply(tr(user.language, "Polako, molim – pokušajte za minut."))
+
     def mentor_requested(self, user: UserProfile, question_id: int) -> Reply:
         """Where no mentor queue is wired (the local playground), say so honestly."""
         return Reply(

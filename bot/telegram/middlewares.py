@@ -46,7 +46,7 @@ from aiogram.methods import (
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import TelegramObject, Update, User
 
-from bot.i18n import normalize_language, tr
+from bot.i18n import normalize_language
 from bot.inbox import REPLAY, UpdateInbox
 from bot.services.answering import AnswerService
 from bot.services.delivery import DeliveryService
@@ -367,8 +367,8 @@ class RateLimitMiddleware(BaseMiddleware):
                 return await handler(event, data)
             self.metrics.rate_limited.inc()
             log.info("callback.rate_limited telegram_id=%s", from_user.id)
-            language = self.languages.recall(from_user)
-            await event.callback_query.answer(tr(language, "Polako, molim – pokušajte za minut."))
+            profile = stand_in_profile(from_user, self.languages.recall(from_user))
+            await event.callback_query.answer(self.answers.taps_too_fast(profile).text)
             return None
         if event.message is None or from_user is None or self.per_minute <= 0:
             return await handler(event, data)
