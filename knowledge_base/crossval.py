@@ -69,12 +69,14 @@ def _groups(phrasings: list[str]) -> list[list[str]]:
     return list(grouped.values())
 
 
-def _without(entry: Entry, removed: set[str]) -> Entry:
+def entry_without(entry: Entry, removed: set[str]) -> Entry:
+    """`entry` without the phrasings in `removed` (at least one must stay)."""
     kept = [p for p in [entry.question, *entry.alternatives] if p not in removed]
     return dataclasses.replace(entry, question=kept[0], alternatives=kept[1:])
 
 
-def _matcher(kb: KnowledgeBase, entries: list[Entry], template: Matcher) -> Matcher:
+def matcher_over(kb: KnowledgeBase, entries: list[Entry], template: Matcher) -> Matcher:
+    """A matcher like `template` (config, model, glossary) over these entries of `kb`."""
     matcher = Matcher(
         entries,
         kb.synonyms,
@@ -105,8 +107,8 @@ def held_out_phrasings(kb: KnowledgeBase, template: Matcher, folds: int = 5) -> 
             if len(out) >= len(assignment[entry.id]):
                 out = set()  # an entry of one near-duplicate group stays whole
             removed[entry.id] = out
-            entries.append(_without(entry, out) if out else entry)
-        matcher = _matcher(kb, entries, template)
+            entries.append(entry_without(entry, out) if out else entry)
+        matcher = matcher_over(kb, entries, template)
         for entry_id, phrasings in removed.items():
             for phrasing in sorted(phrasings):
                 yield Query(phrasing, entry_id, "phrasing", fold, matcher.assess(phrasing), matcher)
@@ -120,7 +122,7 @@ def held_out_entries(
     rng.shuffle(ids)
     for fold in range(folds):
         out = set(ids[fold::folds])
-        matcher = _matcher(kb, [e for e in kb.entries.values() if e.id not in out], template)
+        matcher = matcher_over(kb, [e for e in kb.entries.values() if e.id not in out], template)
         for entry_id in sorted(out):
             entry = kb.entries[entry_id]
             phrasings = [entry.question, *entry.alternatives]

@@ -28,7 +28,6 @@ without them), so they are not flattered by the fit:
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import zlib
 from collections.abc import Callable, Sequence
@@ -37,7 +36,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from rapidfuzz import fuzz
 
-from knowledge_base.crossval import NEAR_DUPLICATE, queries
+from knowledge_base.crossval import NEAR_DUPLICATE, entry_without, matcher_over, queries
 from knowledge_base.decision import (
     MODEL_FILE,
     SIGNALS,
@@ -183,20 +182,10 @@ class _Unseen:
         entries = []
         for entry in self.kb.entries.values():
             out = {p for entry_id, p in copies if entry_id == entry.id}
-            kept = [p for p in (entry.question, *entry.alternatives) if p not in out]
-            if out and kept:  # an entry keeps at least one phrasing (and its keywords)
-                entry = dataclasses.replace(entry, question=kept[0], alternatives=kept[1:])
+            if out and len(out) <= len(entry.alternatives):  # at least one phrasing stays
+                entry = entry_without(entry, out)
             entries.append(entry)
-        matcher = Matcher(
-            entries,
-            self.kb.synonyms,
-            self.matcher.config,
-            model=self.matcher.model,
-            glossary=self.matcher.glossary,
-            services=self.kb.services,
-        )
-        matcher.set_not_covered(self.kb.not_covered)
-        return matcher
+        return matcher_over(self.kb, entries, self.matcher)
 
 
 def collect(kb: KnowledgeBase, dev: Sequence[Example], semantic: bool = True) -> list[Row]:
