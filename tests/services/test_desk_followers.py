@@ -19,8 +19,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from bot.services.buttons import parse
 from bot.services.users import UserProfile
 from storage.mentor import KnowledgeDraft, MentorFollower, MentorRepository, MentorRequest
+from storage.repositories import UserRepository
 from tests.conftest import BACKENDS, fresh_database_url
 from tests.fakes.bot_api import FakeBotAPI, SentMessage, callback_update
 from tests.fakes.clock import Clock, belgrade, ordinary_week
@@ -311,6 +313,52 @@ async def test_forward_to_another_mentor_and_for_ite_with_a_note(url: str):
             assert request is not None and request.handed_to is None
         await admin.say("/audit")
         assert "request.forward" in admin.last.text
+
+
+async def test_forward_by_tapping_a_mentors_name_in_private(url: str):
+    """"Prosledi" on the card, then the other mentor's button in the private chat: the request
+    is theirs (the card says so), they are told, and a stale tap on the same choice does nothing."""
+    async with FakeBotAPI() as api, MentorBot(api, url, clock=Clock()) as bot:
+        admin = bot.mentor(ADMIN_ID, "Admin")
+        await admin.say("/dodaj_mentora 2411")
+        await admin.say("/dodaj_mentora 2412")
+        marko, ana = bot.mentor(2411, "Marko"), bot.mentor(2412, "Ana")
+        await marko.say("/start")
+        await ana.say("/start")
+        number = number_in((await escalate(bot, next(_ids), SAME_QUESTION[2][1])).text)
+        await bot.deliver_outbox()
+        await marko.tap_in_group("Preuzmi", bot.card(number))
+        await marko.tap_in_group("Prosledi", bot.card(number))
+        choices = api.last_seen(2411)
+        assert f"#{number}" in choices.text
+        assert bot.services is not None
+        async with bot.services.database.uow(read_only=True) as uow:
+            ana_user = await uow.repository(UserRepository).get_by_external("telegram", 2412)
+        assert ana_user is not None
+        to_ana = next(
+            button["callback_data"]
+            for row in choices.keyboard
+            for button in row
+            if (token := parse(button.get("callback_data", ""))) is not None
+            and getattr(token, "target", None) == ana_user.id
+        )
+        await marko.tap_data(to_ana, choices)
+        assert any("prosleđeno" in toast for toast in marko.toasts())
+        for _ in range(2):
+            await bot.deliver_outbox()
+        handed = [m for m in api.seen_by(2412) if "Vam je prosledio/la pitanje" in m.text]
+        assert len(handed) == 1
+        assert "🔁 Prosledio/la" in bot.card(number).text
+        async with bot.services.database.uow(read_only=True) as uow:
+            request = await uow.repository(MentorRepository).get(number)
+            assert request is not None and request.claimed_by == ana_user.id
+        # Marko taps the same choice again: it is no longer his to hand over.
+        await marko.tap_data(to_ana, choices)
+        assert any("preuzeo drugi mentor" in toast for toast in marko.toasts())
+        for _ in range(2):
+            await bot.deliver_outbox()
+        handed = [m for m in api.seen_by(2412) if "Vam je prosledio/la pitanje" in m.text]
+        assert len(handed) == 1
 
 
 # -- the call-back contact out of hours --------------------------------------------------------
