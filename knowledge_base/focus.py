@@ -151,7 +151,8 @@ _FAILURE = re.compile(
     r"ne ocitava|ne ocitavaju|ne cita|ne vidi (karticu|licnu|citac|sertifikat)\w*|"
     r"nije isporucen\w*|(prikazuje|izbacuje|javlja|pokazuje) (nam |mi )?poruku|"
     r"out of order|not accepted|is not accepted|isn t accepted|doesn t accept|does not accept|"
-    r"won t accept|not recogni[sz]ed|keeps (saying|showing)"
+    r"won t accept|not recogni[sz]ed|keeps (saying|showing)|(is|was|says|shows|as) invalid|"
+    r"invalid (code|password|pin|certificate|token)|nevazec\w* (kod|pin|lozink\w*|sertifikat)"
     r")\b"
 )
 # A how-to question that merely mentions a failure ("šta da radimo ako stranka ne može da otvori

@@ -86,6 +86,7 @@ def test_long_message_finds_the_question_inside(matcher: Matcher) -> None:
         "QR kod na uplatnici se ne očitava u aplikaciji banke",
         "eSanduče nam javlja poruku da dokument nije isporučen",
         "sistem za zakazivanje je van funkcije ceo dan",
+        "piše nevažeći kod kad aktiviram ConsentID",
     ],
 )
 def test_failure_reports_go_to_a_mentor_not_to_a_how_to(matcher: Matcher, report: str) -> None:
@@ -98,6 +99,13 @@ def test_failure_reports_go_to_a_mentor_not_to_a_how_to(matcher: Matcher, report
 def test_a_question_about_what_to_do_when_something_fails_is_not_a_report() -> None:
     assert not is_failure_report("Šta ako stranka ne može da otvori dokument koji smo poslali?")
     assert not is_failure_report("Kome da prijavimo kvar na eZUP-u?")
+    assert not is_failure_report("What is an invalid electronic signature?")
+
+
+def test_an_invalid_code_or_certificate_is_a_report() -> None:
+    # (the portal-errors entry, written for "podaci nisu validni", may still answer it)
+    assert is_failure_report("The activation code is invalid when I try to log in")
+    assert is_failure_report("eSanduče says invalid certificate")
 
 
 def test_english_is_recognised_and_carried_into_serbian() -> None:
