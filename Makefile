@@ -41,6 +41,8 @@ lint: install audit
 audit: install
 	$(PY) bench/audit.py requirements.lock
 
+DEV_SETS := knowledge_base/eval/dev.jsonl knowledge_base/eval/dev2.jsonl \
+	knowledge_base/eval/dev4.jsonl knowledge_base/eval/dev5.jsonl
 eval: install
 	$(PY) -m knowledge_base eval knowledge_base/eval/dev.jsonl
 	$(PY) -m knowledge_base eval knowledge_base/eval/dev2.jsonl
@@ -48,7 +50,10 @@ eval: install
 	$(PY) -m knowledge_base eval knowledge_base/eval/blind.jsonl
 	$(PY) -m knowledge_base eval knowledge_base/eval/blind2.jsonl
 	$(PY) -m knowledge_base eval knowledge_base/eval/dev3.jsonl
-	$(PY) -m knowledge_base crossval knowledge_base/eval/dev.jsonl knowledge_base/eval/dev2.jsonl
+	$(PY) -m knowledge_base eval knowledge_base/eval/dev4.jsonl
+	$(PY) -m knowledge_base eval knowledge_base/eval/dev5.jsonl
+	$(PY) -m knowledge_base eval knowledge_base/eval/check4.jsonl
+	$(PY) -m knowledge_base crossval $(DEV_SETS)
 
 ## With TEST_POSTGRES_URL set, also two webhook instances on PostgreSQL + Redis (BENCH_REDIS),
 ## as behind a load balancer; that run empties the database's public schema first.

@@ -101,6 +101,9 @@ class Assessment:
     ranked: list[tuple[float, int]]  # (score, entry index), best first
     signals: tuple[float, ...]  # of the best candidate, in the order of decision.SIGNALS
     read: str = ""  # the part that asks something as written (what the embedding reads)
+    # one word that the first entry does not own (`Matcher._owned`): "test" must not be
+    # answered with the entry that mentions testing an integration
+    lone_word: bool = False
 
 
 @dataclass(frozen=True)
@@ -224,6 +227,17 @@ class Matcher:
         # entries written for an error message ("podaci nisu validni") may answer a report of it
         self._about_failure = [
             sum(is_failure_report(p) for p in [e.question, *e.alternatives]) >= 2
+            for e in self.entries
+        ]
+        # the words a one-word message may be answered by: those of the entry's question and
+        # of its one-word phrasings and keywords ("eZUP", "Metaregistar", "zdravo", "LEI")
+        self._owned = [
+            frozenset(
+                term
+                for text in (e.question, *e.alternatives, *e.keywords)
+                if text == e.question or len(set(self.analyzer.terms(text))) == 1
+                for term in self.analyzer.terms(text)
+            )
             for e in self.entries
         ]
         self._not_covered: list[frozenset[str]] = []
@@ -591,7 +605,7 @@ class Matcher:
         readings = [(focused, focus(text))]
         # the question without the story before it, tried as well (not in English: the glossary
         # carries over subject words only, and the story may hold the only one)
-        marked = None if english else asked_sentences(spelled)
+        marked = asked_sentences(spelled)
         if marked is not None:
             readings.append((marked, asked_sentences(text) or marked))
         if focused != spelled:
@@ -611,6 +625,13 @@ class Matcher:
                 best = _Reading(asked, written, ranked, signals, sure)
         assert best is not None
         asked, read, ranked, signals = best.asked, best.written, best.ranked, best.signals
+        terms = set(self.analyzer.terms(asked))
+        lone_word = (
+            len(terms) == 1
+            and bool(ranked)
+            and not terms <= self._owned[ranked[0][1].index]
+            and not is_chitchat(self.entries[ranked[0][1].index].id)
+        )
         return Assessment(
             question=question,
             asked=asked,
@@ -619,6 +640,7 @@ class Matcher:
             ranked=[(s, f.index) for s, f in ranked],
             signals=signals,
             read=read,
+            lone_word=lone_word,
         )
 
     def _signals(
@@ -677,7 +699,7 @@ class Matcher:
             return result("escalate", top[:3], "failure")
         uncovered = bool(assessment.signals[SIGNALS.index("uncovered")])
         tie = assessment.signals[SIGNALS.index("margin")] < TIE
-        if confidence >= model.answer_at and not uncovered and not tie:
+        if confidence >= model.answer_at and not uncovered and not tie and not assessment.lone_word:
             return result("answer", top[:3])
         if confidence >= model.clarify_at or uncovered:
             offered = [c for c in top if not is_chitchat(c.entry_id)][:3]
@@ -777,7 +799,11 @@ class Matcher:
         )
         confidence = second.probability(signals)
         tie = assessment.signals[SIGNALS.index("margin")] < TIE
-        if confidence >= second.answer_cut(assessment.english) and not tie:
+        # the signals are the first entry's: a choice that left it out (a greeting first)
+        # cannot be answered with the second
+        first = self.entries[assessment.ranked[0][1]].id
+        answerable = not tie and not assessment.lone_word and result.entry_id == first
+        if confidence >= second.answer_cut(assessment.english) and answerable:
             return self._settled(result, "answer", "", confidence)
         if confidence >= second.clarify_at:
             return self._settled(result, "", "clarify", confidence)

@@ -242,7 +242,7 @@ def _agreement_stage(answer_at: float, clarify_at: float) -> DecisionModel:
     return DecisionModel(weights, -5.0, (0.0,) * n, (1.0,) * n, answer_at, clarify_at)
 
 
-UNSURE = "Šta konkretno naša opština dobija time što je izabrana u projekat?"
+UNSURE = "Kakvu korist ima naša lokalna samouprava od ucesca u projektu?"
 
 
 def test_second_stage_answers_an_unsure_choice_when_the_embedding_agrees(kb) -> None:
@@ -448,3 +448,34 @@ def test_misspelt_dev_questions_are_typed_in_latin_with_a_letter_off() -> None:
     assert typed.isascii() and typed != "kako opstina salje resenje gradjaninu u esanduce?"
     assert abs(len(typed) - len("kako opstina salje resenje gradjaninu u esanduce")) <= 2
     assert misspelt("Како грађанин да направи налог?", 1).isascii()
+
+
+@pytest.mark.parametrize("word", ["test", "ok", "fali"])
+def test_one_word_the_entry_does_not_own_is_never_answered(matcher: Matcher, word: str) -> None:
+    # "test" shares a stem with the entry about testing an integration with ePisarnica
+    assert matcher.match(word).decision != "answer"
+
+
+@pytest.mark.parametrize(
+    ("word", "entry_id"),
+    [
+        ("eZUP", "ezup-what-is"),
+        ("Метарегистар", "metaregistar-what-is"),
+        ("fala", "chitchat-thanks"),
+    ],
+)
+def test_one_word_an_entry_owns_is_answered(matcher: Matcher, word: str, entry_id: str) -> None:
+    result = matcher.match(word)
+    assert (result.decision, result.entry_id) == ("answer", entry_id)
+
+
+def test_a_second_opinion_never_answers_with_an_entry_the_signals_were_not_about(
+    matcher: Matcher,
+) -> None:
+    # a greeting ranked first is left out of the choice; the second entry is not answered on
+    # the greeting's confidence
+    for question in ("fala", "Hvala puno, pomoglo je!", "zdravo"):
+        result = matcher.match(question)
+        assessment = matcher.assess(question)
+        first = matcher.entries[assessment.ranked[0][1]].id
+        assert result.decision != "answer" or result.entry_id == first
