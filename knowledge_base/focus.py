@@ -152,8 +152,24 @@ _FAILURE = re.compile(
     r"nije isporucen\w*|(prikazuje|izbacuje|javlja|pokazuje) (nam |mi )?poruku|"
     r"out of order|not accepted|is not accepted|isn t accepted|doesn t accept|does not accept|"
     r"won t accept|not recogni[sz]ed|keeps (saying|showing)|(is|was|says|shows|as) invalid|"
-    r"invalid (code|password|pin|certificate|token)|nevazec\w* (kod|pin|lozink\w*|sertifikat)"
+    r"invalid (code|password|pin|certificate|token)|nevazec\w* (kod|pin|lozink\w*|sertifikat)|"
+    r"odbijaju|declined|ne reaguje|ne reaguju|not responding|doesn t respond|does not respond|"
+    r"ne stampa|ne cuva|doesn t save|won t save|vraca me|vrti se u krug|keeps loading|"
+    r"stopped working|revoked|been down|nobody can|no one can|nestal\w*|nestane|disappeared|"
+    r"dissapeared|obrise|nemate prav\w* pristupa|access denied|permission denied|"
+    r"i dalje (pise|stoji|prikazuje)|still (shows|says)|polja su prazna|"
+    r"kaze da je neispravan|kazu da je neispravan|je neispravan"
     r")\b"
+)
+# Signs that something is broken right now (since when, an error code, a dead device): a report
+# even when it asks whom to call ("ne radi od juče, kome da se obratimo?").
+_REPORT_NOW = re.compile(
+    r"\b(od (jutros|juce|sinoc|danas|ponedeljka|utorka|srede|cetvrtka|petka|subote|nedelje)|"
+    r"since (yesterday|this morning|today|monday|tuesday|wednesday|thursday|friday|\w+day)|"
+    r"vec (pola |jedan |dva |tri |\d+ )?(sat|sata|sati|minuta)|vec ceo dan|for an hour|"
+    r"[45]\d\d (error|unauthorized|forbidden|greska)|(http|error|greska|kod) [45]\d\d|"
+    r"unauthorized|forbidden|pokvaren\w*|ekran je crn|screen is black|"
+    r"timeout|time out|timed out|service unavailable|nedostupan|nedostupn\w*)\b"
 )
 # A how-to question that merely mentions a failure ("šta da radimo ako stranka ne može da otvori
 # dokument", "kome prijavljujemo kvar") is not a report: these words mark such a question.
@@ -168,6 +184,8 @@ _HOW_TO_ABOUT_FAILURE = re.compile(
 def is_failure_report(message: str) -> bool:
     """Does the clerk report that something is broken now (an incident for a mentor)?"""
     text = normalize(message)
+    if _REPORT_NOW.search(text):
+        return True
     if not _FAILURE.search(text):
         return False
     return not _HOW_TO_ABOUT_FAILURE.search(text)
