@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -62,6 +64,15 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
+class Stage(enum.Enum):
+    """Where an update this process holds stands (`UpdateInbox._held`)."""
+
+    KEPT = "kept"  # claimed with its batch (or taken for replay), waiting for its turn here
+    IN_FLIGHT = "in_flight"  # being handled by this process right now
+    DONE = "done"  # ended, its mark not written yet
+    MARKING = "marking"  # ended, its mark handed to a transaction that has not committed yet
+
+
 class UpdateInbox:
     def __init__(
         self,
@@ -80,11 +91,10 @@ class UpdateInbox:
         self._replay_after = replay_after
         self._scan_every = scan_every
         self._max_replays = max_replays
-        self._done: set[int] = set()
-        # finished, handed to a transaction that has not committed yet: still ended here
-        self._marking: set[int] = set()
-        self._in_flight: set[int] = set()  # being handled by this process right now
-        self._kept: set[int] = set()  # claimed with their batch, waiting for their turn here
+        # Every update this process holds, by stage; an update leaves once its mark is written
+        # (or its handling stopped without an end). The replay scan never takes one of these.
+        self._held: dict[int, Stage] = {}
+        self._count: Counter[Stage] = Counter()
         self._ended = asyncio.Event()  # something finished: write it down now
         # Updates this process holds are stamped anew this often, so that another instance's
         # replay scan (claims older than `replay_after`) never takes one still waiting here.
@@ -145,73 +155,89 @@ class UpdateInbox:
         claimed = await self._ledger.claim_many(
             self._channel, [storable(payload) for payload in payloads]
         )
-        self._kept |= claimed
+        for update_id in claimed:
+            self._move(update_id, Stage.KEPT)
         return claimed
+
+    def _move(self, update_id: int, stage: Stage | None) -> None:
+        """Put a held update at `stage`; None: it is no longer held here."""
+        before = self._held.pop(update_id, None)
+        if before is not None:
+            self._count[before] -= 1
+        if stage is not None:
+            self._held[update_id] = stage
+            self._count[stage] += 1
+
+    def _at(self, stage: Stage) -> set[int]:
+        return {update_id for update_id, at in self._held.items() if at is stage}
+
+    def _move_all(self, ids: Iterable[int], source: Stage, target: Stage | None) -> None:
+        """Move those of `ids` that are at `source` (another stage is left as it is)."""
+        for update_id in ids:
+            if self._held.get(update_id) is source:
+                self._move(update_id, target)
 
     def take_kept(self, update_id: int) -> bool:
         """True once for an update this process claimed with its batch (its turn has come)."""
-        if update_id in self._kept:
-            self._kept.discard(update_id)
+        if self._held.get(update_id) is Stage.KEPT:
+            self._move(update_id, None)
             return True
         return False
 
     def started(self, update_id: int) -> None:
         """This process is handling the update: the replay scan leaves it alone, however long
         it takes (only a process that died leaves its updates to be replayed)."""
-        self._kept.discard(update_id)
-        self._in_flight.add(update_id)
+        self._move(update_id, Stage.IN_FLIGHT)
 
     def handling(self, update_id: int) -> bool:
         """Is this process handling the update (claimed here and not ended)?"""
-        return update_id in self._in_flight
+        return self._held.get(update_id) is Stage.IN_FLIGHT
 
     def left_unfinished(self, update_id: int) -> None:
         """Handling stopped without an end (Telegram unreachable, shutdown): the scan may
         handle it again once it is old enough."""
-        self._in_flight.discard(update_id)
+        self._move_all([update_id], Stage.IN_FLIGHT, None)
 
     def finished(self, update_id: int) -> None:
         """Handling of this update ended (answered, refused or failed): written at next flush."""
-        self._in_flight.discard(update_id)
-        self._done.add(update_id)
+        self._move(update_id, Stage.DONE)
         self._ended.set()
 
     def _take_done(self) -> set[int] | None:
         """The finished updates, handed to a committing transaction to write (`start`)."""
-        if not self._done:
+        if not self._count[Stage.DONE]:
             return None
-        ids, self._done = self._done, set()
-        self._marking |= ids
+        ids = self._at(Stage.DONE)
+        self._move_all(ids, Stage.DONE, Stage.MARKING)
         return ids
 
     def _give_back(self, ids: set[int]) -> None:
         """That transaction did not commit: written by the next one, or the flush."""
-        self._marking -= ids
-        self._done |= ids
+        self._move_all(ids, Stage.MARKING, Stage.DONE)
         self._ended.set()
 
     def _written(self, ids: set[int]) -> None:
         """That transaction committed: the marks are in the database."""
-        self._marking -= ids
+        self._move_all(ids, Stage.MARKING, None)
 
     async def flush(self) -> bool:
         """Write down what ended; False when the database could not take it (kept for later)."""
-        if not self._done:
+        if not self._count[Stage.DONE]:
             return True
-        # The ids stay in `_done` until written: a replay scan running meanwhile must still
+        # The ids stay held (DONE) until written: a replay scan running meanwhile must still
         # see them as ended here, or a failed write would let it answer them again.
-        ids = set(self._done)
+        ids = self._at(Stage.DONE)
         try:
             await self._ledger.finish(self._channel, ids)
         except StorageUnavailable:
-            log.warning("inbox.flush_failed pending=%s", len(self._done))
+            log.warning("inbox.flush_failed pending=%s", len(ids))
             return False  # try again at the next flush
-        self._done -= ids
+        self._move_all(ids, Stage.DONE, None)
         return True
 
     async def touch(self) -> None:
         """Still ours: the updates this process is handling or holding are stamped now."""
-        held = self._in_flight | self._kept
+        held = {i for i, at in self._held.items() if at in (Stage.IN_FLIGHT, Stage.KEPT)}
         if not held:
             return
         await self._ledger.touch(self._channel, held)
@@ -223,7 +249,7 @@ class UpdateInbox:
         return await self._ledger.count_unfinished(
             self._channel,
             older_than=timedelta(seconds=self._replay_after + self._scan_every),
-            exclude=self._in_flight | self._done | self._marking | self._kept,
+            exclude=set(self._held),
         )
 
     async def replay(self, feed: Feed) -> int:
@@ -234,23 +260,26 @@ class UpdateInbox:
             older_than=timedelta(seconds=self._replay_after),
             max_replays=self._max_replays,
             # still being handled here, or finished and not yet written down
-            exclude=self._in_flight | self._done | self._marking | self._kept,
+            exclude=set(self._held),
         )
         # Ours now: stamped anew with the rest this process holds while they wait their turn
         # (a replay can wait long, e.g. on a chat lock the dead process left in Redis).
         taken = {int(p["update_id"]) for p in payloads if isinstance(p.get("update_id"), int)}
-        self._kept |= taken
+        for update_id in taken:
+            self._move(update_id, Stage.KEPT)
         try:
             for payload in payloads:
-                log.warning("inbox.replay update_id=%s", payload.get("update_id"))
+                replayed = payload.get("update_id")
+                log.warning("inbox.replay update_id=%s", replayed)
                 try:
                     await feed(payload)
                 except Exception:  # a broken update must not stop the others
-                    log.exception("inbox.replay_failed update_id=%s", payload.get("update_id"))
+                    log.exception("inbox.replay_failed update_id=%s", replayed)
                 finally:
-                    self._kept.discard(payload.get("update_id"))
+                    if isinstance(replayed, int):
+                        self._move_all([replayed], Stage.KEPT, None)
         finally:
-            self._kept -= taken - self._in_flight
+            self._move_all(taken, Stage.KEPT, None)
         return len(payloads)
 
     def start(self, feed: Feed) -> None:
@@ -294,7 +323,8 @@ class UpdateInbox:
                     # holds while a replayed update waits (a chat lock a dead process left).
                     next_scan = loop.time() + self._scan_every
                     replaying = asyncio.create_task(self._replay_logged(feed))
-                if self._done and (self._ledger.writing() or self._in_flight or self._kept):
+                busy = self._count[Stage.IN_FLIGHT] or self._count[Stage.KEPT]
+                if self._count[Stage.DONE] and (self._ledger.writing() or busy):
                     # A writing transaction is open, or soon will be (other updates are being
                     # handled: their questions are stored next): its commit writes these
                     # marks too. With nothing else going on they are written at once.
@@ -308,7 +338,7 @@ class UpdateInbox:
                     await asyncio.sleep(self._flush_every)
                     continue
                 self._ended.clear()
-                if not self._done:  # wait until something ends (or it is time to scan again)
+                if not self._count[Stage.DONE]:  # wait until something ends (or a scan is due)
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(self._flush_every):
                             await self._ended.wait()
