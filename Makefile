@@ -52,6 +52,7 @@ eval: install
 	$(PY) -m knowledge_base eval knowledge_base/eval/dev3.jsonl
 	$(PY) -m knowledge_base eval knowledge_base/eval/dev4.jsonl
 	$(PY) -m knowledge_base eval knowledge_base/eval/dev5.jsonl
+	$(PY) -m knowledge_base eval knowledge_base/eval/dev6.jsonl
 	$(PY) -m knowledge_base eval knowledge_base/eval/check4.jsonl
 	$(PY) -m knowledge_base crossval $(DEV_SETS)
 

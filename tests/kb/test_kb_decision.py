@@ -464,7 +464,7 @@ def test_one_word_the_entry_does_not_own_is_never_answered(matcher: Matcher, wor
 @pytest.mark.parametrize(
     ("word", "entry_id"),
     [
-        ("eZUP", "ezup-what-is"),
+        ("eSanduče", "esanduce-what-is"),
         ("Метарегистар", "metaregistar-what-is"),
         ("fala", "chitchat-thanks"),
     ],
