@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.config import Settings
+from bot.redis_users import UserCacheSync
 from bot.scheduler import Scheduler
 from bot.services.answering import AnswerService
 from bot.services.audience import InterestService
@@ -69,7 +70,12 @@ class AppServices:
         self.mentoring.use_knowledge_base(knowledge_base)
         self.desk.use_knowledge_base(knowledge_base)
 
+    # With REDIS_URL: user changes told to every instance, theirs applied to our user cache.
+    user_sync: UserCacheSync | None = None
+
     async def close(self) -> None:
+        if self.user_sync is not None:
+            await self.user_sync.close()
         await self.database.dispose()
 
 
@@ -168,6 +174,12 @@ async def build_services(
         curation=curation,
         delivery=DeliveryService(database),
     )
+    if settings.redis_url:
+        services.user_sync = UserCacheSync.from_url(
+            settings.redis_url, services.users.cache if services.users.cache.enabled else None
+        )
+        database.on_users_changed(services.user_sync.publish)
+        await services.user_sync.start()
     curation.on_swap.append(services.use_knowledge_base)
     curation.on_swap.append(lambda kb, _matcher: roadmaps.use_knowledge_base(kb))
     if migrate:  # the KB revisions approved in the console, over the reviewed YAML base
@@ -199,11 +211,13 @@ def console_secret(settings: Settings) -> str:
 
 
 def user_cache_seconds(settings: Settings) -> float:
-    """USER_CACHE_SECONDS, or 30 s on a single instance and no cache with REDIS_URL: another
-    instance's role change or deletion must not wait for this one's cache to expire."""
+    """USER_CACHE_SECONDS, or 30 s. With REDIS_URL another instance's role change or deletion
+    reaches this one's cache at once over Redis (bot.redis_users), and the cache is off while
+    that subscription is not working; the 30 s bound only covers a change whose publication
+    was lost."""
     if settings.user_cache_seconds is not None:
         return settings.user_cache_seconds
-    return 0.0 if settings.redis_url else 30.0
+    return 30.0
 
 
 def _offset_text(offset: timedelta) -> str:

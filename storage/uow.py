@@ -45,8 +45,9 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R", bound=Repository)
 
-# Called with the ids of the users whose rows a committed unit of work changed or deleted.
-UsersChanged = Callable[[frozenset[int]], None]
+# Called with the ids of the users whose rows a committed unit of work changed or deleted; an
+# awaitable it returns (telling other instances) is awaited before `commit` returns.
+UsersChanged = Callable[[frozenset[int]], Awaitable[None] | None]
 
 
 @dataclass(frozen=True)
@@ -255,7 +256,9 @@ class UnitOfWork:
         if changed and self._users_changed:
             ids = frozenset(changed)
             for listener in self._users_changed:
-                listener(ids)
+                told = listener(ids)
+                if told is not None:
+                    await told
 
     async def rollback(self) -> None:
         with translate_errors():
@@ -333,7 +336,8 @@ class Database:
 
     def on_users_changed(self, listener: UsersChanged) -> None:
         """Call ``listener(user_ids)`` after every commit of this process that changed or
-        deleted those users' rows (not for commits of other processes)."""
+        deleted those users' rows (not for commits of other processes). A listener that
+        returns an awaitable is awaited before the commit returns; it must not raise."""
         self._users_changed.append(listener)
 
     @classmethod
