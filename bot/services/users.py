@@ -88,7 +88,7 @@ class UserCache:
     role change cannot bring the old role back.
 
     With several instances, another process's changes arrive through `invalidate` too
-    (bot.redis_users relays every commit over Redis). While that relay is not known to work
+    (bot.cache_sync relays every commit over Redis). While that relay is not known to work
     the cache is `suspend`ed: emptied, and neither read nor filled until `resume`.
     """
 

@@ -1,10 +1,11 @@
 """Two bot instances (webhook, as behind a load balancer) on one PostgreSQL and one real Redis,
 each with its user cache on: a change of a user's row committed on one instance reaches the
-other's cache over Redis (bot.redis_users) before that user's next update there.
+other's cache over Redis (bot.cache_sync) before that user's next update there.
 
 - a mentor role revoked on A is refused on B at her next update (B had her cached as mentor);
 - an admin role taken away on A is gone on B at the next update;
 - a user deleted on A is not served from B's cache;
+- an incident declared (closed) on A is told (no longer told) on B at the next question;
 - B's cache is off while its subscription is lost, and starts empty once subscribed again.
 
 Needs TEST_POSTGRES_URL and a Redis (TEST_REDIS_URL, default database 13 of 127.0.0.1:6379).
@@ -22,7 +23,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from bot.redis_users import UserCacheSync
+from bot.cache_sync import CacheSync
 from bot.services.users import UserProfile
 from tests.conftest import fresh_database_url
 from tests.fakes.bot_api import FakeBotAPI
@@ -32,6 +33,7 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 ADMIN = 781_001
 ONLY_MENTORS = "samo mentorima"
 ONLY_ADMINS = "samo administratori"
+EZUP_QUESTION = "Kako se službenik prijavljuje na eZUP?"
 _ids = itertools.count(781_101)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.asyncio(loop_scope="module")]
@@ -68,9 +70,9 @@ async def pair(
             yield a, b
 
 
-def sync_of(bot: BotUnderTest) -> UserCacheSync:
-    assert bot.services is not None and bot.services.user_sync is not None
-    return bot.services.user_sync
+def sync_of(bot: BotUnderTest) -> CacheSync:
+    assert bot.services is not None and bot.services.cache_sync is not None
+    return bot.services.cache_sync
 
 
 def cached(bot: BotUnderTest, telegram_id: int) -> UserProfile | None:
@@ -165,6 +167,7 @@ async def test_the_cache_is_off_while_the_subscription_is_lost(
         await asyncio.sleep(0.01)
     assert b.services is not None
     assert not b.services.users.cache.live  # noticed the loss: nothing served from memory
+    assert not b.services.desk.open_services.live
     assert cached(b, ana_id) is None
     await ana_on_b.say("dobar dan")  # answered all the same, from the database
     assert cached(b, ana_id) is None
@@ -175,3 +178,31 @@ async def test_the_cache_is_off_while_the_subscription_is_lost(
     await ana_on_b.say("dobar dan")
     await ana_on_b.say("dobar dan")
     assert cached(b, ana_id) is not None
+
+
+async def test_an_incident_declared_on_one_instance_is_told_at_once_on_the_other(
+    pair: tuple[BotUnderTest, BotUnderTest],
+) -> None:
+    """B keeps in memory which services have an open incident (usually none); a declaration
+    or closing on A reaches it before the next question there."""
+    a, b = pair
+    admin = a.clerk(ADMIN, None)
+    mentor_id = next(_ids)
+    await a.clerk(mentor_id, None).say("dobar dan")
+    await admin.say(f"/dodaj_mentora {mentor_id}")
+    mentor = a.clerk(mentor_id, None)
+    clerk_on_b = b.clerk(next(_ids), None)
+    await clerk_on_b.say(EZUP_QUESTION)
+    assert "Poznat problem" not in clerk_on_b.last.text
+    assert b.services is not None
+    assert b.services.desk.open_services.get() == frozenset()  # known: nothing open
+
+    await mentor.say("/incident eZUP ne radi prijava od 9h")
+    assert "Incident #" in mentor.last.text
+    await clerk_on_b.say(EZUP_QUESTION)
+    assert clerk_on_b.last.text.startswith("⚠️ <b>Poznat problem: eZUP</b>")
+
+    number = mentor.last.text.split("Incident #", 1)[1].split()[0]
+    await mentor.say(f"/incident_zatvori {number}")
+    await clerk_on_b.say(EZUP_QUESTION)
+    assert "Poznat problem" not in clerk_on_b.last.text
