@@ -361,6 +361,18 @@ def settle_memory() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
+# After a KB revision is applied, the frozen objects are collectable again for this long (the
+# replaced KB is garbage once the questions still using it are answered), then frozen anew.
+REFREEZE_AFTER_SWAP = 60.0
+
+
+def unsettle_memory_for_a_while() -> None:
+    """A newer KB replaced the frozen one: unfreeze, so the old one can be collected, and
+    freeze what lives then a while later (frozen garbage would never be freed)."""
+    gc.unfreeze()
+    asyncio.get_running_loop().call_later(REFREEZE_AFTER_SWAP, settle_memory)
+
+
 async def _serve(settings: Settings, stop: asyncio.Event) -> int:
     try:
         services = await build_services(settings)
@@ -380,6 +392,7 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> int:
                 f"Cannot use the Bot API at {settings.telegram_api_base}: {exc}"
             ) from None
         settle_memory()
+        services.curation.on_swap.append(lambda _kb, _matcher: unsettle_memory_for_a_while())
         await stop.wait()
         log.info("telegram.signal stopping")
         return 0
