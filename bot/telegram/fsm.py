@@ -23,6 +23,7 @@ from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, StorageKey
 from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
 from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 # A dead server must not hold an update for long: connect and read give up after this.
 REDIS_TIMEOUT = 2.0
+REDIS_CONNECTIONS = 100  # per process; more updates at once wait for one (REDIS_TIMEOUT at most)
 
 
 class RedisHealth:
@@ -74,10 +76,19 @@ class FallbackStorage(BaseStorage):
         self.prefetched: dict[StorageKey, str | None] = {}
 
     @classmethod
-    def from_url(cls, url: str) -> FallbackStorage:
-        return cls(RedisStorage.from_url(url, connection_kwargs={
-            "socket_connect_timeout": REDIS_TIMEOUT, "socket_timeout": REDIS_TIMEOUT,
-        }))
+    def from_url(cls, url: str, pool_class: type[ConnectionPool] | None = None) -> FallbackStorage:
+        # A burst's updates all take their lock at once: past the pool's size they wait for a
+        # connection (briefly: each holds one for one round trip) instead of failing with
+        # MaxConnectionsError, which would send them to the per-process fallback.
+        options: dict[str, Any] = {
+            "max_connections": REDIS_CONNECTIONS,
+            "socket_connect_timeout": REDIS_TIMEOUT,
+            "socket_timeout": REDIS_TIMEOUT,
+        }
+        if pool_class is None:
+            pool_class, options["timeout"] = BlockingConnectionPool, REDIS_TIMEOUT
+        pool = pool_class.from_url(url, **options)
+        return cls(RedisStorage(Redis(connection_pool=pool)))
 
     async def _call(self, name: str, *args: Any) -> Any:
         if self.health.usable():

@@ -103,3 +103,20 @@ async def test_with_redis_down_both_fall_back_to_this_process() -> None:
         assert storage.health.down
     finally:
         await storage.close()
+
+
+async def test_a_burst_takes_its_locks_in_redis_not_in_the_fallback(
+    storage: FallbackStorage,
+) -> None:
+    """More updates at once than the pool has connections wait for one; none fails over to
+    the per-process lock (which would not exclude the other instance)."""
+    isolation = storage.create_isolation()
+    failures: list[BaseException] = []
+    storage.health.failed = failures.append  # type: ignore[method-assign]
+
+    async def update(user: int) -> None:
+        async with isolation.lock(key(user)):
+            await storage.get_state(key(user))
+
+    await asyncio.gather(*(update(881_000 + i) for i in range(400)))
+    assert failures == []
