@@ -95,6 +95,7 @@ class CacheSync:
         self._unsent: set[int] = set()
         self._unsent_incidents = False
         self._failures = 0
+        self._stopping = False
         self._publish_after = 0.0  # monotonic
         self._task: asyncio.Task[None] | None = None
         self.subscribed = asyncio.Event()  # set while the subscription is confirmed
@@ -166,18 +167,23 @@ class CacheSync:
             self._task = asyncio.create_task(self._run(), name="cache-sync")
 
     async def close(self) -> None:
+        self._stopping = True  # the loops end by themselves too, should a cancel be swallowed
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+            task, self._task = self._task, None
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=_TIMEOUT + self._ping_every)
+            if task in done:
+                with contextlib.suppress(asyncio.CancelledError, *_ERRORS):
+                    task.result()
+            else:
+                log.warning("cache.sync_did_not_stop")
         with contextlib.suppress(*_ERRORS):
             await self._flush()
         with contextlib.suppress(*_ERRORS):
             await self._redis.aclose()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self._listen()
             except _ERRORS as error:
@@ -195,7 +201,7 @@ class CacheSync:
             await pubsub.subscribe(self.channel)
             heard = time.monotonic()
             pinged = heard
-            while True:
+            while not self._stopping:
                 message = await pubsub.get_message(timeout=self._ping_every / 2)
                 now = time.monotonic()
                 if message is not None:

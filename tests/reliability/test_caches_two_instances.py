@@ -206,3 +206,19 @@ async def test_an_incident_declared_on_one_instance_is_told_at_once_on_the_other
     await mentor.say(f"/incident_zatvori {number}")
     await clerk_on_b.say(EZUP_QUESTION)
     assert "Poznat problem" not in clerk_on_b.last.text
+
+
+async def test_the_relay_stops_promptly() -> None:
+    """Shutting down waits for the subscription's task a bounded time (a process that does
+    not exit on SIGTERM holds up a deployment)."""
+    from bot.services.users import UserCache
+
+    await _redis_or_skip()
+    sync = CacheSync.from_url(REDIS_URL, UserCache(60))
+    await sync.start()
+    await asyncio.wait_for(sync.subscribed.wait(), 10)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await sync.close()
+    assert loop.time() - started < 3
+    assert not sync.users.live  # type: ignore[union-attr]
