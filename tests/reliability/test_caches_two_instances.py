@@ -157,8 +157,11 @@ async def test_the_cache_is_off_while_the_subscription_is_lost(
     sync = sync_of(b)
 
     client = Redis.from_url(REDIS_URL)
-    try:  # every pub/sub connection of this Redis dropped (B's and A's)
-        await client.client_kill_filter(_type="pubsub")
+    try:  # the pub/sub connections on this test's Redis database dropped (B's and A's)
+        db = client.connection_pool.connection_kwargs.get("db", 0)
+        for found in await client.client_list(_type="pubsub"):
+            if int(found.get("db", -1)) == int(db):
+                await client.client_kill_filter(_id=found["id"])
     finally:
         await client.aclose()
     loop = asyncio.get_running_loop()
