@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from bot.cache_sync import CacheSync
 from bot.config import Settings
 from bot.scheduler import Scheduler
 from bot.services.answering import AnswerService
@@ -69,7 +70,13 @@ class AppServices:
         self.mentoring.use_knowledge_base(knowledge_base)
         self.desk.use_knowledge_base(knowledge_base)
 
+    # With REDIS_URL: changes of users and incidents told to every instance, theirs applied to
+    # our caches (bot.cache_sync).
+    cache_sync: CacheSync | None = None
+
     async def close(self) -> None:
+        if self.cache_sync is not None:
+            await self.cache_sync.close()
         await self.database.dispose()
 
 
@@ -108,7 +115,12 @@ async def build_services(
     trainings = TrainingService(
         database, reminder_offsets=_reminder_offsets(settings), channels=channels
     )
-    desk = DeskService(database, knowledge_base, timezone=settings.timezone)
+    desk = DeskService(
+        database,
+        knowledge_base,
+        timezone=settings.timezone,
+        cache_seconds=user_cache_seconds(settings),
+    )
     reports = ReportService(database, knowledge_base, timezone=settings.timezone)
     answers = AnswerService(
         knowledge_base,
@@ -168,6 +180,16 @@ async def build_services(
         curation=curation,
         delivery=DeliveryService(database),
     )
+    if settings.redis_url:
+        sync = CacheSync.from_url(
+            settings.redis_url,
+            services.users.cache if services.users.cache.enabled else None,
+            desk.open_services if desk.open_services.enabled else None,
+        )
+        database.on_users_changed(sync.publish_users)
+        database.on_table_changed("incidents", sync.publish_incidents)
+        services.cache_sync = sync
+        await sync.start()
     curation.on_swap.append(services.use_knowledge_base)
     curation.on_swap.append(lambda kb, _matcher: roadmaps.use_knowledge_base(kb))
     if migrate:  # the KB revisions approved in the console, over the reviewed YAML base
@@ -199,11 +221,13 @@ def console_secret(settings: Settings) -> str:
 
 
 def user_cache_seconds(settings: Settings) -> float:
-    """USER_CACHE_SECONDS, or 30 s on a single instance and no cache with REDIS_URL: another
-    instance's role change or deletion must not wait for this one's cache to expire."""
+    """USER_CACHE_SECONDS, or 30 s. With REDIS_URL another instance's role change or deletion
+    reaches this one's cache at once over Redis (bot.cache_sync), and the cache is off while
+    that subscription is not working; the 30 s bound only covers a change whose publication
+    was lost."""
     if settings.user_cache_seconds is not None:
         return settings.user_cache_seconds
-    return 0.0 if settings.redis_url else 30.0
+    return 30.0
 
 
 def _offset_text(offset: timedelta) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shlex
+import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +28,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util.concurrency import await_
 
@@ -202,7 +203,7 @@ def create_engine(
     SQLite: foreign keys on, WAL journal, busy timeout, and SQLAlchemy-controlled ``BEGIN`` (so
     SAVEPOINTs and transactional DDL behave): ``BEGIN IMMEDIATE``, or deferred for read-only
     units of work. The parent folder of the file is created.
-    PostgreSQL (asyncpg): pre-ping, bounded pool, connect timeout, UTC session time zone.
+    PostgreSQL (asyncpg): ping after idling, bounded pool, connect timeout, UTC time zone.
     Always ``hide_parameters=True``: bound values never appear in errors or logs.
     Extra keyword arguments go to :func:`create_async_engine` (``connect_args`` are merged).
     """
@@ -241,8 +242,9 @@ def create_engine(
     server_settings.update(connect_args.pop("server_settings", {}) or {})
     connect_args = {"timeout": 10, "server_settings": server_settings, **connect_args}
 
-    # pre-ping: recover transparently after the server restarts
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    # Recover transparently after the server restarts: a connection that waited in the pool
+    # is pinged before use (_install_postgresql_hooks: not one used a moment ago).
+    options: dict[str, Any] = {}
     if "poolclass" not in kwargs:
         options.update(
             pool_size=5,
@@ -287,8 +289,39 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+# A pooled connection checked in longer ago than this is pinged before it is handed out.
+PING_AFTER_IDLE = 1.0
+_LAST_USED = "storage_last_used"  # connection record info key (monotonic seconds)
+
+
 def _install_postgresql_hooks(engine: AsyncEngine) -> None:
     engine.sync_engine.dialect.do_ping = _ping  # type: ignore[method-assign]
+    pool = engine.sync_engine.pool
+
+    # Pre-ping, but only after idling: the pool's own pre-ping costs a round trip at every
+    # checkout, two or three per clerk's question, for connections that were in use
+    # milliseconds before. A connection that idled (the server may have restarted since, or
+    # dropped it) is pinged as before, and a dead one replaced (DisconnectionError: the pool
+    # connects anew). One that dies while in use fails its unit of work (StorageUnavailable),
+    # as one dying mid-transaction always did, and SQLAlchemy then recycles the whole pool.
+    @event.listens_for(pool, "connect")
+    def _on_connect(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_LAST_USED] = time.monotonic()
+
+    @event.listens_for(pool, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_LAST_USED] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        last = record.info.get(_LAST_USED)
+        if last is not None and time.monotonic() - last < PING_AFTER_IDLE:
+            return
+        try:
+            _ping(dbapi_connection)
+        except Exception as error:
+            raise DisconnectionError("pooled connection did not answer its ping") from error
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
@@ -300,7 +333,7 @@ def _install_postgresql_hooks(engine: AsyncEngine) -> None:
 
 
 def _ping(dbapi_connection: Any) -> bool:
-    """The pool's pre-ping (every checkout) in one round trip. asyncpg's adapter wraps its `;`
+    """The ping of an idle pooled connection, in one round trip. asyncpg's adapter wraps its `;`
     in a transaction of its own (BEGIN, `;`, ROLLBACK: for pgbouncer's transaction mode, which
     we do not use), three round trips per checkout, several per clerk's question. A failure is
     raised as the adapter raises it, so the pool still replaces a dead connection."""

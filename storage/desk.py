@@ -115,6 +115,14 @@ class DeskRepository(Repository):
         return found.first() is not None
 
     @guarded
+    async def open_services(self) -> frozenset[str]:
+        """The services with an open incident (usually none): what a cache of `any_open`
+        keeps (bot.services.desk.base.OpenServices)."""
+        connection = await self.session.connection()
+        found = await connection.execute(_open_services())
+        return frozenset(str(service) for service in found.scalars())
+
+    @guarded
     async def open_incidents(self, services: set[str] | None = None) -> list[Incident]:
         stmt = select(Incident).where(Incident.closed_at.is_(None))
         if services is not None:
@@ -226,3 +234,10 @@ def _any_open() -> Select[tuple[int]]:
         )
         .limit(1)
     )
+
+
+@lru_cache(maxsize=1)
+def _open_services() -> Select[tuple[str]]:
+    """`DeskRepository.open_services`'s statement, built once."""
+    table = Incident.__table__
+    return select(table.c.service).where(table.c.closed_at.is_(None)).distinct()

@@ -45,8 +45,9 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R", bound=Repository)
 
-# Called with the ids of the users whose rows a committed unit of work changed or deleted.
-UsersChanged = Callable[[frozenset[int]], None]
+# Called with the ids of the users whose rows a committed unit of work changed or deleted; an
+# awaitable it returns (telling other instances) is awaited before `commit` returns.
+UsersChanged = Callable[[frozenset[int]], Awaitable[None] | None]
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,10 @@ class Carried:
     give_back: Callable[[Any], None]
     written: Callable[[Any], None]
 _CHANGED_USERS = "storage_changed_users"  # session.info key
+_CHANGED_TABLES = "storage_changed_tables"  # session.info key
+
+# Called after a commit that added, changed or deleted rows of a watched table (through the ORM).
+TableChanged = Callable[[], Awaitable[None] | None]
 
 
 @event.listens_for(Session, "after_flush")
@@ -72,6 +77,10 @@ def _note_changed_users(session: Session, _flush: UOWTransaction) -> None:
     for row in (*session.dirty, *session.deleted):
         if isinstance(row, User) and row.id is not None:
             session.info.setdefault(_CHANGED_USERS, set()).add(row.id)
+    for row in (*session.new, *session.dirty, *session.deleted):
+        table = getattr(row, "__tablename__", None)
+        if table is not None:
+            session.info.setdefault(_CHANGED_TABLES, set()).add(table)
 
 
 class WriterQueue:
@@ -251,16 +260,26 @@ class UnitOfWork:
             raise
         for carry, taken in carried:
             carry.written(taken)
+        tables = session.info.pop(_CHANGED_TABLES, None)
+        if tables and self._database is not None:
+            for table in tables:
+                for on_table in self._database.table_listeners(table):
+                    told_table = on_table()
+                    if told_table is not None:
+                        await told_table
         changed = session.info.pop(_CHANGED_USERS, None)
         if changed and self._users_changed:
             ids = frozenset(changed)
             for listener in self._users_changed:
-                listener(ids)
+                told = listener(ids)
+                if told is not None:
+                    await told
 
     async def rollback(self) -> None:
         with translate_errors():
             await self.session.rollback()
         self.session.info.pop(_CHANGED_USERS, None)
+        self.session.info.pop(_CHANGED_TABLES, None)
 
     async def flush(self) -> None:
         with translate_errors():
@@ -292,6 +311,7 @@ class Database:
         )
         self._writers = WriterQueue() if engine.dialect.name == "sqlite" else None
         self._users_changed: list[UsersChanged] = []
+        self._table_changed: dict[str, list[TableChanged]] = {}
         # PostgreSQL: urgent bookkeeping gets a connection of its own, never queued behind a
         # burst's handlers for the shared pool (SQLite puts it first in the writer queue).
         self.source_url: str | URL | None = None  # as given to from_url (options included)
@@ -333,8 +353,19 @@ class Database:
 
     def on_users_changed(self, listener: UsersChanged) -> None:
         """Call ``listener(user_ids)`` after every commit of this process that changed or
-        deleted those users' rows (not for commits of other processes)."""
+        deleted those users' rows (not for commits of other processes). A listener that
+        returns an awaitable is awaited before the commit returns; it must not raise."""
         self._users_changed.append(listener)
+
+    def on_table_changed(self, table: str, listener: TableChanged) -> None:
+        """Call ``listener()`` after every commit of this process that added, changed or
+        deleted rows of ``table`` through the ORM (not for commits of other processes, nor for
+        Core statements). An awaitable it returns is awaited before the commit returns; it
+        must not raise."""
+        self._table_changed.setdefault(table, []).append(listener)
+
+    def table_listeners(self, table: str) -> list[TableChanged]:
+        return self._table_changed.get(table, [])
 
     @classmethod
     def from_url(

@@ -86,6 +86,10 @@ class UserCache:
     made by another process (a second instance, a CLI) takes to be seen. A profile read before
     an invalidation is not cached after it (the generation check), so a read racing with a
     role change cannot bring the old role back.
+
+    With several instances, another process's changes arrive through `invalidate` too
+    (bot.cache_sync relays every commit over Redis). While that relay is not known to work
+    the cache is `suspend`ed: emptied, and neither read nor filled until `resume`.
     """
 
     def __init__(
@@ -97,15 +101,34 @@ class UserCache:
         self._entries: OrderedDict[tuple[str, str], tuple[UserProfile, float]] = OrderedDict()
         self._keys: dict[int, tuple[str, str]] = {}
         self._generation = 0
+        self._live = True
 
     @property
     def enabled(self) -> bool:
         return self.ttl > 0
 
+    @property
+    def live(self) -> bool:
+        """Entries are being served and kept (not suspended)."""
+        return self._live
+
+    def suspend(self) -> None:
+        """Forget everything and cache nothing until `resume` (changes made elsewhere may be
+        going unheard)."""
+        self._live = False
+        self.clear()
+
+    def resume(self) -> None:
+        """Cache again, from empty: what was missed while suspended cannot be served."""
+        self.clear()
+        self._live = True
+
     def generation(self) -> int:
         return self._generation
 
     def get(self, channel: str, external_id: str) -> UserProfile | None:
+        if not self._live:
+            return None
         key = (channel, external_id)
         found = self._entries.get(key)
         if found is None:
@@ -118,7 +141,7 @@ class UserCache:
 
     def put(self, profile: UserProfile, generation: int) -> None:
         """Cache `profile`, read when `generation()` was `generation`."""
-        if not self.enabled or generation != self._generation:
+        if not self.enabled or not self._live or generation != self._generation:
             return
         key = (profile.channel, profile.external_id)
         self._entries[key] = (profile, self._clock() + self.ttl)

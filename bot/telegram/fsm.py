@@ -10,9 +10,11 @@ be started again, and one user's updates are serialised per instance only.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -20,7 +22,8 @@ from typing import Any
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, StorageKey
 from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
-from aiogram.fsm.storage.redis import RedisStorage
+from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 # A dead server must not hold an update for long: connect and read give up after this.
 REDIS_TIMEOUT = 2.0
+REDIS_CONNECTIONS = 100  # per process; more updates at once wait for one (REDIS_TIMEOUT at most)
 
 
 class RedisHealth:
@@ -59,18 +63,32 @@ class RedisHealth:
 
 
 class FallbackStorage(BaseStorage):
-    """RedisStorage, with this process's memory while Redis is unreachable."""
+    """RedisStorage, with this process's memory while Redis is unreachable.
+
+    The state an update's lock brought along (`FallbackIsolation`: the lock and the state in
+    one round trip) answers that update's first `get_state`, which aiogram asks right after
+    taking the lock."""
 
     def __init__(self, primary: RedisStorage, health: RedisHealth | None = None) -> None:
         self.primary = primary
         self.local = MemoryStorage()
         self.health = health or RedisHealth()
+        self.prefetched: dict[StorageKey, str | None] = {}
 
     @classmethod
-    def from_url(cls, url: str) -> FallbackStorage:
-        return cls(RedisStorage.from_url(url, connection_kwargs={
-            "socket_connect_timeout": REDIS_TIMEOUT, "socket_timeout": REDIS_TIMEOUT,
-        }))
+    def from_url(cls, url: str, pool_class: type[ConnectionPool] | None = None) -> FallbackStorage:
+        # A burst's updates all take their lock at once: past the pool's size they wait for a
+        # connection (briefly: each holds one for one round trip) instead of failing with
+        # MaxConnectionsError, which would send them to the per-process fallback.
+        options: dict[str, Any] = {
+            "max_connections": REDIS_CONNECTIONS,
+            "socket_connect_timeout": REDIS_TIMEOUT,
+            "socket_timeout": REDIS_TIMEOUT,
+        }
+        if pool_class is None:
+            pool_class, options["timeout"] = BlockingConnectionPool, REDIS_TIMEOUT
+        pool = pool_class.from_url(url, **options)
+        return cls(RedisStorage(Redis(connection_pool=pool)))
 
     async def _call(self, name: str, *args: Any) -> Any:
         if self.health.usable():
@@ -83,12 +101,15 @@ class FallbackStorage(BaseStorage):
                 return result
         return await getattr(self.local, name)(*args)
 
-    async def set_state(self, key: StorageKey, state: str | State | None = None) -> None:
-        await self._call("set_state", key, state)
-
     async def get_state(self, key: StorageKey) -> str | None:
+        if key in self.prefetched:
+            return self.prefetched.pop(key)
         state: str | None = await self._call("get_state", key)
         return state
+
+    async def set_state(self, key: StorageKey, state: str | State | None = None) -> None:
+        self.prefetched.pop(key, None)
+        await self._call("set_state", key, state)
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
         await self._call("set_data", key, data)
@@ -102,7 +123,7 @@ class FallbackStorage(BaseStorage):
         await self.primary.redis.ping()
 
     def create_isolation(self) -> FallbackIsolation:
-        return FallbackIsolation(self.primary.create_isolation(), self.health)
+        return FallbackIsolation(self.primary.create_isolation(), self.health, self)
 
     async def close(self) -> None:
         with contextlib.suppress(*REDIS_ERRORS):
@@ -110,16 +131,44 @@ class FallbackStorage(BaseStorage):
         await self.local.close()
 
 
-class FallbackIsolation(BaseEventIsolation):
-    """Redis' per-user lock across instances; a per-process lock while Redis is down."""
+# The lock of redis-py's Lock (aiogram's RedisEventIsolation): released only by its holder.
+_RELEASE = """
+local token = redis.call('get', KEYS[1])
+if not token or token ~= ARGV[1] then
+    return 0
+end
+redis.call('del', KEYS[1])
+return 1
+"""
+LOCK_RETRY_SECONDS = 0.1  # redis-py Lock's wait between tries while another holds it
 
-    def __init__(self, primary: BaseEventIsolation, health: RedisHealth) -> None:
+
+class FallbackIsolation(BaseEventIsolation):
+    """Redis' per-user lock across instances; a per-process lock while Redis is down.
+
+    With `storage`, the lock is aiogram's (the same key, token, expiry and release script as
+    RedisEventIsolation's redis-py Lock), taken in one round trip together with the user's
+    FSM state, which `storage` hands to the `get_state` aiogram asks right after the lock: the
+    state is read once the lock is held, as before, one round trip sooner."""
+
+    def __init__(
+        self,
+        primary: BaseEventIsolation,
+        health: RedisHealth,
+        storage: FallbackStorage | None = None,
+    ) -> None:
         self.primary = primary
         self.local = SimpleEventIsolation()
         self.health = health
+        self.storage = storage
+        self._release: Any = None
 
     @asynccontextmanager
     async def lock(self, key: StorageKey) -> AsyncGenerator[None, None]:
+        if self.storage is not None and isinstance(self.primary, RedisEventIsolation):
+            async with self._lock_with_state(self.primary, self.storage, key):
+                yield None
+            return
         held: AbstractAsyncContextManager[None] | None = None
         if self.health.usable():
             candidate = self.primary.lock(key)
@@ -140,6 +189,56 @@ class FallbackIsolation(BaseEventIsolation):
                 await held.__aexit__(None, None, None)
             except REDIS_ERRORS as error:  # the lock expires by itself
                 self.health.failed(error)
+
+    @asynccontextmanager
+    async def _lock_with_state(
+        self, primary: RedisEventIsolation, storage: FallbackStorage, key: StorageKey
+    ) -> AsyncGenerator[None, None]:
+        token: bytes | None = None
+        if self.health.usable():
+            try:
+                token, state = await self._acquire(primary, storage, key)
+            except REDIS_ERRORS as error:
+                self.health.failed(error)
+            else:
+                self.health.worked()
+        if token is None:
+            async with self.local.lock(key):
+                yield None
+            return
+        storage.prefetched[key] = state
+        try:
+            yield None
+        finally:
+            storage.prefetched.pop(key, None)
+            try:
+                if self._release is None:
+                    self._release = primary.redis.register_script(_RELEASE)
+                if not await self._release(keys=[primary.key_builder.build(key, "lock")],
+                                           args=[token]):
+                    log.warning("fsm.lock_expired_before_release key=%s", key)
+            except REDIS_ERRORS as error:  # the lock expires by itself
+                self.health.failed(error)
+
+    @staticmethod
+    async def _acquire(
+        primary: RedisEventIsolation, storage: FallbackStorage, key: StorageKey
+    ) -> tuple[bytes, str | None]:
+        """Take the lock (waiting while another update of this user holds it) and read the
+        state with it: SET NX and GET in one pipeline, the GET only used once SET took it."""
+        lock_key = primary.key_builder.build(key, "lock")
+        state_key = storage.primary.key_builder.build(key, "state")
+        timeout = primary.lock_kwargs.get("timeout", 60)
+        token = uuid.uuid4().hex.encode()
+        while True:
+            async with primary.redis.pipeline(transaction=False) as pipe:
+                pipe.set(lock_key, token, nx=True, px=int(float(timeout) * 1000))
+                pipe.get(state_key)
+                taken, value = await pipe.execute()
+            if taken:
+                state = value.decode("utf-8") if isinstance(value, bytes) else value
+                return token, state
+            await asyncio.sleep(LOCK_RETRY_SECONDS)
 
     async def close(self) -> None:
         await self.local.close()

@@ -113,7 +113,8 @@ def _stand_ins() -> object:
 
 def test_the_handlers_receive_every_service_but_the_database_and_the_matcher() -> None:
     """`bot.runtime.handler_services` lists the services by name (no scan); a service added to
-    AppServices must be listed there too, or a handler asking for it would fail at run time."""
+    AppServices must be listed there too, or a handler asking for it would fail at run time.
+    The caches' Redis relay (`cache_sync`) is plumbing like the database, not a service."""
     import dataclasses
 
     from bot.app import AppServices
@@ -121,7 +122,9 @@ def test_the_handlers_receive_every_service_but_the_database_and_the_matcher() -
 
     services = _stand_ins()
     handed = handler_services(services)  # type: ignore[arg-type]
-    expected = {f.name for f in dataclasses.fields(AppServices)} - {"database", "matcher"}
+    expected = {f.name for f in dataclasses.fields(AppServices)} - {
+        "database", "matcher", "cache_sync"
+    }
     assert set(handed) == expected
     assert all(handed[name] is getattr(services, name) for name in handed)
 

@@ -612,6 +612,24 @@ async def test_service_recovers_when_the_database_comes_back(postgres_database_u
 
 
 @pytest.mark.postgres
+async def test_a_connection_that_idled_is_pinged_and_replaced_after_a_restart(
+    postgres_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only connections idle for over `PING_AFTER_IDLE` are pinged at checkout (a round trip
+    saved on every busy one); such a connection, dead since the server restarted, is replaced
+    without the unit of work noticing."""
+    import storage.db
+
+    async with proxied(postgres_database_url) as (proxy, url), Database.from_url(url) as db:
+        await make_user(db, "1")
+        monkeypatch.setattr(storage.db, "PING_AFTER_IDLE", 0.0)  # it has idled long enough
+        await proxy.stop()  # the server restarts while the connection waits in the pool
+        await proxy.start()
+        async with db.uow() as uow:
+            assert await uow.users.get_by_external("telegram", "1") is not None
+
+
+@pytest.mark.postgres
 async def test_connection_dropped_mid_transaction_is_unavailable_not_a_crash(
     postgres_database_url: str,
 ) -> None:

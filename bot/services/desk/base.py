@@ -3,6 +3,8 @@ names), local time, and the actor's role as the database has it."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -16,6 +18,58 @@ from storage.models import User
 from storage.uow import Database, UnitOfWork
 
 
+class OpenServices:
+    """The services with an open incident, kept in memory so that a clerk's question does not
+    ask the database each time (the usual answer: none).
+
+    The rules of bot.services.users.UserCache: dropped the moment a unit of work of this
+    process commits a change of an incident (storage.uow reports it), or one of another
+    instance does (bot.cache_sync relays it over Redis); never older than `ttl` seconds; a set
+    read before an invalidation is not kept after it (the generation check); `suspend`ed,
+    that is not used, while the relay is not known to work."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._known: frozenset[str] | None = None
+        self._expires = 0.0
+        self._generation = 0
+        self._live = True
+
+    @property
+    def enabled(self) -> bool:
+        return self.ttl > 0
+
+    @property
+    def live(self) -> bool:
+        return self._live
+
+    def generation(self) -> int:
+        return self._generation
+
+    def get(self) -> frozenset[str] | None:
+        if not self._live or self._known is None or self._clock() >= self._expires:
+            return None
+        return self._known
+
+    def put(self, services: frozenset[str], generation: int) -> None:
+        """Keep `services`, read when `generation()` was `generation`."""
+        if self.enabled and self._live and generation == self._generation:
+            self._known, self._expires = services, self._clock() + self.ttl
+
+    def invalidate(self) -> None:
+        self._generation += 1
+        self._known = None
+
+    def suspend(self) -> None:
+        self._live = False
+        self.invalidate()
+
+    def resume(self) -> None:
+        self.invalidate()
+        self._live = True
+
+
 class DeskBase:
     """Shared state and service names; incidents and canned replies build on it."""
 
@@ -26,8 +80,13 @@ class DeskBase:
         *,
         timezone: str = "Europe/Belgrade",
         clock: Clock | None = None,
+        cache_seconds: float = 0.0,
     ) -> None:
         self._database = database
+        # Which services have an open incident, for every clerk's question (0 s: off).
+        self.open_services = OpenServices(cache_seconds)
+        if self.open_services.enabled:
+            database.on_table_changed("incidents", self.open_services.invalidate)
         self._kb = knowledge_base
         self._zone = ZoneInfo(timezone)
         self.clock = clock or database.clock  # the program's one clock

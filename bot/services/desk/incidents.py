@@ -226,12 +226,24 @@ class DeskIncidents(DeskBase):
         if not services:
             return []
         repo = uow.repository(DeskRepository)
-        if not await repo.any_open(services):  # the usual case
+        if not await self._any_open(repo, services):  # the usual case
             return []
         incidents = await repo.open_incidents(services)
         for incident in incidents:
             await repo.attach(incident.id, user_id, "question")
         return incidents
+
+    async def _any_open(self, repo: DeskRepository, services: set[str]) -> bool:
+        """Is an incident open on one of these services? From `open_services` when it knows."""
+        cache = self.open_services
+        if not cache.enabled:
+            return await repo.any_open(services)
+        known = cache.get()
+        if known is None:
+            generation = cache.generation()
+            known = await repo.open_services()
+            cache.put(known, generation)
+        return not known.isdisjoint(services)
 
     def notice(self, language: str, incidents: list[Incident]) -> Reply | None:
         """What the clerk reads first about these incidents (None: nothing open)."""
@@ -257,7 +269,7 @@ class DeskIncidents(DeskBase):
         if not services:
             return 0
         repo = uow.repository(DeskRepository)
-        if not await repo.any_open(services):  # the usual case
+        if not await self._any_open(repo, services):  # the usual case
             return 0
         incidents = await repo.open_incidents(services)
         for incident in incidents:
