@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bot.i18n import normalize_language
+from bot.services.cache_base import InvalidatedCache
 from storage.models import User
 from storage.uow import Database
 
@@ -76,7 +77,7 @@ def _up_to_date_profile(profile: UserProfile, display_name: str, configured_admi
     )
 
 
-class UserCache:
+class UserCache(InvalidatedCache):
     """Returning users' profiles, so an update does not read its sender's row every time.
 
     The invalidation rule: an entry is dropped the moment a unit of work of this process
@@ -95,36 +96,10 @@ class UserCache:
     def __init__(
         self, ttl: float, size: int = 10_000, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self.ttl = ttl
+        super().__init__(ttl, clock)
         self._size = size
-        self._clock = clock
         self._entries: OrderedDict[tuple[str, str], tuple[UserProfile, float]] = OrderedDict()
         self._keys: dict[int, tuple[str, str]] = {}
-        self._generation = 0
-        self._live = True
-
-    @property
-    def enabled(self) -> bool:
-        return self.ttl > 0
-
-    @property
-    def live(self) -> bool:
-        """Entries are being served and kept (not suspended)."""
-        return self._live
-
-    def suspend(self) -> None:
-        """Forget everything and cache nothing until `resume` (changes made elsewhere may be
-        going unheard)."""
-        self._live = False
-        self.clear()
-
-    def resume(self) -> None:
-        """Cache again, from empty: what was missed while suspended cannot be served."""
-        self.clear()
-        self._live = True
-
-    def generation(self) -> int:
-        return self._generation
 
     def get(self, channel: str, external_id: str) -> UserProfile | None:
         if not self._live:
@@ -141,7 +116,7 @@ class UserCache:
 
     def put(self, profile: UserProfile, generation: int) -> None:
         """Cache `profile`, read when `generation()` was `generation`."""
-        if not self.enabled or not self._live or generation != self._generation:
+        if not self.keeps(generation):
             return
         key = (profile.channel, profile.external_id)
         self._entries[key] = (profile, self._clock() + self.ttl)
@@ -158,8 +133,7 @@ class UserCache:
             if key is not None:
                 self._entries.pop(key, None)
 
-    def clear(self) -> None:
-        self._generation += 1
+    def _forget_all(self) -> None:
         self._entries.clear()
         self._keys.clear()
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.i18n import tr
+from bot.services.cache_base import InvalidatedCache
 from bot.services.municipalities import fold
 from bot.services.replies import Reply
 from bot.services.users import UserProfile
@@ -18,7 +19,7 @@ from storage.models import User
 from storage.uow import Database, UnitOfWork
 
 
-class OpenServices:
+class OpenServices(InvalidatedCache):
     """The services with an open incident, kept in memory so that a clerk's question does not
     ask the database each time (the usual answer: none).
 
@@ -29,23 +30,9 @@ class OpenServices:
     that is not used, while the relay is not known to work."""
 
     def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl = ttl
-        self._clock = clock
+        super().__init__(ttl, clock)
         self._known: frozenset[str] | None = None
         self._expires = 0.0
-        self._generation = 0
-        self._live = True
-
-    @property
-    def enabled(self) -> bool:
-        return self.ttl > 0
-
-    @property
-    def live(self) -> bool:
-        return self._live
-
-    def generation(self) -> int:
-        return self._generation
 
     def get(self) -> frozenset[str] | None:
         if not self._live or self._known is None or self._clock() >= self._expires:
@@ -54,20 +41,14 @@ class OpenServices:
 
     def put(self, services: frozenset[str], generation: int) -> None:
         """Keep `services`, read when `generation()` was `generation`."""
-        if self.enabled and self._live and generation == self._generation:
+        if self.keeps(generation):
             self._known, self._expires = services, self._clock() + self.ttl
 
     def invalidate(self) -> None:
-        self._generation += 1
+        self.clear()
+
+    def _forget_all(self) -> None:
         self._known = None
-
-    def suspend(self) -> None:
-        self._live = False
-        self.invalidate()
-
-    def resume(self) -> None:
-        self.invalidate()
-        self._live = True
 
 
 class DeskBase:
