@@ -150,7 +150,8 @@ class AnswerService:
             return dataclasses.replace(reply, decision="escalate")
         if result.decision == "clarify":
             return dataclasses.replace(self._clarify(user, result, question_id), decision="clarify")
-        return dataclasses.replace(self._escalate(user, question_id), decision="escalate")
+        failure = result.reason == "failure"
+        return dataclasses.replace(self._escalate(user, question_id, failure), decision="escalate")
 
     async def _match(self, question: str) -> MatchResult:
         """Lexical matching on the loop (a few ms); the semantic second opinion, which costs
@@ -291,12 +292,21 @@ class AnswerService:
         text = tr(user.language, "Nisam siguran na šta tačno mislite. Izaberite pitanje:")
         return Reply(text, tuple(rows))
 
-    def _escalate(self, user: UserProfile, question_id: int) -> Reply:
-        text = tr(
-            user.language,
-            "Na ovo pitanje još nemam pouzdan odgovor i ne bih želeo da Vas navedem na pogrešan "
-            "put. Mentor Tima za digitalnu transformaciju može da Vam pomogne.",
-        )
+    def _escalate(self, user: UserProfile, question_id: int, failure: bool = False) -> Reply:
+        """To a mentor; a report that something is broken now is told so, and what helps."""
+        if failure:
+            text = tr(
+                user.language,
+                "Izgleda da nešto trenutno ne radi kako treba. Takve smetnje rešava mentor Tima za "
+                "digitalnu transformaciju: pošaljite mu poruku dugmetom ispod, po mogućstvu sa "
+                "tačnim tekstom greške ili snimkom ekrana.",
+            )
+        else:
+            text = tr(
+                user.language,
+                "Na ovo pitanje još nemam pouzdan odgovor i ne bih želeo da Vas navedem na "
+                "pogrešan put. Mentor Tima za digitalnu transformaciju može da Vam pomogne.",
+            )
         return Reply(
             text,
             (

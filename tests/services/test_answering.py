@@ -88,6 +88,19 @@ async def test_unknown_question_is_escalated_honestly_and_stored(services, datab
     assert stored.decision == "escalate" == reply.decision
 
 
+async def test_a_failure_report_is_told_it_goes_to_a_mentor_with_the_error_text(services):
+    users, answers = services
+    clerk = await users.get_or_register("telegram", "31", "Ana")
+    reply = await answers.ask(clerk, "ne radi mi eZUP od jutros, greška 500")
+    assert reply.decision == "escalate"
+    assert "ne radi kako treba" in reply.text and "tekstom greške" in reply.text
+    assert any(b.action.startswith("m:") for row in reply.buttons for b in row)
+    english = await users.get_or_register("telegram", "32", "John")
+    english = await users.set_language(english.id, "en")
+    reply = await answers.ask(english, "eZUP is not working since this morning, error 500")
+    assert "not working right now" in reply.text
+
+
 async def test_user_text_never_reaches_the_reply_unescaped(services):
     users, answers = services
     clerk = await users.get_or_register("telegram", "4", "<b>Marko</b>")
