@@ -8,7 +8,7 @@ any text as a question), and the fallback router (which takes everything) comes 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from aiogram import Router
 
@@ -23,7 +23,7 @@ def private_only(router: Router) -> Router:
     return router
 
 
-def gated(router: Router, gate: Any = may_want) -> Router:
+def gated(router: Router, gate: Callable[..., Awaitable[bool]] = may_want) -> Router:
     """Every message handler of this router wants a command, a state or a group chat: other
     messages (a clerk's question) skip it in one check (`handlers.filters.may_want`)."""
     router.message.filter(gate)

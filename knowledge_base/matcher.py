@@ -229,17 +229,7 @@ class Matcher:
             sum(is_failure_report(p) for p in [e.question, *e.alternatives]) >= 2
             for e in self.entries
         ]
-        # the words a one-word message may be answered by: those of the entry's question and
-        # of its one-word phrasings and keywords ("eZUP", "Metaregistar", "zdravo", "LEI")
-        self._owned = [
-            frozenset(
-                term
-                for text in (e.question, *e.alternatives, *e.keywords)
-                if text == e.question or len(set(self.analyzer.terms(text))) == 1
-                for term in self.analyzer.terms(text)
-            )
-            for e in self.entries
-        ]
+        self._owned = [self._owned_terms(e) for e in self.entries]  # (`_lone_word`)
         self._not_covered: list[frozenset[str]] = []
         self.speller = Speller(
             [
@@ -625,13 +615,6 @@ class Matcher:
                 best = _Reading(asked, written, ranked, signals, sure)
         assert best is not None
         asked, read, ranked, signals = best.asked, best.written, best.ranked, best.signals
-        terms = set(self.analyzer.terms(asked))
-        lone_word = (
-            len(terms) == 1
-            and bool(ranked)
-            and not terms <= self._owned[ranked[0][1].index]
-            and not is_chitchat(self.entries[ranked[0][1].index].id)
-        )
         return Assessment(
             question=question,
             asked=asked,
@@ -640,7 +623,26 @@ class Matcher:
             ranked=[(s, f.index) for s, f in ranked],
             signals=signals,
             read=read,
-            lone_word=lone_word,
+            lone_word=bool(ranked) and self._lone_word(asked, ranked[0][1].index),
+        )
+
+    def _owned_terms(self, entry: Entry) -> frozenset[str]:
+        """The words a one-word message may be answered by: those of the entry's question and
+        of its one-word phrasings and keywords ("eZUP", "Metaregistar", "zdravo", "LEI")."""
+        owned = set(self.analyzer.terms(entry.question))
+        for text in (*entry.alternatives, *entry.keywords):
+            terms = set(self.analyzer.terms(text))
+            if len(terms) == 1:
+                owned |= terms
+        return frozenset(owned)
+
+    def _lone_word(self, asked: str, first: int) -> bool:
+        """One word that entry `first` does not own (greetings and thanks excepted)."""
+        terms = set(self.analyzer.terms(asked))
+        return (
+            len(terms) == 1
+            and not terms <= self._owned[first]
+            and not is_chitchat(self.entries[first].id)
         )
 
     def _signals(

@@ -223,9 +223,6 @@ def create_engine(
         # Statements run on the event loop's thread when they need not wait for a lock
         # (storage/sqlite_driver.py); the connection is still used by one thread at a time.
         connect_args.setdefault("check_same_thread", False)
-        # Statements of a transaction holding the write lock run on the event loop's thread
-        # (storage/sqlite_driver.py); the connection is still used by one thread at a time.
-        connect_args.setdefault("check_same_thread", False)
         engine = create_async_engine(parsed, echo=echo, connect_args=connect_args, **kwargs)
         _install_sqlite_hooks(engine)
         return engine

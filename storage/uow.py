@@ -83,6 +83,12 @@ def _note_changed_users(session: Session, _flush: UOWTransaction) -> None:
             session.info.setdefault(_CHANGED_TABLES, set()).add(table)
 
 
+async def _told(result: Awaitable[None] | None) -> None:
+    """A change listener's result: awaited when it is an awaitable (telling other instances)."""
+    if result is not None:
+        await result
+
+
 class WriterQueue:
     """One writing transaction at a time per process, first come first served (SQLite).
 
@@ -264,16 +270,12 @@ class UnitOfWork:
         if tables and self._database is not None:
             for table in tables:
                 for on_table in self._database.table_listeners(table):
-                    told_table = on_table()
-                    if told_table is not None:
-                        await told_table
+                    await _told(on_table())
         changed = session.info.pop(_CHANGED_USERS, None)
         if changed and self._users_changed:
             ids = frozenset(changed)
             for listener in self._users_changed:
-                told = listener(ids)
-                if told is not None:
-                    await told
+                await _told(listener(ids))
 
     async def rollback(self) -> None:
         with translate_errors():
