@@ -31,6 +31,7 @@ test: install
 	$(PY) -m knowledge_base eval knowledge_base/eval/test.jsonl --ratchet knowledge_base/eval/ratchet.json
 	$(PY) -m knowledge_base eval knowledge_base/eval/blind.jsonl --ratchet knowledge_base/eval/ratchet.json
 	$(PY) -m knowledge_base eval knowledge_base/eval/blind2.jsonl --ratchet knowledge_base/eval/ratchet.json
+	$(PY) -m knowledge_base eval knowledge_base/eval/check7.jsonl --ratchet knowledge_base/eval/ratchet.json
 
 lint: install audit
 	$(PY) -m ruff check .
@@ -54,6 +55,8 @@ eval: install
 	$(PY) -m knowledge_base eval knowledge_base/eval/dev5.jsonl
 	$(PY) -m knowledge_base eval knowledge_base/eval/dev6.jsonl
 	$(PY) -m knowledge_base eval knowledge_base/eval/check4.jsonl
+	$(PY) -m knowledge_base eval knowledge_base/eval/check7.jsonl
+	$(PY) -m knowledge_base eval knowledge_base/eval/dev7.jsonl
 	$(PY) -m knowledge_base crossval $(DEV_SETS)
 
 ## With TEST_POSTGRES_URL set, also two webhook instances on PostgreSQL + Redis (BENCH_REDIS),

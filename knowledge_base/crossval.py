@@ -85,7 +85,7 @@ def matcher_over(kb: KnowledgeBase, entries: list[Entry], template: Matcher) -> 
         glossary=template.glossary,
         services=kb.services,
     )
-    matcher.set_not_covered(kb.not_covered)
+    matcher.set_not_covered(kb.not_covered, kb.details)
     return matcher
 
 

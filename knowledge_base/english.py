@@ -33,6 +33,10 @@ _SERBIAN = frozenset(
     ste nije nisu ne nema ima""".split()  # noqa: SIM905
 )
 _WORD = re.compile(r"[^\W_]+(?:[-'][^\W_]+)*")  # letters of any script: eSanduče, eGrađanin
+# A message that opens with English courtesy has no function word to tell it by: "Good morning!"
+_COURTESY = re.compile(
+    r"^\W*(?:good (?:morning|afternoon|evening|day)|thank you|thanks|hello|hi there|dear)\b", re.I
+)
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,8 @@ def load_glossary(path: Path = GLOSSARY_FILE) -> Glossary:
 def is_english(text: str, glossary: Glossary | None = None) -> bool:
     """More English words than Serbian ones, at least two, and no Cyrillic. English words are
     the function words, and (with a glossary) the words it translates: "Who issues qualified
-    electronic certificates?" has only one function word."""
+    electronic certificates?" has only one function word. A message opening with English
+    courtesy and no Serbian word is English too ("Good morning!", "Thanks a lot")."""
     if any("\u0400" <= ch <= "\u04ff" for ch in text):
         return False
     tokens = _WORD.findall(text.lower().replace("’", "'"))
@@ -71,6 +76,8 @@ def is_english(text: str, glossary: Glossary | None = None) -> bool:
             for t in tokens
             if t not in _ENGLISH and t not in _SERBIAN and glossary.words.get(t, t) != t
         )
+    if serbian == 0 and _COURTESY.match(text):
+        return True
     return english >= 2 and english > serbian
 
 

@@ -6,6 +6,8 @@ Layout (all inside the `knowledge_base` package, never read from elsewhere at ru
     knowledge_base/content/<service>.yaml   entries (any file name except services.yaml)
     knowledge_base/topics.yaml              ids every KB must have: - {id, service, question}
     knowledge_base/synonyms.yaml            synonym groups: - [canonical, variant, ...]
+    knowledge_base/not_covered.yaml         subjects left out, with where to go instead
+    knowledge_base/details.yaml             details an answer may not state: - {id, asked, stated}
     knowledge_base/eval/*.jsonl             labelled questions (checked by `check` only)
 
 For another content directory (tests, curators' drafts) the three files next to it are used:
@@ -28,6 +30,7 @@ import yaml
 
 from knowledge_base.markup import LONG_ANSWER, TELEGRAM_LIMIT, markup_problems, visible_length
 from knowledge_base.model import (
+    Detail,
     Entry,
     KnowledgeBase,
     KnowledgeBaseError,
@@ -514,6 +517,7 @@ def _read_all(
     referrals = _read_not_covered(synonyms_path.parent / "not_covered.yaml", out)
     # The matcher holds back a confident answer for the subjects, not for small talk.
     not_covered = [p for g in referrals if g.kind == "referral" for p in g.phrases if words(p)]
+    details = _read_details(synonyms_path.parent / "details.yaml", out)
     if include_eval:
         _check_eval(eval_dir, set(entries), out)
         # The implementation roadmaps beside the content are reviewed and checked with it.
@@ -527,7 +531,48 @@ def _read_all(
                 source_problem=source_problem,
             )
         )
-    return KnowledgeBase(entries, services, synonyms, not_covered, referrals), out.problems
+    return KnowledgeBase(entries, services, synonyms, not_covered, referrals, details), out.problems
+
+
+def _read_details(path: Path, out: _Collector) -> list[Detail]:
+    """Kinds of detail a clerk may ask of any subject, each with the phrases that ask it and
+    the phrases by which an answer states it (see `Detail`; a missing file means none).
+
+        - id: price
+          asked: [koliko košta, cena]
+          stated: [dinar, besplatno]
+    """
+    if not path.exists():
+        return []
+    data = _read_yaml(path, out)
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        out.error(path, None, "must be a YAML list of {id, asked, stated}")
+        return []
+    details: list[Detail] = []
+    seen: set[str] = set()
+    for number, item in enumerate(data, start=1):
+        label = f"detail {number}"
+        if not isinstance(item, dict):
+            out.error(path, label, "a detail must be a mapping {id, asked, stated}")
+            continue
+        did = item.get("id")
+        if not isinstance(did, str) or not ID_PATTERN.match(did) or did in seen:
+            out.error(path, label, "detail id must be unique lower-case words joined by '-'")
+            continue
+        seen.add(did)
+        for name in sorted(set(item) - {"id", "asked", "stated"}):
+            out.error(path, did, f"unknown field '{name}'")
+        asked, stated = _string_list(item.get("asked")), _string_list(item.get("stated"))
+        if not asked or not stated:
+            out.error(path, did, "'asked' and 'stated' must be non-empty lists of texts")
+            continue
+        for phrase in (*asked, *stated):
+            if not words(phrase):
+                out.error(path, did, f"phrase {phrase!r} has no words")
+        details.append(Detail(did, tuple(asked), tuple(stated)))
+    return details
 
 
 REFERRAL_KINDS = ("referral", "small_talk")

@@ -39,10 +39,10 @@ from rapidfuzz import fuzz, process
 
 from knowledge_base.analysis import MAX_TERMS, Analyzer, close, content_words
 from knowledge_base.common_words import common_words
-from knowledge_base.decision import SIGNALS, DecisionModel, semantic_signals
+from knowledge_base.decision import SIGNALS, DecisionModel, semantic_signals, tied
 from knowledge_base.english import Glossary, is_english, load_glossary, to_serbian
 from knowledge_base.focus import asked_sentences, focus, is_failure_report
-from knowledge_base.model import Entry, KnowledgeBase, Service
+from knowledge_base.model import Detail, Entry, KnowledgeBase, Service
 from knowledge_base.semantic import AGREE_MIN_SIMILARITY, SemanticIndex
 from knowledge_base.spelling import Speller
 
@@ -51,7 +51,6 @@ Decision = Literal["answer", "clarify", "escalate"]
 MAX_QUESTION_CHARS = 1000
 _TAG = re.compile(r"<[^>]*>|&[a-z#0-9]+;")
 MAX_FUZZY_CHARS = 200
-TIE = 0.03  # two entries this close are a choice for the clerk, whatever the model says
 _E_NAME = re.compile(r"\be[A-ZŠČĆŽĐ]\w*")
 MAX_TYPO_SEARCHES = 8  # per question; further unknown words count as unknown
 
@@ -231,6 +230,8 @@ class Matcher:
         ]
         self._owned = [self._owned_terms(e) for e in self.entries]  # (`_lone_word`)
         self._not_covered: list[frozenset[str]] = []
+        # per kind of detail: the phrases that ask it, and whether each entry states it
+        self._details: list[tuple[list[frozenset[str]], list[bool]]] = []
         self.speller = Speller(
             [
                 *(" ".join(group) for group in synonyms),
@@ -249,16 +250,32 @@ class Matcher:
         matcher = cls(list(kb.entries.values()), kb.synonyms, config, services=kb.services)
         if semantic:
             matcher.semantic = SemanticIndex(matcher.entries)
-        matcher.set_not_covered(kb.not_covered)
+        matcher.set_not_covered(kb.not_covered, kb.details)
         return matcher
 
-    def set_not_covered(self, phrases: Sequence[str]) -> None:
-        """Subjects the KB does not cover. A question naming one is never answered outright
-        unless the best entry itself speaks of that subject: the clerk gets a choice and the
-        mentor button instead of a confident answer to a question nobody wrote an entry for."""
+    def set_not_covered(self, phrases: Sequence[str], details: Sequence[Detail] = ()) -> None:
+        """Subjects the KB does not cover, and kinds of detail an answer may not state. A
+        question naming such a subject, or asking a detail (a price, a contact) of an entry whose
+        answer does not give it, is never answered outright by that entry: the clerk gets a
+        choice and the mentor button instead of a confident answer to another question."""
         self._not_covered = [
             frozenset(terms) for terms in (self.analyzer.terms(p) for p in phrases) if terms
         ]
+        self._details = []
+        for detail in details:
+            asked = [frozenset(t) for t in map(self.analyzer.terms, detail.asked) if t]
+            stated = [frozenset(t) for t in map(self.analyzer.terms, detail.stated) if t]
+            self._details.append(
+                (
+                    asked,
+                    [
+                        any(s <= answer or s <= vocabulary.keys() for s in stated)
+                        for answer, vocabulary in zip(
+                            self._answer_terms, self._forward, strict=True
+                        )
+                    ],
+                )
+            )
 
     # -- index ----------------------------------------------------------------------------
 
@@ -284,11 +301,13 @@ class Matcher:
         n = max(len(self.entries), 1)
         df: dict[str, int] = {}
         answers: dict[str, frozenset[str]] = {}  # answer text -> terms (shared when repeated)
+        self._answer_terms: list[frozenset[str]] = []
         for entry, tf in zip(self.entries, tfs, strict=True):
             answer = answers.get(entry.answer)
             if answer is None:
                 answer = frozenset(analyze(_TAG.sub(" ", entry.answer)))
                 answers[entry.answer] = answer
+            self._answer_terms.append(answer)
             # IDF counts the answer's words too: a word common in answers is common language
             for term in answer.union(tf) if cfg.idf_from_answers else tf:
                 df[term] = df.get(term, 0) + 1
@@ -700,7 +719,7 @@ class Matcher:
         if assessment.failure and not self._about_failure[ranked[0][1]]:
             return result("escalate", top[:3], "failure")
         uncovered = bool(assessment.signals[SIGNALS.index("uncovered")])
-        tie = assessment.signals[SIGNALS.index("margin")] < TIE
+        tie = tied(assessment.signals)
         if confidence >= model.answer_at and not uncovered and not tie and not assessment.lone_word:
             return result("answer", top[:3])
         if confidence >= model.clarify_at or uncovered:
@@ -750,16 +769,16 @@ class Matcher:
         self, assessment: Assessment, result: MatchResult, second: DecisionModel
     ) -> bool:
         """Could the second stage turn this decision into another one, whatever the embedding
-        says? Not a choice between two entries this close (only an answer needs no tie, so it
-        stays a choice), nor a question not written in English whose lexical evidence leaves
-        the cut-off out of the embedding's reach (`DecisionModel.semantic_reach`). An English
+        says? Not a choice between two entries this close in a question not written in English
+        (only an English tie may be broken by the meaning, see `tied`), nor a question not
+        written in English whose lexical evidence leaves the cut-off out of the embedding's
+        reach (`DecisionModel.semantic_reach`). An English
         question always asks: the embedding reads it as written, the lexical matcher only
         through the glossary, and there its push is the largest."""
-        tie = assessment.signals[SIGNALS.index("margin")] < TIE
-        if result.decision == "clarify" and tie:
-            return False
         if assessment.english:
             return True
+        if result.decision == "clarify" and tied(assessment.signals):
+            return False
         cutoff = second.answer_at if result.decision == "clarify" else second.clarify_at
         if cutoff <= 0.0:
             return True
@@ -795,17 +814,18 @@ class Matcher:
         if similarity is None:
             return result
         ranked_ids = [self.entries[i].id for _, i in assessment.ranked]
-        signals = (
-            *assessment.signals,
-            *semantic_signals(ranked_ids, similarity, assessment.english),
-        )
-        confidence = second.probability(signals)
-        tie = assessment.signals[SIGNALS.index("margin")] < TIE
+        meaning = semantic_signals(ranked_ids, similarity, assessment.english)
+        confidence = second.probability((*assessment.signals, *meaning))
         # the signals are the first entry's: a choice that left it out (a greeting first)
         # cannot be answered with the second
         first = self.entries[assessment.ranked[0][1]].id
-        answerable = not tie and not assessment.lone_word and result.entry_id == first
-        if confidence >= second.answer_cut(assessment.english) and answerable:
+        answerable = not assessment.lone_word and result.entry_id == first
+        # a lexical tie broken by the meaning alone takes the stricter of the two cuts
+        tie = tied(assessment.signals)
+        cut = second.answer_at if tie else second.answer_cut(assessment.english)
+        if tie and tied(assessment.signals, meaning):
+            answerable = False
+        if confidence >= cut and answerable:
             return self._settled(result, "answer", "", confidence)
         if confidence >= second.clarify_at:
             return self._settled(result, "", "clarify", confidence)
@@ -913,8 +933,11 @@ class Matcher:
 
     def _uncovered(self, terms: set[str], index: int) -> bool:
         """Does the question name a subject the KB does not cover, which the entry does not
-        speak of either?"""
+        speak of either, or ask a detail the entry's answer does not state?"""
         vocabulary = self._forward[index]
         return any(
             subject <= terms and not subject <= vocabulary.keys() for subject in self._not_covered
+        ) or any(
+            not stated[index] and any(phrase <= terms for phrase in asked)
+            for asked, stated in self._details
         )

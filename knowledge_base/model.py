@@ -39,6 +39,17 @@ class ReferralGroup:
     kind: str = "referral"
 
 
+@dataclass(frozen=True)
+class Detail:
+    """A kind of detail a clerk may ask of any subject (a price, a contact, a time limit), from
+    knowledge_base/details.yaml: a question `asked` it of an entry whose answer does not state
+    it (no `stated` phrase) is a near miss, not a question that entry answers."""
+
+    id: str
+    asked: tuple[str, ...]
+    stated: tuple[str, ...]
+
+
 @dataclass
 class Service:
     id: str
@@ -57,6 +68,8 @@ class KnowledgeBase:
     not_covered: list[str] = field(default_factory=list)
     # The same subjects grouped, each with its referral text (and the small-talk group)
     referrals: list[ReferralGroup] = field(default_factory=list)
+    # kinds of detail an answer may or may not state (knowledge_base/details.yaml)
+    details: list[Detail] = field(default_factory=list)
 
     def get(self, entry_id: str) -> Entry | None:
         return self.entries.get(entry_id)

@@ -43,9 +43,10 @@ from knowledge_base.decision import (
     DecisionModel,
     fit,
     semantic_signals,
+    tied,
 )
 from knowledge_base.evaluation import TARGET_OOS_ANSWERED, TARGET_WRONG, Example
-from knowledge_base.matcher import TIE, Assessment, Matcher
+from knowledge_base.matcher import Assessment, Matcher
 from knowledge_base.model import KnowledgeBase
 from knowledge_base.normalize import normalize
 from knowledge_base.semantic import SemanticIndex, best_per_entry
@@ -79,8 +80,12 @@ class Row:
 
     @property
     def held(self) -> bool:
-        """Never answered outright, whatever the probability (a tie, an uncovered subject)."""
-        return self.signals[_MARGIN] < TIE or bool(self.signals[_UNCOVERED])
+        """Never answered outright, whatever the probability (an uncovered subject)."""
+        return bool(self.signals[_UNCOVERED])
+
+    def tied(self, semantic: bool) -> bool:
+        """A lexical tie, as the first stage (`semantic` False) or the second sees it."""
+        return tied(self.signals, self.semantic if semantic else None)
 
 
 def misspelt(question: str, seed: int) -> str:
@@ -193,7 +198,7 @@ def collect(kb: KnowledgeBase, dev: Sequence[Example], semantic: bool = True) ->
     matcher = Matcher(
         list(kb.entries.values()), kb.synonyms, model=DecisionModel.neutral(), services=kb.services
     )
-    matcher.set_not_covered(kb.not_covered)
+    matcher.set_not_covered(kb.not_covered, kb.details)
     embedding = _Embedding(kb) if semantic else None
     rows: list[Row] = []
     for query in queries(kb, matcher, FOLDS):
@@ -271,14 +276,16 @@ class Cutoffs:
 
     def second_at(self, row: Row) -> float:
         english = bool(row.signals[_ENGLISH])
-        if english and self.second_english_at is not None:
+        if english and self.second_english_at is not None and not row.tied(semantic=False):
             return self.second_english_at
         return self.second_answer_at
 
     def answered(self, row: Row, first: float, second: float) -> bool:
         if row.failure or row.held:
             return False
-        return first >= self.answer_at or second >= self.second_at(row)
+        if first >= self.answer_at and not row.tied(semantic=False):
+            return True
+        return second >= self.second_at(row) and not row.tied(semantic=True)
 
     def offered(self, row: Row, first: float, second: float) -> bool:
         """A choice: not answered, but sure enough (or held back from an answer)."""

@@ -15,6 +15,7 @@ from knowledge_base.decision import (
     DecisionModel,
     fit,
     semantic_signals,
+    tied,
 )
 from knowledge_base.english import is_english, load_glossary, to_serbian
 from knowledge_base.evaluation import Example, evaluate, ratchet_failures
@@ -117,6 +118,9 @@ def test_english_is_recognised_and_carried_into_serbian() -> None:
     assert is_english("How do I activate ConsentID?")
     assert not is_english("Kako da aktiviram ConsentID?")
     assert not is_english("Како да активирам ConsentID?")
+    # a greeting alone has no function word; English courtesy with no Serbian word is English
+    assert is_english("Good morning!") and is_english("Thank you!")
+    assert not is_english("Hello, ja sam Marko iz opštine Bor") and not is_english("Dobro jutro")
     glossary = load_glossary()
     assert to_serbian("Who issues qualified electronic certificates?", glossary) == (
         "ko izdaje kvalifikovani elektronski sertifikati"
@@ -317,7 +321,7 @@ def test_the_reach_follows_the_second_stage(matcher) -> None:
     k = len(names)
     stage = DecisionModel(english_only, 0.0, (0.0,) * k, (1.0,) * k, 0.5, 0.5)
     assert stage.semantic_reach() == 0.0
-    # a tied choice never asks: only an answer needs no tie
+    # a tied choice in Serbian never asks: only an English tie may be broken by the meaning
     lexical_model = matcher.model.with_cutoffs(0.99, 0.05)
     matcher_model = matcher.model
     try:
@@ -333,6 +337,16 @@ def test_the_reach_follows_the_second_stage(matcher) -> None:
         assert lexical.decision == "clarify"
         assert not matcher.wants_second_opinion(lexical, tied)
         assert matcher.second_opinion(tied, lexical) == lexical
+        # the same tie in an English question: the embedding siding with the first breaks it
+        english = SIGNALS.index("english")
+        tied_english = dataclasses.replace(
+            tied,
+            english=True,
+            signals=tuple(1.0 if i == english else v for i, v in enumerate(tied.signals)),
+        )
+        assert matcher.wants_second_opinion(lexical, tied_english)
+        settled = matcher.second_opinion(tied_english, lexical)
+        assert (settled.decision, settled.entry_id) == ("answer", "project-lsg-benefits")
     finally:
         matcher.model = matcher_model
 
@@ -352,6 +366,23 @@ def test_without_a_second_stage_the_agreement_rule_settles_an_unsure_choice(kb) 
     # an out-of-scope question is never answered by it
     result = matcher.match("koliko košta vađenje pasoša za dete")
     assert result.decision != "answer"
+
+
+def test_an_english_tie_is_broken_only_by_the_embedding_siding_with_the_first() -> None:
+    margin, english = SIGNALS.index("margin"), SIGNALS.index("english")
+    agree = SEMANTIC_SIGNALS.index("sem_agree")
+
+    def signals(margin_value: float, is_english: float) -> tuple[float, ...]:
+        values = {margin: margin_value, english: is_english}
+        return tuple(values.get(i, 0.5) for i in range(len(SIGNALS)))
+
+    sides = tuple(1.0 if i == agree else 0.3 for i in range(len(SEMANTIC_SIGNALS)))
+    elsewhere = tuple(0.0 if i == agree else 0.3 for i in range(len(SEMANTIC_SIGNALS)))
+    close_english, close_serbian = signals(0.01, 1.0), signals(0.01, 0.0)
+    assert tied(close_english) and tied(close_english, elsewhere)
+    assert not tied(close_english, sides)
+    assert tied(close_serbian, sides)  # a Serbian tie stays a choice
+    assert not tied(signals(0.2, 0.0)) and not tied(signals(0.2, 1.0), elsewhere)
 
 
 def test_semantic_signals_describe_agreement_and_lead() -> None:

@@ -136,6 +136,21 @@ def test_referral_group_without_a_source_is_an_error(tmp_path: Path):
     assert any("needs a 'source'" in p.message for p in errors(content))
 
 
+def test_a_kind_of_detail_needs_phrases_that_ask_it_and_phrases_that_state_it(tmp_path: Path):
+    content = kb_with(tmp_path, "")
+    (content.parent / "details.yaml").write_text(
+        "- id: price\n  asked: [koliko košta]\n"
+        "- id: price\n  asked: [cena]\n  stated: [dinara]\n"
+        "- id: contact\n  asked: [broj telefona]\n  stated: ['?']\n  note: x\n",
+        encoding="utf-8",
+    )
+    messages = [(p.entry_id, p.message) for p in errors(content)]
+    assert ("price", "'asked' and 'stated' must be non-empty lists of texts") in messages
+    assert ("detail 2", "detail id must be unique lower-case words joined by '-'") in messages
+    assert ("contact", "phrase '?' has no words") in messages
+    assert ("contact", "unknown field 'note'") in messages
+
+
 def test_check_rejects_notes_for_editors_in_referral_texts(tmp_path: Path):
     content = kb_with(tmp_path, "")
     (content.parent / "not_covered.yaml").write_text(

@@ -32,7 +32,7 @@ def _copy(tmp_path: Path) -> Path:
     base = tmp_path / "kb"
     shutil.copytree(ROADMAPS_DIR.parent / "content", base / "content")
     shutil.copytree(ROADMAPS_DIR, base / "roadmaps")
-    for name in ("topics.yaml", "synonyms.yaml", "not_covered.yaml"):
+    for name in ("topics.yaml", "synonyms.yaml", "not_covered.yaml", "details.yaml"):
         shutil.copy(ROADMAPS_DIR.parent / name, base / name)
     return base
 
