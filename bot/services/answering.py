@@ -222,11 +222,11 @@ class AnswerService:
 
     def _entry_text(self, user: UserProfile, entry: Entry) -> str:
         answer = self.fill(entry.answer.strip())
-        if entry.id.startswith(CHIT_CHAT_PREFIX):
-            return in_script(user.language, answer)
-        heading = html.escape(entry.question)
-        body = f"<b>{heading}</b>\n\n{answer}"
-        body = in_script(user.language, body)
+        if entry.id.startswith(CHIT_CHAT_PREFIX):  # a greeting or thanks: no heading
+            body = in_script(user.language, answer)
+        else:
+            body = in_script(user.language, f"<b>{html.escape(entry.question)}</b>\n\n{answer}")
+        # an English greeting, too, learns in English that the answers are in Serbian
         if user.language == "en":
             body = tr("en", "Odgovori baze znanja su na srpskom jeziku.") + "\n\n" + body
         return body

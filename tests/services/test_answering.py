@@ -77,6 +77,16 @@ async def test_english_question_gets_english_guidance_with_the_serbian_answer(se
     assert "Knowledge base answers are in Serbian" in reply.text or "in Serbian" in reply.text
 
 
+async def test_an_english_greeting_is_told_in_english_that_answers_are_in_serbian(services):
+    users, answers = services
+    clerk = await users.get_or_register("telegram", "21", "Jane")
+    reply = await answers.ask(clerk, "Good morning!")
+    assert reply.decision == "answer"
+    assert reply.text.startswith("Knowledge base answers are in Serbian")
+    serbian = await answers.ask(clerk, "Dobro jutro!")
+    assert "in Serbian" not in serbian.text
+
+
 async def test_unknown_question_is_escalated_honestly_and_stored(services, database):
     users, answers = services
     clerk = await users.get_or_register("telegram", "3", "Ana")
