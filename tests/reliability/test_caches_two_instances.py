@@ -80,15 +80,25 @@ def cached(bot: BotUnderTest, telegram_id: int) -> UserProfile | None:
     return bot.services.users.cache.get("telegram", str(telegram_id))
 
 
+async def _given_a_role(
+    pair: tuple[BotUnderTest, BotUnderTest], command: str, first: str = "dobar dan"
+) -> tuple[int, Any, Any]:
+    """A new user who wrote `first` on B and was then given a role by the admin on A
+    (`command`: /dodaj_mentora, /dodaj_admina): (her id, the admin on A, her chat on B)."""
+    a, b = pair
+    admin = a.clerk(ADMIN, None)
+    user_id = next(_ids)
+    on_b = b.clerk(user_id, None)
+    await on_b.say(first)
+    await admin.say(f"{command} {user_id}")
+    return user_id, admin, on_b
+
+
 async def test_a_mentor_role_revoked_on_one_instance_is_refused_on_the_other(
     pair: tuple[BotUnderTest, BotUnderTest],
 ) -> None:
-    a, b = pair
-    admin = a.clerk(ADMIN, None)
-    ana_id = next(_ids)
-    ana_on_b = b.clerk(ana_id, None)
-    await ana_on_b.say("dobar dan")
-    await admin.say(f"/dodaj_mentora {ana_id}")
+    _a, b = pair
+    ana_id, admin, ana_on_b = await _given_a_role(pair, "/dodaj_mentora")
     await ana_on_b.say("/red")
     assert ONLY_MENTORS not in ana_on_b.last.text
     profile = cached(b, ana_id)
@@ -102,12 +112,8 @@ async def test_a_mentor_role_revoked_on_one_instance_is_refused_on_the_other(
 async def test_an_admin_role_taken_away_on_one_instance_is_gone_on_the_other(
     pair: tuple[BotUnderTest, BotUnderTest],
 ) -> None:
-    a, b = pair
-    admin = a.clerk(ADMIN, None)
-    ana_id = next(_ids)
-    ana_on_b = b.clerk(ana_id, None)
-    await ana_on_b.say("dobar dan")
-    await admin.say(f"/dodaj_admina {ana_id}")
+    _a, b = pair
+    ana_id, admin, ana_on_b = await _given_a_role(pair, "/dodaj_admina")
     await ana_on_b.say("dobar dan")
     await ana_on_b.say("/obavestenje")
     assert ONLY_ADMINS not in ana_on_b.last.text
@@ -124,11 +130,10 @@ async def test_a_user_deleted_on_one_instance_is_not_served_from_the_others_cach
     pair: tuple[BotUnderTest, BotUnderTest],
 ) -> None:
     a, b = pair
-    admin = a.clerk(ADMIN, None)
-    marko_id = next(_ids)
-    marko_on_a, marko_on_b = a.clerk(marko_id, None), b.clerk(marko_id, None)
-    await marko_on_b.say("kako da dobijem pristup ezupu")
-    await admin.say(f"/dodaj_mentora {marko_id}")
+    marko_id, _admin, marko_on_b = await _given_a_role(
+        pair, "/dodaj_mentora", first="kako da dobijem pristup ezupu"
+    )
+    marko_on_a = a.clerk(marko_id, None)
     await marko_on_b.say("/red")
     assert ONLY_MENTORS not in marko_on_b.last.text
     before = cached(b, marko_id)
