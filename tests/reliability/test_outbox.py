@@ -418,7 +418,9 @@ async def test_a_database_error_at_any_write_of_a_delivery_sends_it_once(databas
             limiter = LocalRateLimiter(per_second=1000, per_chat_interval=0, per_group_interval=0)
             dispatcher = OutboxDispatcher(
                 database, {"telegram": TelegramSender(bot)}, limiter,
-                lease_seconds=0.5, idle_seconds=0.05,
+                # short enough to run out while a lost mark is retried, long enough that a
+                # loaded machine's stall during one send does not (it failed once at 0.5 s)
+                lease_seconds=1.0, idle_seconds=0.05,
             )
             stop = asyncio.Event()
             runner = asyncio.create_task(dispatcher.run_forever(stop))
@@ -434,7 +436,7 @@ async def test_a_database_error_at_any_write_of_a_delivery_sends_it_once(databas
                     await _queue(database, user_id, 531, text_k, f"faults:{k}")
                     assert await _wait_for(lambda t=text_k: _sent_count(api, t, 1), timeout=15)
                     assert await _wait_for(_all_sent(database), timeout=15)
-                    await asyncio.sleep(1.5)  # a lost "sent" mark would let the lease run out
+                    await asyncio.sleep(2.5)  # a lost "sent" mark would let the lease run out
                     if k == 0:
                         writes = faults.count - 1  # one delivery's writes, learnt fault-free
                         assert writes >= 2
