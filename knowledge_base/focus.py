@@ -155,6 +155,8 @@ _FAILURE = re.compile(
     r"invalid (code|password|pin|certificate|token)|nevazec\w* (kod|pin|lozink\w*|sertifikat)|"
     r"odbijaju|declined|ne reaguje|ne reaguju|not responding|doesn t respond|does not respond|"
     r"ne stampa|ne cuva|doesn t save|won t save|vraca me|vrti se u krug|keeps loading|"
+    r"ne (moze|mogu|mozemo) da se (skenira|ucita|otvori|posalje|potpise)|ne skenira\w*|"
+    r"can t be scanned|cannot be scanned|won t scan|doesn t scan|"
     r"stopped working|revoked|been down|nobody can|no one can|nestal\w*|nestane|disappeared|"
     r"dissapeared|obrise|nemate prav\w* pristupa|access denied|permission denied|"
     r"i dalje (pise|stoji|prikazuje)|still (shows|says)|polja su prazna|"

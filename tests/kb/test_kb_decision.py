@@ -91,6 +91,7 @@ def test_long_message_finds_the_question_inside(matcher: Matcher) -> None:
         "POS terminal na šalteru ne radi od juče, ekran je crn. Kome da se obratimo?",
         "Card payments on our POS terminal are declined for every customer since Monday",
         "Pisarnica API od sinoć vraća 401 Unauthorized",
+        "IPS QR kod sa uplatnice danas ne može da se skenira ni u jednoj aplikaciji",
     ],
 )
 def test_failure_reports_go_to_a_mentor_not_to_a_how_to(matcher: Matcher, report: str) -> None:
