@@ -175,10 +175,13 @@ class UnitOfWork:
         users_changed: list[UsersChanged] | None = None,
         urgent: bool = False,
         database: Database | None = None,
+        autocommit: bool = False,
     ) -> None:
         self._session_factory = session_factory
         self._writers = writers
         self._urgent = urgent
+        # Each statement committed by itself (PostgreSQL, `Database.uow(one_write=True)`).
+        self._autocommit = autocommit
         self._users_changed = users_changed
         self._session: AsyncSession | None = None
         self.clock = clock
@@ -260,10 +263,15 @@ class UnitOfWork:
                 await carry.write(self, taken)
             with translate_errors():
                 await session.commit()
-        except BaseException:
+        except BaseException as error:
             for carry, taken in carried:
                 carry.give_back(taken)
-            raise
+            if not (self._autocommit and carried and isinstance(error, StorageUnavailable)):
+                raise
+            # Autocommit: this unit of work's own write is in the database already; only the
+            # carried writes failed, and they go with the next transaction (or a flush).
+            log.warning("storage.carried_write_failed error=%s", error)
+            carried = []
         for carry, taken in carried:
             carry.written(taken)
         tables = session.info.pop(_CHANGED_TABLES, None)
@@ -311,6 +319,16 @@ class Database:
         self.read_only_sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self._read_only_engine, expire_on_commit=False
         )
+        # PostgreSQL: units of work of one write (`uow(one_write=True)`) in autocommit, so the
+        # statement commits by itself: no BEGIN and COMMIT round trips (two of a question's
+        # three on its connection). SQLite keeps its ordinary writing transaction.
+        self._autocommit_sessionmaker: async_sessionmaker[AsyncSession] | None = None
+        if engine.dialect.name == "postgresql":
+            self._autocommit_sessionmaker = async_sessionmaker(
+                clocked.execution_options(isolation_level="AUTOCOMMIT"),
+                expire_on_commit=False,
+                autoflush=True,
+            )
         self._writers = WriterQueue() if engine.dialect.name == "sqlite" else None
         self._users_changed: list[UsersChanged] = []
         self._table_changed: dict[str, list[TableChanged]] = {}
@@ -319,6 +337,7 @@ class Database:
         self.source_url: str | URL | None = None  # as given to from_url (options included)
         self._urgent_engine: AsyncEngine | None = None
         self._urgent_sessionmaker: async_sessionmaker[AsyncSession] | None = None
+        self._urgent_autocommit_sessionmaker: async_sessionmaker[AsyncSession] | None = None
         self._carried: list[Carried] = []
         self.writing = 0  # writing units of work open now (each carries `_carried`'s writes)
         self._written = asyncio.Event()  # set whenever one of them ends
@@ -387,33 +406,51 @@ class Database:
         """``"sqlite"`` or ``"postgresql"``."""
         return self.engine.dialect.name
 
-    def uow(self, *, read_only: bool = False, urgent: bool = False) -> UnitOfWork:
+    def uow(
+        self, *, read_only: bool = False, urgent: bool = False, one_write: bool = False
+    ) -> UnitOfWork:
         """A new unit of work. Keep it short: no network calls (Telegram sends) inside it.
 
         ``read_only=True`` for queries only (stats, lists): on SQLite it does not take the write
         lock, so it never waits for writers; on PostgreSQL the transaction is READ ONLY.
         ``urgent=True``: on SQLite this writer goes before those already waiting (for short
         bookkeeping that must not lag behind a burst).
+        ``one_write=True``: the unit of work writes with one statement (reads before it are
+        fine); on PostgreSQL it runs in autocommit, the statement committing by itself, which
+        saves the BEGIN and COMMIT round trips. Only for work that needs nothing else written
+        with it: a second write would commit on its own. The writes it carries (`carry`) are
+        a statement of their own after it; if that one fails they go with the next
+        transaction. On SQLite an ordinary writing unit of work.
         """
         if read_only:
             return UnitOfWork(self.read_only_sessionmaker, clock=self.clock)
+        autocommit = one_write and self._autocommit_sessionmaker is not None
         if urgent and self._writers is None and self.source_url is not None:
-            return UnitOfWork(self._urgent_sessions(), None, self.clock, self._users_changed,
-                              database=self)
+            return UnitOfWork(self._urgent_sessions(autocommit), None, self.clock,
+                              self._users_changed, database=self, autocommit=autocommit)
+        if autocommit and self._autocommit_sessionmaker is not None:
+            return UnitOfWork(self._autocommit_sessionmaker, None, self.clock,
+                              self._users_changed, database=self, autocommit=True)
         return UnitOfWork(self.sessionmaker, self._writers, self.clock, self._users_changed,
                           urgent=urgent, database=self)
 
-    def _urgent_sessions(self) -> async_sessionmaker[AsyncSession]:
+    def _urgent_sessions(self, autocommit: bool = False) -> async_sessionmaker[AsyncSession]:
         if self._urgent_sessionmaker is None:
             self._urgent_engine = create_engine(
                 self.source_url, pool_size=1, max_overflow=1, pool_timeout=10
             )
+            clocked = self._urgent_engine.execution_options(**{CLOCK_OPTION: self.clock})
             self._urgent_sessionmaker = async_sessionmaker(
-                self._urgent_engine.execution_options(**{CLOCK_OPTION: self.clock}),
+                clocked, expire_on_commit=False, autoflush=True
+            )
+            self._urgent_autocommit_sessionmaker = async_sessionmaker(
+                clocked.execution_options(isolation_level="AUTOCOMMIT"),
                 expire_on_commit=False,
                 autoflush=True,
             )
-        return self._urgent_sessionmaker
+        sessions = self._urgent_autocommit_sessionmaker if autocommit else self._urgent_sessionmaker
+        assert sessions is not None
+        return sessions
 
     async def upgrade(self, revision: str = "head") -> None:
         """Run migrations up to ``revision`` on this database."""

@@ -186,7 +186,12 @@ class AnswerService:
         clerk recorded on open incidents of its services (returned, for the notice)."""
         best = result.entry_id or (result.candidates[0].entry_id if result.candidates else None)
         entry = self._kb.get(best) if best else None
-        async with self._database.uow() as uow:
+        down_at = self._recent_down.pop(user.id, None)
+        asked_again = down_at is not None and self._database.clock() - down_at <= REASK_WINDOW
+        # Usually the question is the only write (no "asked again" signal, no open incident to
+        # record the clerk on): one statement, committing by itself on PostgreSQL.
+        alone = not asked_again and (self._desk is None or self._desk.surely_none_open(services))
+        async with self._database.uow(one_write=alone) as uow:
             # The step the clerk's municipality is on for the question's service (roadmaps).
             step = (
                 await self.step_of(uow, user.municipality, entry.service)
@@ -202,8 +207,7 @@ class AnswerService:
                 score=float(result.score),
                 candidates=[c.entry_id for c in result.candidates],
             )
-            down_at = self._recent_down.pop(user.id, None)
-            if down_at is not None and uow.clock() - down_at <= REASK_WINDOW:
+            if asked_again:
                 await signals.asked_again(uow, user.id, question_id)
             incidents: list[Incident] = []
             if self._desk is not None and services:

@@ -233,6 +233,14 @@ class DeskIncidents(DeskBase):
             await repo.attach(incident.id, user_id, "question")
         return incidents
 
+    def surely_none_open(self, services: set[str]) -> bool:
+        """Known without asking the database that no incident is open on these services (the
+        usual case): a question then writes nothing but itself (`attach_to_open` adds none)."""
+        if not services:
+            return True
+        known = self.open_services.get() if self.open_services.enabled else None
+        return known is not None and known.isdisjoint(services)
+
     async def _any_open(self, repo: DeskRepository, services: set[str]) -> bool:
         """Is an incident open on one of these services? From `open_services` when it knows."""
         cache = self.open_services
