@@ -12,11 +12,14 @@ from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import (
+    CTE,
+    BigInteger,
     Insert,
     Select,
     Table,
     Update,
     and_,
+    any_,
     bindparam,
     delete,
     func,
@@ -30,6 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.carrying import execute_carrying
 from storage.clock import Clock, clock_of
 from storage.errors import guarded
 from storage.models import (
@@ -260,8 +264,8 @@ class QuestionRepository(Repository):
             "created_at": self.now(),
             "roadmap_step": roadmap_step,
         }
-        connection = await self.session.connection()  # Core: no ORM execution machinery
-        return int((await connection.execute(_insert_question(), row)).scalar_one())
+        # Core, no ORM machinery; on PostgreSQL it carries the inbox's waiting done marks.
+        return int((await execute_carrying(self.session, _insert_question(), row)).scalar_one())
 
     @guarded
     async def get(self, question_id: int) -> Question | None:
@@ -439,6 +443,12 @@ class ProcessedUpdateRepository(Repository):
         await connection.execute(
             _finish_updates(), {"b_channel": channel, "b_ids": ids, "b_done_at": self.now()}
         )
+
+    def finish_cte(self, channel: str, update_ids: Iterable[int]) -> tuple[CTE, dict[str, Any]]:
+        """`finish` as a CTE and its parameters, to ride inside another statement
+        (storage.carrying; PostgreSQL)."""
+        ids = [int(i) for i in update_ids]
+        return _finish_cte(), {"m_channel": channel, "m_ids": ids, "m_done_at": self.now()}
 
     @guarded
     async def take_unfinished(
@@ -714,6 +724,22 @@ class OutboxRepository(Repository):
 def _insert_question() -> Insert:
     table = cast(Table, Question.__table__)
     return insert(table).returning(table.c.id)
+
+
+@lru_cache(maxsize=1)
+def _finish_cte() -> CTE:
+    """`_finish_updates` as a data-modifying CTE with one array parameter (PostgreSQL): one
+    statement text whatever the number of ids, so one prepared statement."""
+    table = cast(Table, ProcessedUpdate.__table__)
+    return (
+        update(table)
+        .where(
+            table.c.channel == bindparam("m_channel"),
+            table.c.update_id == any_(bindparam("m_ids", type_=postgresql.ARRAY(BigInteger))),
+        )
+        .values(done_at=bindparam("m_done_at"), payload=null())
+        .cte("carried_done_marks")
+    )
 
 
 @lru_cache(maxsize=1)

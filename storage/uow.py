@@ -18,14 +18,18 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.engine import URL, CursorResult
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, UOWTransaction
+from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.selectable import CTE
 
+from storage.carrying import CARRIER
 from storage.clock import CLOCK_OPTION, Clock, utcnow
 from storage.db import READ_ONLY_OPTION, create_engine, current_revision, upgrade_schema
 from storage.errors import StorageUnavailable, is_transient, translate_errors
@@ -61,6 +65,15 @@ class Carried:
     write: Callable[[UnitOfWork, Any], Awaitable[None]]
     give_back: Callable[[Any], None]
     written: Callable[[Any], None]
+    # The same write as a data-modifying CTE and its parameters, to ride inside the one
+    # statement of an autocommit unit of work (storage.carrying); None: it cannot.
+    fold: Callable[[UnitOfWork, Any], tuple[CTE, dict[str, Any]]] | None = None
+
+
+@lru_cache(maxsize=64)
+def _with_cte(statement: Insert, cte: CTE) -> Insert:
+    """`statement` carrying `cte` (both built once: the combination is built once too)."""
+    return statement.add_cte(cte)
 _CHANGED_USERS = "storage_changed_users"  # session.info key
 _CHANGED_TABLES = "storage_changed_tables"  # session.info key
 
@@ -182,6 +195,7 @@ class UnitOfWork:
         self._urgent = urgent
         # Each statement committed by itself (PostgreSQL, `Database.uow(one_write=True)`).
         self._autocommit = autocommit
+        self._carried_in = False  # its one statement carried the waiting writes
         self._users_changed = users_changed
         self._session: AsyncSession | None = None
         self.clock = clock
@@ -204,6 +218,9 @@ class UnitOfWork:
             self._database.writing += 1
         session = self._session_factory()
         self._session = session
+        self._carried_in = False
+        if self._autocommit and self._database is not None:
+            session.info[CARRIER] = self._carry_in
         self.users = UserRepository(session, self.clock)
         self.questions = QuestionRepository(session, self.clock)
         self.feedback = FeedbackRepository(session, self.clock)
@@ -255,9 +272,37 @@ class UnitOfWork:
         repository here: `uow.repository(TrainingRepository)`)."""
         return repository_class(self.session, self.clock)
 
+    async def _carry_in(
+        self, connection: AsyncConnection, statement: Insert, parameters: dict[str, Any]
+    ) -> CursorResult[Any]:
+        """The one statement of an autocommit unit of work, with the waiting writes that can
+        ride inside it (storage.carrying): committed together, or given back together."""
+        assert self._database is not None
+        waiting = self._database.take_foldable()
+        if waiting is None:
+            return await connection.execute(statement, parameters)
+        carry, taken = waiting
+        assert carry.fold is not None
+        cte, extra = carry.fold(self, taken)
+        try:
+            with translate_errors():
+                result = await connection.execute(
+                    _with_cte(statement, cte), {**parameters, **extra}
+                )
+        except BaseException:
+            carry.give_back(taken)
+            raise
+        carry.written(taken)
+        self._carried_in = True
+        return result
+
     async def commit(self) -> None:
         session = self.session
-        carried = self._database.take_carried() if self._database is not None else []
+        carried = (
+            self._database.take_carried()
+            if self._database is not None and not self._carried_in
+            else []
+        )
         try:
             for carry, taken in carried:
                 await carry.write(self, taken)
@@ -358,6 +403,15 @@ class Database:
             if items:
                 taken.append((carried, items))
         return taken
+
+    def take_foldable(self) -> tuple[Carried, Any] | None:
+        """The first waiting writes that can ride inside a statement (`Carried.fold`)."""
+        for carried in self._carried:
+            if carried.fold is not None:
+                items = carried.take()
+                if items:
+                    return carried, items
+        return None
 
     def written(self) -> None:
         """A writing unit of work ended (committed or not)."""

@@ -80,7 +80,10 @@ class DeliveryService:
         async def write(uow: UnitOfWork, update_ids: set[int]) -> None:
             await uow.processed_updates.finish(channel, update_ids)
 
-        return self._database.carry(Carried(take, write, give_back, written))
+        def fold(uow: UnitOfWork, update_ids: set[int]) -> tuple[Any, dict[str, Any]]:
+            return uow.processed_updates.finish_cte(channel, update_ids)
+
+        return self._database.carry(Carried(take, write, give_back, written, fold))
 
     def writing(self) -> bool:
         """A writing transaction of this process is open (and will carry finished updates)."""

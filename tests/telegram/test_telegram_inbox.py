@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from aiogram.utils.backoff import BackoffConfig
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from bot.runtime import RuntimeOptions
 from storage.clock import utcnow
@@ -266,6 +266,66 @@ async def test_done_marks_ride_with_the_next_writing_transaction(database: Datab
         async with database.uow() as uow:
             await uow.commit()
         assert await marked() == {92_000, 92_001}
+    finally:
+        stop()
+
+
+async def test_a_question_written_alone_carries_the_done_marks_in_its_statement(
+    database: Database,
+) -> None:
+    """A question that writes nothing else (`uow(one_write=True)`: on PostgreSQL one
+    autocommit statement) writes the waiting done marks with it, in the same statement
+    (storage.carrying); a statement that fails writes neither and gives the marks back."""
+    from bot.services.delivery import DeliveryService
+
+    async def marked() -> set[int]:
+        async with database.uow(read_only=True) as uow:
+            rows = await uow.session.scalars(
+                select(ProcessedUpdate).where(ProcessedUpdate.update_id >= 94_000))
+            return {row.update_id for row in rows if row.done_at is not None}
+
+    delivery = DeliveryService(database)
+    updates = [message_update(94_000 + n, 7800 + n, "kako do ezupa") for n in range(3)]
+    assert await delivery.claim_many("telegram", updates) == {94_000, 94_001, 94_002}
+    async with database.uow() as uow:
+        user, _ = await uow.users.get_or_create("telegram", "7800", display_name="Ana")
+        await uow.commit()
+    waiting = {94_000, 94_001}
+
+    def take() -> set[int] | None:
+        taken = set(waiting)
+        waiting.clear()
+        return taken or None
+
+    written: set[int] = set()
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    stop = delivery.carry_finished("telegram", take, waiting.update, written.update)
+    try:
+        event.listen(database.engine.sync_engine, "before_cursor_execute", count)
+        async with database.uow(one_write=True) as uow:
+            await uow.questions.insert(user_id=user.id, text="kako do ezupa", decision="answer")
+            await uow.commit()
+        event.remove(database.engine.sync_engine, "before_cursor_execute", count)
+        # PostgreSQL: one statement, committing by itself; SQLite: the question, the marks
+        # (and its BEGIN IMMEDIATE), committed together
+        one = database.dialect_name == "postgresql"
+        assert len(statements) == 1 if one else len(statements) == 3, statements
+        assert await marked() == {94_000, 94_001} and written == {94_000, 94_001}
+        assert not waiting
+
+        waiting.add(94_002)
+        with pytest.raises(Exception):  # noqa: B017 - no such user: the statement fails
+            async with database.uow(one_write=True) as uow:
+                await uow.questions.insert(user_id=10**9, text="kako", decision="answer")
+                await uow.commit()
+        assert waiting == {94_002} and written == {94_000, 94_001}
+        assert await marked() == {94_000, 94_001}
+        async with database.uow(read_only=True) as uow:
+            assert [q.text for q in await uow.questions.recent()] == ["kako do ezupa"]
     finally:
         stop()
 
