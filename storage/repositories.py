@@ -16,11 +16,13 @@ from sqlalchemy import (
     BigInteger,
     Insert,
     Select,
+    String,
     Table,
     Update,
     and_,
     any_,
     bindparam,
+    column,
     delete,
     func,
     insert,
@@ -29,6 +31,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,6 +49,7 @@ from storage.models import (
     Question,
     User,
 )
+from storage.types import UTCDateTime
 
 __all__ = [
     "FeedbackRepository",
@@ -400,13 +404,20 @@ class ProcessedUpdateRepository(Repository):
         the ids claimed now (the others were claimed before: redeliveries, another instance)."""
         _check(channel, CHANNELS, "channel")
         now = self.now()
+        payloads = list(payloads)
+        if not payloads:
+            return set()
+        if self.dialect_name == "postgresql":
+            # One statement text whatever the batch's size (one prepared statement, not one
+            # per size), carrying the inbox's waiting done marks (storage.carrying).
+            parameters = {"c_channel": channel, "c_now": now, "c_payloads": payloads}
+            result = await execute_carrying(self.session, _claim_from_json(), parameters)
+            return {int(update_id) for update_id in result.scalars()}
         rows = [
             {"channel": channel, "update_id": int(payload["update_id"]), "processed_at": now,
              "payload": payload}
             for payload in payloads
         ]
-        if not rows:
-            return set()
         table = ProcessedUpdate.__table__
         stmt = (
             self._insert(table)
@@ -724,6 +735,31 @@ class OutboxRepository(Repository):
 def _insert_question() -> Insert:
     table = cast(Table, Question.__table__)
     return insert(table).returning(table.c.id)
+
+
+@lru_cache(maxsize=1)
+def _claim_from_json() -> Insert:
+    """`claim_many` on PostgreSQL: the batch's updates as one JSONB array parameter, each
+    claimed with its update_id (``INSERT ... SELECT ... FROM jsonb_array_elements(...)``)."""
+    table = cast(Table, ProcessedUpdate.__table__)
+    kept = func.jsonb_array_elements(
+        bindparam("c_payloads", type_=postgresql.JSONB)
+    ).table_valued(column("value", postgresql.JSONB))
+    rows = select(
+        bindparam("c_channel", type_=String),
+        sql_cast(kept.c.value["update_id"].astext, BigInteger),
+        bindparam("c_now", type_=UTCDateTime()),
+        kept.c.value,
+    )
+    return cast(
+        Insert,
+        postgresql.insert(table)
+        .from_select(
+            ["channel", "update_id", "processed_at", "payload"], rows, include_defaults=False
+        )
+        .on_conflict_do_nothing(index_elements=["channel", "update_id"])
+        .returning(table.c.update_id),
+    )
 
 
 @lru_cache(maxsize=1)
