@@ -160,6 +160,11 @@ class SemanticIndex:
         self._recent_entries[text] = found
         return found
 
+    def has_read(self, text: str) -> bool:
+        """Was `text` embedded (and remembered), or skipped because the model was busy or
+        unavailable? A decision taken without the second opinion it wanted is not final."""
+        return text in self._recent_entries or text in self._recent
+
     def best(self, text: str) -> tuple[str, float] | None:
         """(entry id, similarity) of the closest phrasing; None when the model is unavailable
         or already busy with another question (under load the lexical decision stands rather

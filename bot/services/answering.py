@@ -163,16 +163,24 @@ class AnswerService:
             return known
         assessment = matcher.assess(question)
         result = matcher.decide(assessment)
-        if matcher.wants_second_opinion(result, assessment):
+        wanted = matcher.wants_second_opinion(result, assessment)
+        if wanted:
             result = await asyncio.to_thread(matcher.second_opinion, assessment, result)
         semantic = matcher.semantic
-        # Kept unless the semantic second opinion is still loading (its answer could differ
-        # once it is there), or the matcher changed meanwhile (`use` emptied the cache).
+        # Kept unless the semantic second opinion is still loading or was skipped because the
+        # model was busy with another question (its answer could differ: the text asked again
+        # gets it), or the matcher changed meanwhile (`use` emptied the cache).
+        heard = (
+            not wanted
+            or semantic is None
+            or semantic.has_read(matcher.semantic_text(assessment))
+        )
         if (
             self._match_cache_size > 0
             and len(question) <= LONG_QUESTION
             and matches is self._matches
             and (semantic is None or semantic.available)
+            and heard
         ):
             matches[question] = result
             if len(matches) > self._match_cache_size:

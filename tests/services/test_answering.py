@@ -202,6 +202,31 @@ async def test_a_text_asked_again_is_stored_again_and_a_new_kb_matches_it_anew(
     assert len(stored) == 3 and stored[2].entry_id != "ezup-access-request"
 
 
+async def test_a_decision_taken_while_the_embedding_was_busy_is_not_remembered(
+    database, knowledge
+):
+    """An unsure question asked while the embedding works on another one gets the lexical
+    decision (the bot does not queue embeddings under load), but that decision is not kept in
+    the match cache: asked again, the question gets its second opinion."""
+    from knowledge_base import semantic
+
+    kb, _shared = knowledge
+    matcher = Matcher.from_knowledge_base(kb)
+    users = UserService(database)
+    answers = AnswerService(kb, matcher, database)
+    clerk = await users.get_or_register("telegram", "31", "Milica")
+    question = "What does eGovernment for All give our municipality in the end?"
+    assessment = matcher.assess(question)
+    assert matcher.wants_second_opinion(matcher.decide(assessment), assessment)
+    assert matcher.semantic is not None and matcher.semantic._ready()
+    with semantic._BUSY:  # another question's embedding
+        await answers.ask(clerk, question)
+    assert question not in answers._matches
+    await answers.ask(clerk, question)
+    assert question in answers._matches
+    assert matcher.semantic.has_read(matcher.semantic_text(assessment))
+
+
 async def test_the_help_lists_every_command_of_the_menu(services) -> None:
     from bot.telegram.runner import COMMANDS
 
