@@ -831,6 +831,11 @@ class Matcher:
             return self._settled(result, "", "clarify", confidence)
         return result
 
+    def second_opinion_heard(self, assessment: Assessment) -> bool:
+        """Did the embedding read this question (or is there none)? A second opinion is
+        skipped, not queued, while the model is busy with another question."""
+        return self.semantic is None or self.semantic.has_read(self.semantic_text(assessment))
+
     def semantic_text(self, assessment: Assessment) -> str:
         """What the embedding reads: the English question as written (it is multilingual),
         otherwise the part that asks something as written (the embedding reads diacritics and

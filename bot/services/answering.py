@@ -170,17 +170,12 @@ class AnswerService:
         # Kept unless the semantic second opinion is still loading or was skipped because the
         # model was busy with another question (its answer could differ: the text asked again
         # gets it), or the matcher changed meanwhile (`use` emptied the cache).
-        heard = (
-            not wanted
-            or semantic is None
-            or semantic.has_read(matcher.semantic_text(assessment))
-        )
         if (
             self._match_cache_size > 0
             and len(question) <= LONG_QUESTION
             and matches is self._matches
             and (semantic is None or semantic.available)
-            and heard
+            and (not wanted or matcher.second_opinion_heard(assessment))
         ):
             matches[question] = result
             if len(matches) > self._match_cache_size:
