@@ -22,7 +22,7 @@ import datetime as dt
 import json
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -534,6 +534,27 @@ def _read_all(
     return KnowledgeBase(entries, services, synonyms, not_covered, referrals, details), out.problems
 
 
+def _yaml_mappings(
+    path: Path, out: _Collector, noun: str, fields: str
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The items of a YAML file that is a list of mappings (a missing file: none), each with
+    its label for messages ("group 3"); a file or an item of another shape is reported."""
+    if not path.exists():
+        return
+    data = _read_yaml(path, out)
+    if data is None:
+        return
+    if not isinstance(data, list):
+        out.error(path, None, f"must be a YAML list of {noun}s {fields}")
+        return
+    for number, item in enumerate(data, start=1):
+        label = f"{noun} {number}"
+        if isinstance(item, dict):
+            yield label, item
+        else:
+            out.error(path, label, f"a {noun} must be a mapping {fields}")
+
+
 def _read_details(path: Path, out: _Collector) -> list[Detail]:
     """Kinds of detail a clerk may ask of any subject, each with the phrases that ask it and
     the phrases by which an answer states it (see `Detail`; a missing file means none).
@@ -542,21 +563,9 @@ def _read_details(path: Path, out: _Collector) -> list[Detail]:
           asked: [koliko košta, cena]
           stated: [dinar, besplatno]
     """
-    if not path.exists():
-        return []
-    data = _read_yaml(path, out)
-    if data is None:
-        return []
-    if not isinstance(data, list):
-        out.error(path, None, "must be a YAML list of {id, asked, stated}")
-        return []
     details: list[Detail] = []
     seen: set[str] = set()
-    for number, item in enumerate(data, start=1):
-        label = f"detail {number}"
-        if not isinstance(item, dict):
-            out.error(path, label, "a detail must be a mapping {id, asked, stated}")
-            continue
+    for label, item in _yaml_mappings(path, out, "detail", "{id, asked, stated}"):
         did = item.get("id")
         if not isinstance(did, str) or not ID_PATTERN.match(did) or did in seen:
             out.error(path, label, "detail id must be unique lower-case words joined by '-'")
@@ -591,22 +600,10 @@ def _read_not_covered(path: Path, out: _Collector) -> list[ReferralGroup]:
     A group with `kind: small_talk` gets a short friendly reply and needs no source. A phrase
     with no words (an emoji) matches a message made of nothing else.
     """
-    if not path.exists():
-        return []
-    data = _read_yaml(path, out)
-    if data is None:
-        return []
-    if not isinstance(data, list):
-        out.error(path, None, "must be a YAML list of groups {id, phrases, text, source}")
-        return []
     groups: list[ReferralGroup] = []
     seen: set[str] = set()
     owner: dict[str, str] = {}
-    for number, item in enumerate(data, start=1):
-        label = f"group {number}"
-        if not isinstance(item, dict):
-            out.error(path, label, "a group must be a mapping {id, phrases, text, source}")
-            continue
+    for label, item in _yaml_mappings(path, out, "group", "{id, phrases, text, source}"):
         gid = item.get("id")
         if not isinstance(gid, str) or not ID_PATTERN.match(gid):
             out.error(path, label, "group id must be lower-case words joined by '-'")

@@ -216,6 +216,14 @@ async def test_claims_arriving_together_are_each_kept_and_each_id_claimed_once(
     await inbox.stop()
 
 
+async def _done_marks(database: Database, first_id: int) -> set[int]:
+    """The updates from `first_id` on that are marked done."""
+    async with database.uow(read_only=True) as uow:
+        rows = await uow.session.scalars(
+            select(ProcessedUpdate).where(ProcessedUpdate.update_id >= first_id))
+        return {row.update_id for row in rows if row.done_at is not None}
+
+
 async def test_done_marks_ride_with_the_next_writing_transaction(database: Database) -> None:
     """Finished updates are written down by whichever writing transaction of the process
     commits next (storage.uow `Database.carry`, as the inbox uses it); one that does not commit
@@ -225,10 +233,7 @@ async def test_done_marks_ride_with_the_next_writing_transaction(database: Datab
     from bot.services.errors import StorageUnavailable
 
     async def marked() -> set[int]:
-        async with database.uow(read_only=True) as uow:
-            rows = await uow.session.scalars(
-                select(ProcessedUpdate).where(ProcessedUpdate.update_id >= 92_000))
-            return {row.update_id for row in rows if row.done_at is not None}
+        return await _done_marks(database, 92_000)
 
     delivery = DeliveryService(database)
     updates = [message_update(92_000 + n, 7600 + n, "kako do ezupa") for n in range(2)]
@@ -279,10 +284,7 @@ async def test_a_question_written_alone_carries_the_done_marks_in_its_statement(
     from bot.services.delivery import DeliveryService
 
     async def marked() -> set[int]:
-        async with database.uow(read_only=True) as uow:
-            rows = await uow.session.scalars(
-                select(ProcessedUpdate).where(ProcessedUpdate.update_id >= 94_000))
-            return {row.update_id for row in rows if row.done_at is not None}
+        return await _done_marks(database, 94_000)
 
     delivery = DeliveryService(database)
     updates = [message_update(94_000 + n, 7800 + n, "kako do ezupa") for n in range(3)]
